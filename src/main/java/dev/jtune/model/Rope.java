@@ -7,7 +7,8 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
  * Rotary position embeddings, Hugging Face's "rotate half" convention: a head vector's first half and
- * second half form the (real, imaginary) pairs, and cos/sin are {@code cat(freqs, freqs)}.
+ * second half form the (real, imaginary) pairs, and cos/sin are {@code cat(freqs, freqs)}. This class
+ * makes the tables; {@link dev.jtune.kernels.Ops#rope} applies them.
  */
 public final class Rope {
     private final Tensor invFreq;   // (headDim/2,) float32, radians per position
@@ -28,14 +29,5 @@ public final class Rope {
         Tensor freqs = positions.to(ScalarType.Float).unsqueeze(-1).mul(invFreq.to(positions.device(), ScalarType.Float));
         Tensor emb = torch.cat(new org.bytedeco.pytorch.TensorVector(freqs, freqs), -1).unsqueeze(1);
         return new Tensor[] {emb.cos().to(dtype), emb.sin().to(dtype)};
-    }
-
-    /** x * cos + rotate_half(x) * sin for x of shape (B, heads, T, headDim). */
-    public static Tensor apply(Tensor x, Tensor cos, Tensor sin) {
-        long half = x.size(-1) / 2;
-        Tensor x1 = x.narrow(-1, 0, half);
-        Tensor x2 = x.narrow(-1, half, half);
-        Tensor rotated = torch.cat(new org.bytedeco.pytorch.TensorVector(x2.neg(), x1), -1);
-        return x.mul(cos).add(rotated.mul(sin));
     }
 }

@@ -1,13 +1,12 @@
 package dev.jtune.model.llama;
 
+import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
 import dev.jtune.model.KvCache;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.model.Rope;
 import org.bytedeco.pytorch.Device;
-import org.bytedeco.pytorch.DoubleOptional;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
@@ -17,7 +16,9 @@ import java.util.Map;
  * Llama, Mistral, Qwen2 and Qwen3: pre-norm decoder blocks with RMSNorm, rotary attention (grouped
  * query), and a SwiGLU MLP. The families differ only in config flags: q/k/v biases (Qwen2), per-head
  * q/k RMSNorm before RoPE (Qwen3), an explicit head_dim, Llama 3 frequency scaling, a sliding window.
- * Mirrors transformers' modeling_llama.py; D = hidden, H = heads, KV = key/value heads, hd = head_dim.
+ * Mirrors transformers' modeling_llama.py; D = hidden, H = heads, KV = key/value heads, hd = head_dim,
+ * I = intermediate. RMSNorm, RoPE and SwiGLU go through the op layer ({@link Ops}): fused CUDA kernels on
+ * the GPU, transformers' formulas in LibTorch elsewhere.
  */
 public final class LlamaModel extends CausalLM {
     private final Rope rope;
@@ -39,20 +40,21 @@ public final class LlamaModel extends CausalLM {
         Tensor[] cs = rope.cosSin(positionIds, dtype);                   // each (B, 1, T, hd)
         Tensor x = torch.embedding(embed, inputIds);                    // (B, T, D)
         int h = config.numHeads(), kvh = config.numKvHeads(), hd = config.headDim();
-        double scale = 1.0 / Math.sqrt(hd);
+        double scale = 1.0 / Math.sqrt(hd), eps = config.normEps();
         for (int i = 0; i < config.numLayers(); i++) {
             String pre = "model.layers." + i + ".";
             // --- attention ---
-            Tensor n = rmsNorm(x, p(pre + "input_layernorm.weight"));
+            Tensor n = Ops.rmsNorm(x, p(pre + "input_layernorm.weight"), eps);
             Tensor q = linear(n, pre + "self_attn.q_proj").view(b, t, h, hd);       // (B, T, H, hd)
             Tensor k = linear(n, pre + "self_attn.k_proj").view(b, t, kvh, hd);
             Tensor v = linear(n, pre + "self_attn.v_proj").view(b, t, kvh, hd);
             if (config.qkNorm()) {                                                   // Qwen3: per head, before RoPE
-                q = rmsNorm(q, p(pre + "self_attn.q_norm.weight"));
-                k = rmsNorm(k, p(pre + "self_attn.k_norm.weight"));
+                q = Ops.rmsNorm(q, p(pre + "self_attn.q_norm.weight"), eps);
+                k = Ops.rmsNorm(k, p(pre + "self_attn.k_norm.weight"), eps);
             }
-            q = Rope.apply(q.transpose(1, 2), cs[0], cs[1]);                         // (B, H, T, hd)
-            k = Rope.apply(k.transpose(1, 2), cs[0], cs[1]);                         // (B, KV, T, hd)
+            // the kernel path rotates in place: q and k are fresh projections nothing else holds
+            q = Ops.rope(q.transpose(1, 2), cs[0], cs[1]);                           // (B, H, T, hd)
+            k = Ops.rope(k.transpose(1, 2), cs[0], cs[1]);                           // (B, KV, T, hd)
             v = v.transpose(1, 2);
             if (cache != null) {
                 Tensor[] kv = cache.append(i, k, v);                                 // (B, KV, past+T, hd)
@@ -63,12 +65,12 @@ public final class LlamaModel extends CausalLM {
             o = o.transpose(1, 2).reshape(b, t, (long) h * hd);
             x = x.add(linear(o, pre + "self_attn.o_proj"));
             // --- MLP: down(silu(gate(x)) * up(x)) ---
-            n = rmsNorm(x, p(pre + "post_attention_layernorm.weight"));
-            Tensor gate = torch.silu(linear(n, pre + "mlp.gate_proj"));
-            x = x.add(linear(gate.mul(linear(n, pre + "mlp.up_proj")), pre + "mlp.down_proj"));
+            n = Ops.rmsNorm(x, p(pre + "post_attention_layernorm.weight"), eps);
+            Tensor act = Ops.swiglu(linear(n, pre + "mlp.gate_proj"), linear(n, pre + "mlp.up_proj"));   // (B, T, I)
+            x = x.add(linear(act, pre + "mlp.down_proj"));
         }
         if (cache != null) cache.advance(t);
-        return rmsNorm(x, p("model.norm.weight"));
+        return Ops.rmsNorm(x, p("model.norm.weight"), eps);
     }
 
     @Override
@@ -78,16 +80,5 @@ public final class LlamaModel extends CausalLM {
 
     private Tensor linear(Tensor x, String prefix) {
         return withAdapter(prefix, x, torch.linear(x, p(prefix + ".weight"), opt(optionalParam(prefix + ".bias"))));
-    }
-
-    /**
-     * transformers' LlamaRMSNorm: normalise in float32, cast back to the input dtype, then scale.
-     * (Scaling after the cast matters in bf16: it is where rounding happens in the reference.)
-     */
-    private Tensor rmsNorm(Tensor x, Tensor weight) {
-        ScalarType in = x.scalar_type();
-        Tensor normed = torch.rms_norm(x.to(ScalarType.Float), new long[] {x.size(-1)}, new TensorOptional(),
-                new DoubleOptional(config.normEps()));
-        return normed.to(in).mul(weight);
     }
 }
