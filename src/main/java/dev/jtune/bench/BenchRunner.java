@@ -3,6 +3,7 @@ package dev.jtune.bench;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jtune.config.Experiment;
+import dev.jtune.kernels.Ops;
 import dev.jtune.data.Batch;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.peft.LoraSpec;
@@ -39,7 +40,7 @@ public final class BenchRunner {
     /** What to run. {@code experiment} or {@code shape} (exactly one); the others override or default. */
     public record Options(Path experiment, String shape, String arch, String precision, Integer loraR, List<String> loraTargets,
                           Integer seqLen, Integer microBatch, Integer gradAccum, String device, int steps, int warmup,
-                          Integer gemmSize, Path profile, int profilePeriodMs, long seed) {}
+                          Integer gemmSize, Path profile, int profilePeriodMs, long seed, String kernels) {}
 
     private BenchRunner() {}
 
@@ -71,6 +72,7 @@ public final class BenchRunner {
             if (o.device() != null) throw new UserError("--device goes with --shape; the experiment's training.device is used");
             config = ModelConfig.read(exp.model().path());
             checkSeqLen(seqLen, config);
+            Ops.setMode(o.kernels() != null ? kernelsMode(o.kernels()) : Ops.Mode.valueOf(exp.training().kernels().name()));
             step = TrainStep.fromExperiment(exp);
             source = o.experiment().toString();
         } else {
@@ -89,6 +91,7 @@ public final class BenchRunner {
             int r = o.loraR() == null ? 0 : o.loraR();
             if (r == 0 && o.loraTargets() != null) throw new UserError("--lora-targets needs --lora-r N (N > 0)");
             LoraSpec lora = r == 0 ? null : new LoraSpec(r, 2.0 * r, 0.0, o.loraTargets() == null ? List.of("all-linear") : o.loraTargets(), false, true);
+            Ops.setMode(o.kernels() != null ? kernelsMode(o.kernels()) : Ops.Mode.AUTO);
             torch.manual_seed(o.seed());
             step = TrainStep.random(config, device, mode, lora, o.seed(), 0.0, 1.0);
             source = "shape " + o.shape() + " (random weights)";
@@ -97,6 +100,14 @@ public final class BenchRunner {
             return measure(o, step, config, seqLen, micro, accum, source);
         } finally {
             step.close();
+        }
+    }
+
+    private static Ops.Mode kernelsMode(String s) {
+        try {
+            return Ops.Mode.parse(s);
+        } catch (IllegalArgumentException e) {
+            throw new UserError("--kernels: unknown value '" + s + "'; expected auto or off");
         }
     }
 
@@ -215,6 +226,9 @@ public final class BenchRunner {
         c.put("device_name", deviceName);
         c.put("intra_op_threads", torch.get_num_threads());
         c.put("attention", "sdpa (LibTorch scaled_dot_product_attention, causal)");
+        ObjectNode k = c.putObject("kernels");
+        k.put("mode", Ops.mode().name().toLowerCase(Locale.ROOT));
+        Ops.paths(device.is_cuda()).forEach(k::put);
         ObjectNode s = j.putObject("steps");
         s.put("warmup", o.warmup());
         s.put("timed", o.steps());
@@ -309,6 +323,12 @@ public final class BenchRunner {
         row(b, "batch", String.format(Locale.ROOT, "%d × %d tokens × %d accumulation = %,d tokens/step",
                 c.get("micro_batch").asInt(), c.get("seq_len").asInt(), c.get("grad_accum").asInt(), c.get("tokens_per_step").asLong()));
         row(b, "device", c.get("device_name").asText() + " (" + c.get("device").asText() + ", " + c.get("intra_op_threads").asInt() + " intra-op threads)");
+        var kernels = c.get("kernels");
+        if (kernels != null) {
+            var paths = new java.util.ArrayList<String>();
+            kernels.fields().forEachRemaining(e -> { if (!e.getKey().equals("mode")) paths.add(e.getKey() + ": " + e.getValue().asText()); });
+            row(b, "kernels", kernels.get("mode").asText() + "; " + String.join("; ", paths));
+        }
         var st = j.get("step_time_s");
         row(b, "step time", String.format(Locale.ROOT, "median %.4f s (p10 %.4f, p90 %.4f) over %d steps after %d warm-up",
                 st.get("median").asDouble(), st.get("p10").asDouble(), st.get("p90").asDouble(),

@@ -26,6 +26,8 @@ import java.util.regex.Pattern;
  * @param earlyStoppingPatience  evaluations without improvement before stopping; null = no early stopping
  * @param earlyStoppingThreshold how much the validation loss must improve to count as an improvement
  * @param loadBestModelAtEnd     finish with the checkpoint of lowest validation loss (ignored without validation data)
+ * @param maxBadSteps            consecutive steps with a non-finite loss or gradients (each skipped) before the run stops
+ * @param kernels                {@code auto} or {@code off}: whether the op layer may use jtune's fused CUDA kernels
  */
 public record TrainingSection(
         @Key(Key.REQUIRED) Path outputDir,
@@ -55,11 +57,15 @@ public record TrainingSection(
         @Key("0.0") double earlyStoppingThreshold,
         @Key("true") boolean loadBestModelAtEnd,
         @Key("2") int dataloaderNumWorkers,
-        @Key("5") int maxBadSteps) implements Section {
+        @Key("5") int maxBadSteps,
+        @Key("auto") Kernels kernels) implements Section {
 
     public enum Scheduler { CONSTANT, LINEAR, COSINE }
 
     public enum Precision { AUTO, FP32, BF16, FP16 }
+
+    /** auto: jtune's CUDA kernels where they apply (CUDA tensors, fp32/bf16), LibTorch elsewhere; off: LibTorch everywhere. */
+    public enum Kernels { AUTO, OFF }
 
     private static final Pattern DEVICE = Pattern.compile("auto|cpu|cuda|cuda:\\d+");
 
@@ -70,7 +76,7 @@ public record TrainingSection(
                 perDeviceTrainBatchSize, perDeviceEvalBatchSize, gradientAccumulationSteps, learningRate,
                 lrSchedulerType, warmupSteps, warmupRatio, weightDecay, adamBeta1, adamBeta2, adamEpsilon, maxGradNorm,
                 loggingSteps, evalSteps, saveSteps, saveTotalLimit, seed, precision, device, earlyStoppingPatience,
-                earlyStoppingThreshold, loadBestModelAtEnd, dataloaderNumWorkers, maxBadSteps);
+                earlyStoppingThreshold, loadBestModelAtEnd, dataloaderNumWorkers, maxBadSteps, kernels);
     }
 
     @Override

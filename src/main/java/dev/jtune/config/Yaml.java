@@ -212,6 +212,13 @@ final class Yaml {
             throw new Mismatch("unknown value '" + n.textValue() + "'; expected one of: " + String.join(", ", names)
                     + didYouMean(s, names));
         }
+        if (n.isBoolean()) {
+            // YAML 1.1 reads unquoted on/off/yes/no as booleans: `kernels: off` arrives as false
+            int i = names.indexOf(n.booleanValue() ? "on" : "off");
+            if (i >= 0) return c.getEnumConstants()[i];
+            throw new Mismatch("expected one of: " + String.join(", ", names) + ", got " + n.asText()
+                    + " (YAML reads unquoted on/off/yes/no/true/false as a boolean)");
+        }
         throw mismatch("one of: " + String.join(", ", names), n);
     }
 

@@ -18,7 +18,9 @@ import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
+import java.util.LinkedHashMap;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.UnaryOperator;
@@ -87,20 +89,33 @@ public final class Ops {
         return PENDING.size();
     }
 
-    /** Which path each op takes on CUDA tensors in this process, one line each, for the run log. */
-    public static String describe() {
-        String lib = KernelLibrary.available() ? "CUDA kernels available: " + KernelLibrary.reason()
-                : "CUDA kernels unavailable: " + KernelLibrary.reason();
+    /**
+     * Which path each op takes for a run on CUDA ({@code cuda}) or the CPU, in this process's mode:
+     * op name to a short description, in the op layer's order. For the run log and bench's JSON.
+     */
+    public static Map<String, String> paths(boolean cuda) {
         String path;
         if (mode == Mode.OFF) path = "LibTorch (kernels: off)";
         else if (forcedBackend != null) path = "kernel path, " + forcedBackend.name() + " backend (test)";
-        else if (KernelLibrary.available()) path = "CUDA kernel on CUDA float32/bfloat16 tensors, LibTorch otherwise";
-        else path = "LibTorch (kernels unavailable)";
-        return "kernels: mode " + mode.name().toLowerCase(Locale.ROOT) + "; " + lib + "\n"
-                + "  rmsNorm          " + path + (path.startsWith("CUDA") ? " (dim <= " + RMS_MAX_DIM + ")" : "") + "\n"
-                + "  rope             " + path + "\n"
-                + "  swiglu           " + path + "\n"
-                + "  crossEntropySum  " + path + " (chunked either way)";
+        else if (!cuda) path = "LibTorch (CPU tensors)";
+        else if (KernelLibrary.available()) path = "CUDA kernel (float32/bfloat16; LibTorch for other dtypes)";
+        else path = "LibTorch (CUDA kernels unavailable)";
+        boolean kernel = path.startsWith("CUDA");
+        Map<String, String> m = new LinkedHashMap<>();
+        m.put("rmsNorm", path + (kernel ? ", dim <= " + RMS_MAX_DIM : ""));
+        m.put("rope", path + (kernel ? ", in place" : ""));
+        m.put("swiglu", path);
+        m.put("crossEntropySum", path + ", chunked over tokens");
+        return m;
+    }
+
+    /** {@link #paths} as lines for the run log, headed by the mode and whether the kernel library loaded. */
+    public static String describe(boolean cuda) {
+        String lib = KernelLibrary.available() ? "CUDA kernels available: " + KernelLibrary.reason()
+                : "CUDA kernels unavailable: " + KernelLibrary.reason();
+        StringBuilder b = new StringBuilder("kernels: " + mode.name().toLowerCase(Locale.ROOT) + "; " + lib);
+        paths(cuda).forEach((op, path) -> b.append(String.format(Locale.ROOT, "%n  %-16s %s", op, path)));
+        return b.toString();
     }
 
     // ------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import dev.jtune.data.DataOptions;
 import dev.jtune.data.DatasetPreparer;
 import dev.jtune.data.PreparedData;
 import dev.jtune.data.TensorBatch;
+import dev.jtune.kernels.Ops;
 import dev.jtune.metrics.EvalPoint;
 import dev.jtune.metrics.HtmlReport;
 import dev.jtune.metrics.MetricsLog;
@@ -120,6 +121,7 @@ public final class Trainer {
         long started = System.nanoTime();
         Device device = Devices.parse(t.device(), "training.device");
         Autocast.Mode precision = precisionMode(t.precision(), device);
+        Ops.setMode(Ops.Mode.valueOf(t.kernels().name()));
         ModelConfig config = ModelConfig.read(exp.model().path());
         if (exp.data().maxSeqLength() > config.maxPositions()) {
             throw new UserError(exp.file() + ": data.max_seq_length " + exp.data().maxSeqLength()
@@ -166,6 +168,7 @@ public final class Trainer {
                     precision == Autocast.Mode.FP32 ? "fp32" : precision == Autocast.Mode.BF16 ? "bf16 autocast"
                             : "fp16 autocast with dynamic loss scaling", device.is_cuda() ? "cuda" : "cpu");
             out.println(trained.describe());
+            out.println(Ops.describe(device.is_cuda()));
             out.printf(Locale.ROOT, "plan: %d steps (%.2f epochs of %d steps), effective batch %d (%d × %d accumulation), lr %.2e %s, warmup %d%n",
                     totalSteps, (double) totalSteps / stepsPerEpoch, stepsPerEpoch, t.perDeviceTrainBatchSize() * accum,
                     t.perDeviceTrainBatchSize(), accum, t.learningRate(), t.lrSchedulerType().name().toLowerCase(Locale.ROOT), schedule.warmup());

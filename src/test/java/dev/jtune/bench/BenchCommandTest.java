@@ -48,6 +48,8 @@ class BenchCommandTest {
         assertEquals(2 * 32 * 2, c.get("tokens_per_step").asLong());
         assertEquals(c.get("parameters").asLong(), c.get("trainable_parameters").asLong());
         assertEquals(3, j.get("steps").get("timed").asInt());
+        assertEquals("auto", c.get("kernels").get("mode").asText());
+        assertTrue(c.get("kernels").get("rmsNorm").asText().startsWith("LibTorch (CPU tensors)"), c.toString());
         double tps = j.get("tokens_per_s").asDouble();
         assertTrue(tps > 0 && Double.isFinite(tps), "tokens/s " + tps);
         JsonNode st = j.get("step_time_s");
@@ -132,7 +134,7 @@ class BenchCommandTest {
         Path yaml = tmp.resolve("e.yaml");
         Files.writeString(yaml, "model:\n  path: " + model + "\ndata:\n  train_file: configs/demo/data-science-qa.csv\n  max_seq_length: 24\n"
                 + "training:\n  output_dir: " + tmp.resolve("out") + "\n  per_device_train_batch_size: 2\n  gradient_accumulation_steps: 2\n"
-                + "  precision: bf16\n  device: cpu\nlora:\n  enabled: true\n  r: 4\n  target_modules: all-linear\n");
+                + "  precision: bf16\n  device: cpu\n  kernels: off\nlora:\n  enabled: true\n  r: 4\n  target_modules: all-linear\n");
         CliTest.Run r = run("bench", yaml.toString(), "--steps", "2", "--warmup", "1", "--gemm-size", "128", "--json");
         assertEquals(0, r.code(), r.err());
         JsonNode c = JSON.readTree(r.out()).get("config");
@@ -140,6 +142,9 @@ class BenchCommandTest {
         assertEquals("bf16", c.get("precision").asText());
         assertEquals(2 * 24 * 2, c.get("tokens_per_step").asLong());
         assertEquals(14, c.get("lora_modules").asInt());
+        assertEquals("off", c.get("kernels").get("mode").asText(), "training.kernels from the experiment");
+        assertEquals("LibTorch (kernels: off)", c.get("kernels").get("swiglu").asText());
+        assertUserError(run("bench", yaml.toString(), "--kernels", "fast"), "--kernels: unknown value 'fast'; expected auto or off");
         assertUserError(run("bench", yaml.toString(), "--precision", "fp32"), "go with --shape");
     }
 

@@ -41,6 +41,9 @@ class TrainCliTest {
         assertTrue(train.out().contains("data: 302 rows read, 290 kept, 12 dropped (8 duplicates, 3 empty responses, 1 bad quoting at line 153)"),
                 train.out());
         assertTrue(train.out().contains("test: loss"), train.out());
+        // the run says which path each op of the op layer takes (training.kernels: auto, on the CPU)
+        assertTrue(train.out().contains("kernels: auto;"), train.out());
+        assertTrue(train.out().contains("  rope             LibTorch (CPU tensors)"), train.out());
         assertTrue(Files.isRegularFile(out.resolve("final/model.safetensors")));
 
         CliTest.Run eval = run("eval", "configs/demo.yaml", "--set", "model.path=" + base, "--set", "training.output_dir=" + out, "--json");

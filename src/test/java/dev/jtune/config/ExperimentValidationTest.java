@@ -168,6 +168,8 @@ class ExperimentValidationTest {
             "training | lr_scheduler_type: polynomial | expected one of: constant, linear, cosine",
             "training | precision: tf32              | unknown value 'tf32'; expected one of: auto, fp32, bf16, fp16",
             "training | precision: true              | expected one of: auto, fp32, bf16, fp16, got true",
+            "training | kernels: on                  | expected one of: auto, off, got true (YAML reads unquoted on/off/yes/no/true/false as a boolean)",
+            "training | kernels: fast                | unknown value 'fast'; expected one of: auto, off",
             "data     | format: xml                  | unknown value 'xml'; expected one of: text, instruction, chat",
             "data     | on_bad_row: ignore           | expected one of: skip, fail",
             "data     | on_long_row: split           | expected one of: truncate, drop",

@@ -155,11 +155,20 @@ class OpsReferenceTest {
     void modeAndDescribe() {
         Ops.setMode("off");
         assertEquals(Ops.Mode.OFF, Ops.mode());
-        assertTrue(Ops.describe().contains("LibTorch (kernels: off)"), Ops.describe());
+        for (boolean cuda : new boolean[] {false, true}) {
+            assertTrue(Ops.paths(cuda).values().stream().allMatch(p -> p.startsWith("LibTorch (kernels: off)")), Ops.describe(cuda));
+        }
         Ops.setMode("auto");
-        String d = Ops.describe();
-        for (String op : new String[] {"rmsNorm", "rope", "swiglu", "crossEntropySum"}) assertTrue(d.contains(op), d);
-        if (!KernelLibrary.available()) assertTrue(d.contains("unavailable: " + KernelLibrary.reason()), d);
+        assertEquals(java.util.List.of("rmsNorm", "rope", "swiglu", "crossEntropySum"), java.util.List.copyOf(Ops.paths(false).keySet()));
+        assertTrue(Ops.paths(false).values().stream().allMatch(p -> p.startsWith("LibTorch (CPU tensors)")), Ops.describe(false));
+        String gpu = Ops.describe(true);
+        if (KernelLibrary.available()) {
+            assertTrue(Ops.paths(true).values().stream().allMatch(p -> p.startsWith("CUDA kernel")), gpu);
+        } else {
+            assertTrue(gpu.contains("unavailable: " + KernelLibrary.reason()), gpu);
+            assertTrue(Ops.paths(true).values().stream().allMatch(p -> p.startsWith("LibTorch (CUDA kernels unavailable)")), gpu);
+        }
+        for (String op : Ops.paths(true).keySet()) assertTrue(gpu.contains("\n  " + op), gpu);
         org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> Ops.setMode("on"));
     }
 
