@@ -42,4 +42,21 @@ class CausalLmLossTest {
             assertEquals(want, full.item_double(), 1e-4);
         }
     }
+
+    /** Chunk sizes: Liger's rule on CUDA (logits per chunk about the size of the hidden states, at least 16M), 4M logits on the CPU. */
+    @Test
+    void chunkRows() {
+        // Llama-3-8B at 8192 tokens: ceil(128256 / 4096) = 32, 8192 / 32 = 256 rows; 256 x 128256 logits = 4 x 8192 x 4096 hidden
+        assertEquals(256, CausalLmLoss.chunkRows(8192, 128256, 4096, true));
+        assertEquals(512, CausalLmLoss.chunkRows(8193, 128256, 4096, true), "rounded up to a power of two");
+        // Qwen2.5-0.5B at 4096 tokens: Liger's rule gives 32 rows; the 16M-logit floor gives 128 (ceil(16M / 151936) = 111)
+        assertEquals(128, CausalLmLoss.chunkRows(4096, 151936, 896, true));
+        assertEquals(100, CausalLmLoss.chunkRows(100, 4096, 4096, true), "never more rows than there are");
+        assertEquals(1, CausalLmLoss.chunkRows(1, 128256, 4096, true));
+        assertEquals(1, CausalLmLoss.chunkRows(0, 128256, 4096, true));
+        // CPU: 4M logits per chunk, at least 16 rows
+        assertEquals((4L << 20) / 50257, CausalLmLoss.chunkRows(100000, 50257, 64, false));
+        assertEquals(16, CausalLmLoss.chunkRows(100000, 1L << 20, 64, false));
+        assertEquals(10, CausalLmLoss.chunkRows(10, 50257, 64, false));
+    }
 }

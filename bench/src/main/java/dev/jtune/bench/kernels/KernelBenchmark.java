@@ -2,6 +2,7 @@ package dev.jtune.bench.kernels;
 
 import dev.jtune.kernels.KernelLibrary;
 import dev.jtune.kernels.Ops;
+import dev.jtune.train.CausalLmLoss;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.BoolOptional;
 import org.bytedeco.pytorch.Device;
@@ -37,8 +38,10 @@ import java.util.concurrent.TimeUnit;
  * Shapes: Llama-3-8B at 8192 tokens (hidden 4096, intermediate 14336, 32 heads of 128, vocab 128256).
  * Every invocation ends with a device synchronisation. The trial setup prints a copy-bandwidth
  * reference (a bf16 clone of the RMSNorm input) and the path Ops reports, so bandwidth targets
- * (80% of copy) can be judged from the same run. Peak memory of the cross-entropy is not measured
- * here (LibTorch's CUDA allocator statistics are not bound in Java); see bench/README.md.
+ * (80% of copy) can be judged from the same run, and the peak CUDA memory (caching-allocator
+ * statistics, {@code torch.cuda.max_memory_allocated}) of one cross-entropy forward + backward on
+ * the op layer (chunked as the trainer chunks) and on LibTorch's full-logits
+ * {@code log_softmax + nll_loss}, whose time is the benchmark {@code crossEntropyFullLogitsLibTorch}.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -91,7 +94,26 @@ public class KernelBenchmark {
         torch.cuda_synchronize();
         double sec = (System.nanoTime() - t0) / 1e9 / n;
         System.out.printf("%n[KernelBenchmark] copy bandwidth %.0f GB/s (bf16 clone of %d x 4096); kernels=%s%n%s%n",
-                2.0 * x.nbytes() / sec / 1e9, tokens, kernels, Ops.describe());
+                2.0 * x.nbytes() / sec / 1e9, tokens, kernels, Ops.describe(true));
+        long opLayer = peakBytes(this::crossEntropyForwardBackward), full = peakBytes(this::crossEntropyFullLogitsLibTorch);
+        System.out.printf("[KernelBenchmark] cross-entropy peak memory above the inputs, %d tokens, vocab %d, %s, chunk %d rows: "
+                        + "op layer (kernels=%s) %.1f MiB, LibTorch full logits (log_softmax + nll_loss) %.1f MiB, ratio %.3f%n",
+                tokens, vocab, dtype, chunk(), kernels, opLayer / 1048576.0, full / 1048576.0, (double) opLayer / full);
+    }
+
+    /** Peak allocated CUDA bytes during {@code r} beyond what was allocated before it (caching-allocator statistics). */
+    private static long peakBytes(Runnable r) {
+        torch.cuda_synchronize();
+        byte dev = 0;
+        long before = torch.getDeviceStats(dev).allocated_bytes().current();
+        torch.resetPeakStats(dev);
+        r.run();
+        torch.cuda_synchronize();
+        return torch.getDeviceStats(dev).allocated_bytes().peak() - before;
+    }
+
+    private long chunk() {
+        return CausalLmLoss.chunkRows(tokens, vocab, 4096, true);
     }
 
     private static Tensor leaf(Tensor t) {
@@ -132,10 +154,22 @@ public class KernelBenchmark {
         }
     }
 
+    /** The op layer, chunked as the trainer chunks on CUDA (CausalLmLoss.chunkRows). */
     @Benchmark
     public void crossEntropyForwardBackward() {
         try (PointerScope s = new PointerScope()) {
-            Ops.crossEntropySum(hidden, head, targets, 1024).backward();
+            Ops.crossEntropySum(hidden, head, targets, chunk()).backward();
+            hidden.grad().zero_();
+            torch.cuda_synchronize();
+        }
+    }
+
+    /** The reference of the memory target: full (tokens x vocab) logits, float32 log_softmax, nll_loss (sum). */
+    @Benchmark
+    public void crossEntropyFullLogitsLibTorch() {
+        try (PointerScope s = new PointerScope()) {
+            Tensor logp = torch.log_softmax(torch.linear(hidden, head).to(ScalarType.Float), -1);
+            torch.nll_loss(logp, targets, new org.bytedeco.pytorch.TensorOptional(), 2, -100).backward();
             hidden.grad().zero_();
             torch.cuda_synchronize();
         }
