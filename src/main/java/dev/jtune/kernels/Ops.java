@@ -1,7 +1,6 @@
 package dev.jtune.kernels;
 
 import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.AutoGradMode;
 import org.bytedeco.pytorch.DeviceOptional;
 import org.bytedeco.pytorch.DoubleOptional;
 import org.bytedeco.pytorch.GradMode;
@@ -57,7 +56,6 @@ public final class Ops {
 
     public static final long IGNORE_INDEX = -100;
     static final long RMS_MAX_DIM = 16 * 1024;     // kernels/rmsnorm.cu keeps dw partials in registers
-    private static final long REDUCTION_SUM = 2;   // at::Reduction::Sum
 
     private static volatile Mode mode = Mode.AUTO;
     private static volatile KernelBackend forcedBackend;   // tests: EmulatedKernels on the CPU
@@ -307,7 +305,8 @@ public final class Ops {
         }
         if (chunk < 1) throw new IllegalArgumentException("crossEntropySum: chunk must be >= 1, got " + chunk);
         KernelBackend k = backendFor(hidden);
-        boolean fits = k != null && sameKernelDtype(hidden, weight) && sameDevice(hidden, weight) && sameDevice(hidden, targets)
+        // under autocast the projection runs in the autocast dtype (hidden states and float32 master weights cast)
+        boolean fits = k != null && (computeDtype(hidden) == ScalarType.Float || computeDtype(hidden) == ScalarType.BFloat16) && sameDevice(hidden, weight) && sameDevice(hidden, targets)
                 && targets.scalar_type().intern() == ScalarType.Long;
         return crossEntropyChunked(fits ? k : null, hidden, weight, targets, chunk);
     }
@@ -321,36 +320,32 @@ public final class Ops {
         long peak = 0;
         try (NoGradGuard ng = new NoGradGuard()) {
             Tensor hd = hidden.detach(), wd = weight.detach(), td = targets.detach();
+            ScalarType compute = computeDtype(hd);
+            Tensor hcast = hd.scalar_type().intern() == compute ? hd : hd.to(compute);      // (N, D)
+            boolean dwSameDtype = wd.scalar_type().intern() == compute;
+            Tensor wc = dwSameDtype ? wd : wd.to(compute);                                  // (V, D), cast once
             if (gh) dh = torch.empty_like(hd);
             if (gw) dw = torch.zeros_like(wd);
             for (long start = 0; start < n; start += chunk) {
-                long len = Math.min(chunk, n - start);
-                Tensor hc = hd.narrow(0, start, len), tc = td.narrow(0, start, len);
-                if (k != null) {
-                    Tensor logits = torch.linear(hc, wd);                                   // (len, V), model dtype
+                // one scope per chunk: its logits are freed before the next chunk's are made (without it the
+                // enclosing step's scope would hold every chunk's buffers, and the peak would be all the logits)
+                try (PointerScope chunkScope = new PointerScope()) {
+                    long len = Math.min(chunk, n - start);
+                    Tensor hc = hcast.narrow(0, start, len), tc = td.narrow(0, start, len);
+                    Tensor logits = torch.linear(hc, wc);                                   // (len, V), compute dtype
                     peak = Math.max(peak, logits.numel());
-                    Tensor loss = torch.empty(new long[] {len}, opts(ScalarType.Float, hidden), new MemoryFormatOptional());
-                    k.crossEntropy(loss, logits, tc, IGNORE_INDEX, grad ? 1.0 : 0.0);     // logits := dloss/dlogits
-                    total.add_(loss.sum());
-                    if (gh) dh.narrow(0, start, len).copy_(logits.mm(wd));
-                    if (gw) dw.addmm_(logits.t(), hc);
-                } else {
-                    try (AutoGradMode on = new AutoGradMode(grad)) {
-                        Tensor hl = hc.detach().set_requires_grad(gh), wl = wd.detach().set_requires_grad(gw);
-                        Tensor logits = torch.linear(hl, wl);                               // (len, V)
-                        peak = Math.max(peak, logits.numel());
-                        Tensor logp = torch.log_softmax(logits.to(ScalarType.Float), -1);
-                        Tensor loss = torch.nll_loss(logp, tc, new TensorOptional(), REDUCTION_SUM, IGNORE_INDEX);
-                        total.add_(loss.detach());
-                        if (grad) {
-                            TensorVector inputs = new TensorVector();
-                            if (gh) inputs.push_back(hl);
-                            if (gw) inputs.push_back(wl);
-                            TensorVector gs = torch.grad(new TensorVector(loss), inputs);
-                            if (gh) dh.narrow(0, start, len).copy_(gs.get(0));
-                            if (gw) dw.add_(gs.get(gh ? 1 : 0));
-                        }
+                    Tensor gradLogits;                                                      // (len, V) dloss/dlogits, or null
+                    if (k != null) {
+                        Tensor loss = torch.empty(new long[] {len}, opts(ScalarType.Float, hidden), new MemoryFormatOptional());
+                        k.crossEntropy(loss, logits, tc, IGNORE_INDEX, grad ? 1.0 : 0.0);     // logits := dloss/dlogits
+                        total.add_(loss.sum());
+                        gradLogits = grad ? logits : null;
+                    } else {
+                        gradLogits = crossEntropyLibTorch(total, logits, tc, grad);
                     }
+                    if (gh) dh.narrow(0, start, len).copy_(gradLogits.mm(wc));              // (len, D)
+                    if (gw && dwSameDtype) dw.addmm_(gradLogits.t(), hc);                   // (V, D)
+                    else if (gw) dw.add_(gradLogits.t().mm(hc));                            // fp32 master: accumulate in fp32
                 }
             }
         }
@@ -365,6 +360,27 @@ public final class Ops {
         return total.add(lin.sub(lin.detach()));   // value: the loss; gradient: dh, dw times the incoming scale
     }
 
+    /**
+     * The LibTorch composition of what kernels/cross_entropy.cu does, without autograd: {@code total += sum of
+     * -log softmax(logits)[target]} over rows whose target is not -100, and (when {@code grad}) the gradient
+     * {@code softmax - onehot(target)} (zero rows where ignored), made in place in log_softmax's float32 buffer
+     * and returned in the logits' dtype. One log_softmax and one exp pass; autograd's log_softmax + nll_loss
+     * backward would add a zero-filled (len, V) buffer and two more passes. logits (len, V), targets (len,).
+     */
+    static Tensor crossEntropyLibTorch(Tensor total, Tensor logits, Tensor targets, boolean grad) {
+        Tensor logp = torch.log_softmax(logits.to(ScalarType.Float), -1);                  // (len, V) float32
+        Tensor valid = targets.ne(new Scalar(IGNORE_INDEX));                                 // (len,)
+        Tensor safe = targets.clamp_min(new Scalar(0)).unsqueeze(1);                         // (len, 1), -100 -> 0
+        Tensor validF = valid.to(ScalarType.Float).unsqueeze(1);                             // (len, 1)
+        total.sub_(logp.gather(1, safe).mul(validF).sum());
+        if (!grad) return null;
+        logp.exp_();                                                                         // softmax
+        logp.scatter_add_(1, safe, validF.neg());                                            // - onehot(target)
+        Tensor ignored = torch.nonzero(valid.logical_not()).squeeze(1);
+        if (ignored.numel() > 0) logp.index_fill_(0, ignored, new Scalar(0));
+        return logp.to(logits.scalar_type());
+    }
+
     // ------------------------------------------------------------------------------------------------
     // helpers
 
@@ -374,6 +390,12 @@ public final class Ops {
         if (forced != null) return forced;
         if (!t.is_cuda() || !KernelLibrary.available()) return null;
         return CudaKernels.INSTANCE;
+    }
+
+    /** The dtype the output projection runs in: autocast's when it is on for t's device, else t's own. */
+    private static ScalarType computeDtype(Tensor t) {
+        torch.DeviceType type = t.is_cuda() ? torch.DeviceType.CUDA : torch.DeviceType.CPU;
+        return torch.is_autocast_enabled(type) ? torch.get_autocast_dtype(type).intern() : t.scalar_type().intern();
     }
 
     private static boolean needsGrad(Tensor t) {

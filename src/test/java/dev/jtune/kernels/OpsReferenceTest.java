@@ -151,6 +151,34 @@ class OpsReferenceTest {
         }
     }
 
+    /**
+     * Under bf16 autocast with float32 master weights (full fine-tuning in bf16): the projection runs in bf16 as
+     * autocast would run it, the gradient reaches the float32 weight in float32; against autograd through the plain
+     * composition under the same autocast.
+     */
+    @Test
+    void crossEntropyUnderAutocastWithFloat32MasterWeights() {
+        try (PointerScope s = new PointerScope()) {
+            torch.manual_seed(5);
+            long n = 29, dim = 32, v = 513;
+            Tensor h = T.randn(ScalarType.Float, "cpu", n, dim), w = T.randn(ScalarType.Float, "cpu", v, dim).mul(new Scalar(0.2));
+            Tensor targets = torch.randint(v, new long[] {n}, T.opts(ScalarType.Long, "cpu"));
+            Tensor h0 = T.leaf(h), w0 = T.leaf(w), h1 = T.leaf(h), w1 = T.leaf(w);
+            Tensor plain, got;
+            try (dev.jtune.train.Autocast a = dev.jtune.train.Autocast.enter(dev.jtune.train.Autocast.Mode.BF16, new Device("cpu"))) {
+                plain = torch.nll_loss(torch.log_softmax(torch.linear(h0, w0).to(ScalarType.Float), -1), targets,
+                        new org.bytedeco.pytorch.TensorOptional(), 2, -100);
+                got = Ops.crossEntropySum(h1, w1, targets, 8);
+            }
+            plain.backward();
+            got.backward();
+            assertEquals(plain.item_double(), got.item_double(), 1e-4 * Math.abs(plain.item_double()));
+            assertEquals(ScalarType.Float, w1.grad().scalar_type().intern());
+            T.close(w1.grad(), w0.grad(), 2e-2, "d weight (float32 master), bf16 products");
+            T.close(h1.grad(), h0.grad(), 2e-2, "d hidden, bf16 products");
+        }
+    }
+
     @Test
     void modeAndDescribe() {
         Ops.setMode("off");
