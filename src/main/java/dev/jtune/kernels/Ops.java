@@ -373,7 +373,8 @@ public final class Ops {
      */
     static void crossEntropyLibTorch(Tensor total, Tensor logits, Tensor logp, Tensor targets, boolean grad) {
         boolean inPlace = logp == logits;
-        torch.log_softmax_out(logp, logits, -1, new ScalarTypeOptional(ScalarType.Float));
+        if (!inPlace) logp.copy_(logits);                                                    // to float32, no temporary
+        torch.log_softmax_out(logp, logp, -1);                                               // in place, row by row
         Tensor valid = targets.ne(new Scalar(IGNORE_INDEX));                                 // (len,)
         Tensor safe = targets.clamp_min(new Scalar(0)).unsqueeze(1);                         // (len, 1), -100 -> 0
         Tensor validF = valid.to(ScalarType.Float).unsqueeze(1);                             // (len, 1)
