@@ -11,6 +11,7 @@ import org.bytedeco.pytorch.OperatorHandle;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.TensorType;
+import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.Type;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
@@ -172,10 +173,17 @@ public final class AdamW {
         return op;
     }
 
+    /** Zeroes every gradient in place (one multi-tensor call: {@code aten::_foreach_zero_}). */
     public void zeroGrad() {
+        List<Tensor> grads = new ArrayList<>();
         for (Tensor p : params.values()) {
             Tensor g = p.grad();
-            if (g != null && !g.isNull() && g.defined()) g.zero_();
+            if (g != null && !g.isNull() && g.defined()) grads.add(g);
+        }
+        if (grads.isEmpty()) return;
+        try (NoGradGuard ng = new NoGradGuard(); PointerScope scope = new PointerScope()) {
+            if (foreachZeroOp == null) foreachZeroOp = retained(Dispatcher.singleton().findSchemaOrThrow("aten::_foreach_zero_", ""));
+            foreachZeroOp.callBoxed(new IValueVector(list(grads.get(0), grads)));
         }
     }
 
@@ -229,18 +237,38 @@ public final class AdamW {
             if (g != null && !g.isNull() && g.defined()) grads.add(g);
         }
         if (grads.isEmpty()) return 0;
-        try (NoGradGuard ng = new NoGradGuard()) {
-            Tensor sq = null;
-            for (Tensor g : grads) {
-                Tensor n = g.to(org.bytedeco.pytorch.global.torch.ScalarType.Float).pow(new Scalar(2)).sum();
-                sq = sq == null ? n : sq.add(n);
-            }
-            double norm = Math.sqrt(sq.item_double());   // host sync
+        // multi-tensor ops through the dispatcher (as torch.nn.utils.clip_grad_norm_(foreach=True)): a few kernel
+        // launches for all tensors instead of three or four per tensor (448 tensors for LoRA on an 8B model)
+        try (NoGradGuard ng = new NoGradGuard(); PointerScope scope = new PointerScope()) {
+            IValue list = list(grads.get(0), grads);
+            IValueVector stack = new IValueVector(list, new IValue(2.0), new IValue());
+            foreachNorm().callBoxed(stack);                                   // _foreach_norm.Scalar(grads, 2, None)
+            TensorVector norms = stack.get(0).toTensorVector();             // one 0-d norm per gradient
+            TensorVector asFloat = new TensorVector();
+            for (long i = 0; i < norms.size(); i++) asFloat.push_back(norms.get(i).to(ScalarType.Float));
+            double norm = torch.stack(asFloat).pow(new Scalar(2)).sum().sqrt().item_double();   // host sync
             if (maxNorm > 0) {
                 double coef = maxNorm / (norm + 1e-6);
-                if (coef < 1) for (Tensor g : grads) g.mul_(new Scalar(coef));
+                if (coef < 1) foreachMul().callBoxed(new IValueVector(list, new IValue(coef)));   // _foreach_mul_.Scalar
             }
             return norm;
         }
+    }
+
+    private static volatile OperatorHandle foreachNormOp, foreachMulOp, foreachZeroOp;
+
+    private static OperatorHandle foreachNorm() {
+        if (foreachNormOp == null) foreachNormOp = retained(Dispatcher.singleton().findSchemaOrThrow("aten::_foreach_norm", "Scalar"));
+        return foreachNormOp;
+    }
+
+    private static OperatorHandle foreachMul() {
+        if (foreachMulOp == null) foreachMulOp = retained(Dispatcher.singleton().findSchemaOrThrow("aten::_foreach_mul_", "Scalar"));
+        return foreachMulOp;
+    }
+
+    private static OperatorHandle retained(OperatorHandle op) {
+        op.retainReference();
+        return op;
     }
 }

@@ -142,6 +142,44 @@ class AdamWTest {
         }
     }
 
+    /** The multi-tensor clipping against the per-tensor formula: many tensors, mixed sizes and dtypes, one without a gradient. */
+    @Test
+    void clipGradNormOverManyTensorsEqualsThePerTensorFormula() {
+        Generator g = torch.make_generator_cpu(11);
+        List<Tensor> params = new java.util.ArrayList<>();
+        double sq = 0;
+        for (int i = 0; i < 40; i++) {
+            Tensor p = randn(g, 3 + i, 5).requires_grad_(true);
+            params.add(p);
+            if (i == 7) continue;                                             // no gradient: not counted, not touched
+            Tensor grad = randn(g, 3 + i, 5);
+            if (i % 3 == 0) grad = grad.to(ScalarType.BFloat16).to(ScalarType.Float);   // values a bf16 grad would hold
+            try (NoGradGuard ng = new NoGradGuard()) {
+                p.mutable_grad().put(grad.clone());
+            }
+            for (float f : Tensors.toFloats(grad)) sq += (double) f * f;
+        }
+        double want = Math.sqrt(sq);
+        List<float[]> before = new java.util.ArrayList<>();
+        for (Tensor p : params) before.add(p.grad().defined() ? Tensors.toFloats(p.grad()) : null);
+        assertEquals(want, AdamW.clipGradNorm(params, 0.5), want * 1e-6);
+        double coef = 0.5 / (want + 1e-6);
+        for (int i = 0; i < params.size(); i++) {
+            if (before.get(i) == null) {
+                assertTrue(!params.get(i).grad().defined(), "tensor without a gradient stays without");
+                continue;
+            }
+            float[] after = Tensors.toFloats(params.get(i).grad());
+            for (int k = 0; k < after.length; k++) assertEquals(before.get(i)[k] * coef, after[k], 1e-6, "tensor " + i + " element " + k);
+        }
+        assertEquals(0.5, AdamW.clipGradNorm(params, 0), 1e-5, "after clipping the norm is the limit");
+        Map<String, Tensor> named = new LinkedHashMap<>();
+        for (int i = 0; i < params.size(); i++) named.put("p" + i, params.get(i));
+        new AdamW(named, n -> true, 0, 0.9, 0.999, 1e-8).zeroGrad();
+        assertEquals(0.0, AdamW.clipGradNorm(params, 0), 0.0, "zeroGrad zeroes every gradient");
+        assertTrue(!params.get(7).grad().defined(), "and makes none");
+    }
+
     @Test
     void clipGradNormScalesToTheLimitAndReportsTheNormBefore() {
         Tensor a = Tensors.floats(new float[] {3, 0}).requires_grad_(true);
