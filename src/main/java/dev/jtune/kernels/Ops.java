@@ -107,9 +107,10 @@ public final class Ops {
         return m;
     }
 
-    /** {@link #paths} as lines for the run log, headed by the mode and whether the kernel library loaded. */
+    /** {@link #paths} as lines for the run log, headed by the mode and (on CUDA) whether the kernel library loaded. */
     public static String describe(boolean cuda) {
-        String lib = KernelLibrary.available() ? "CUDA kernels available: " + KernelLibrary.reason()
+        // on a CPU run the library's state does not matter (and without a GPU its reason is CUDA's driver message)
+        String lib = !cuda ? "a CPU run" : KernelLibrary.available() ? "CUDA kernels available: " + KernelLibrary.reason()
                 : "CUDA kernels unavailable: " + KernelLibrary.reason();
         StringBuilder b = new StringBuilder("kernels: " + mode.name().toLowerCase(Locale.ROOT) + "; " + lib);
         paths(cuda).forEach((op, path) -> b.append(String.format(Locale.ROOT, "%n  %-16s %s", op, path)));
