@@ -1,20 +1,14 @@
 package dev.jtune.train;
 
+import dev.jtune.util.AtenOps;
+import dev.jtune.util.Tensors;
 import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.DeviceOptional;
-import org.bytedeco.pytorch.Dispatcher;
-import org.bytedeco.pytorch.GenericList;
 import org.bytedeco.pytorch.IValue;
 import org.bytedeco.pytorch.IValueVector;
 import org.bytedeco.pytorch.NoGradGuard;
-import org.bytedeco.pytorch.OperatorHandle;
-import org.bytedeco.pytorch.ScalarTypeOptional;
-import org.bytedeco.pytorch.TensorOptions;
-import org.bytedeco.pytorch.TensorType;
-import org.bytedeco.pytorch.TensorVector;
-import org.bytedeco.pytorch.Type;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
@@ -45,8 +39,6 @@ public final class AdamW {
      * compute the formula above; on the CPU they agree to a few float32 ulps (AdamWTest).
      */
     public enum Impl { LOOP, FUSED }
-
-    private static volatile OperatorHandle fusedOp;
 
     private final Map<String, Tensor> params;
     private final Map<String, Boolean> decays;
@@ -102,8 +94,8 @@ public final class AdamW {
         try (NoGradGuard ng = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : params.entrySet()) {
                 Tensor p = e.getValue();
-                Tensor g = p.grad();
-                if (g == null || g.isNull() || !g.defined()) continue;
+                Tensor g = gradOf(p);
+                if (g == null) continue;
                 if (weightDecay != 0 && decays.get(e.getKey())) p.mul_(new Scalar(1 - lr * weightDecay));
                 Tensor m = expAvg.get(e.getKey());
                 Tensor v = expAvgSq.get(e.getKey());
@@ -115,25 +107,23 @@ public final class AdamW {
         }
     }
 
+    /** A group of the fused step: the fused kernels take one device and dtype per call, and one weight decay. */
+    private record Group(String device, ScalarType dtype, boolean decay) {}
+
     private void fusedStep(double lr) {
         step++;
-        OperatorHandle op = fusedOp();
-        // groups: same device, dtype and decay (the fused kernels take one dtype per call)
-        Map<String, List<String>> groups = new LinkedHashMap<>();
+        Map<Group, List<String>> groups = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> e : params.entrySet()) {
-            Tensor g = e.getValue().grad();
-            if (g == null || g.isNull() || !g.defined()) continue;
             Tensor p = e.getValue();
-            String key = p.device().str().getString() + "/" + p.scalar_type().intern() + "/" + (weightDecay != 0 && decays.get(e.getKey()));
+            if (gradOf(p) == null) continue;
+            Group key = new Group(p.device().str().getString(), p.scalar_type().intern(), weightDecay != 0 && decays.get(e.getKey()));
             groups.computeIfAbsent(key, k -> new ArrayList<>()).add(e.getKey());
         }
         try (NoGradGuard ng = new NoGradGuard(); PointerScope scope = new PointerScope()) {
-            for (Map.Entry<String, List<String>> group : groups.entrySet()) {
+            for (Map.Entry<Group, List<String>> group : groups.entrySet()) {
                 List<String> names = group.getValue();
-                Tensor first = params.get(names.get(0));
-                Tensor t = stepTensors.computeIfAbsent(first.device().str().getString(), d -> {
-                    Tensor z = torch.zeros(new long[] {}, new TensorOptions().dtype(new ScalarTypeOptional(ScalarType.Float))
-                            .device(new DeviceOptional(first.device())));
+                Tensor t = stepTensors.computeIfAbsent(group.getKey().device(), d -> {
+                    Tensor z = torch.zeros(new long[] {}, Tensors.options(ScalarType.Float, params.get(names.get(0)).device()));
                     z.retainReference();
                     return z;
                 });
@@ -146,44 +136,37 @@ public final class AdamW {
                     vs.add(expAvgSq.get(n));
                     steps.add(t);   // every tensor reads the same step count
                 }
-                boolean decay = group.getKey().endsWith("/true");
                 // _fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr, beta1, beta2,
                 //               weight_decay, eps, amsgrad, maximize, grad_scale=None, found_inf=None)
-                op.callBoxed(new IValueVector(list(first, ps), list(first, gs), list(first, ms), list(first, vs), list(first, List.of()),
-                        list(first, steps), new IValue(lr), new IValue(beta1), new IValue(beta2),
-                        new IValue(decay ? weightDecay : 0.0), new IValue(eps), new IValue(false), new IValue(false), new IValue(), new IValue()));
+                AtenOps.op("aten::_fused_adamw_", "").callBoxed(new IValueVector(AtenOps.tensorList(ps), AtenOps.tensorList(gs),
+                        AtenOps.tensorList(ms), AtenOps.tensorList(vs), AtenOps.tensorList(List.of()), AtenOps.tensorList(steps),
+                        new IValue(lr), new IValue(beta1), new IValue(beta2), new IValue(group.getKey().decay() ? weightDecay : 0.0),
+                        new IValue(eps), new IValue(false), new IValue(false), new IValue(), new IValue()));
             }
         }
     }
 
-    /** A Tensor[] argument for the boxed call: a generic list of tensor IValues. */
-    private static IValue list(Tensor like, List<Tensor> tensors) {
-        GenericList l = new GenericList(new Type.TypePtr(TensorType.create(like)));
-        for (Tensor t : tensors) l.push_back(new IValue(t));
-        return new IValue(l);
+    /** p's gradient, or null when it has none (a tensor that took no part in the loss). */
+    private static Tensor gradOf(Tensor p) {
+        Tensor g = p.grad();
+        return g == null || g.isNull() || !g.defined() ? null : g;
     }
 
-    private static OperatorHandle fusedOp() {
-        OperatorHandle op = fusedOp;
-        if (op == null) {
-            op = Dispatcher.singleton().findSchemaOrThrow("aten::_fused_adamw_", "");
-            op.retainReference();
-            fusedOp = op;
+    private static List<Tensor> grads(Iterable<Tensor> params) {
+        List<Tensor> out = new ArrayList<>();
+        for (Tensor p : params) {
+            Tensor g = gradOf(p);
+            if (g != null) out.add(g);
         }
-        return op;
+        return out;
     }
 
     /** Zeroes every gradient in place (one multi-tensor call: {@code aten::_foreach_zero_}). */
     public void zeroGrad() {
-        List<Tensor> grads = new ArrayList<>();
-        for (Tensor p : params.values()) {
-            Tensor g = p.grad();
-            if (g != null && !g.isNull() && g.defined()) grads.add(g);
-        }
+        List<Tensor> grads = grads(params.values());
         if (grads.isEmpty()) return;
         try (NoGradGuard ng = new NoGradGuard(); PointerScope scope = new PointerScope()) {
-            if (foreachZeroOp == null) foreachZeroOp = retained(Dispatcher.singleton().findSchemaOrThrow("aten::_foreach_zero_", ""));
-            foreachZeroOp.callBoxed(new IValueVector(list(grads.get(0), grads)));
+            AtenOps.op("aten::_foreach_zero_", "").callBoxed(new IValueVector(AtenOps.tensorList(grads)));
         }
     }
 
@@ -231,44 +214,23 @@ public final class AdamW {
      * torch.nn.utils.clip_grad_norm_ does, and returns the norm before clipping. One host sync.
      */
     public static double clipGradNorm(Iterable<Tensor> params, double maxNorm) {
-        List<Tensor> grads = new ArrayList<>();
-        for (Tensor p : params) {
-            Tensor g = p.grad();
-            if (g != null && !g.isNull() && g.defined()) grads.add(g);
-        }
+        List<Tensor> grads = grads(params);
         if (grads.isEmpty()) return 0;
-        // multi-tensor ops through the dispatcher (as torch.nn.utils.clip_grad_norm_(foreach=True)): a few kernel
-        // launches for all tensors instead of three or four per tensor (448 tensors for LoRA on an 8B model)
+        // multi-tensor ops (as torch.nn.utils.clip_grad_norm_(foreach=True)): a few kernel launches for all
+        // tensors instead of three or four per tensor (448 tensors for LoRA on an 8B model)
         try (NoGradGuard ng = new NoGradGuard(); PointerScope scope = new PointerScope()) {
-            IValue list = list(grads.get(0), grads);
+            IValue list = AtenOps.tensorList(grads);
             IValueVector stack = new IValueVector(list, new IValue(2.0), new IValue());
-            foreachNorm().callBoxed(stack);                                   // _foreach_norm.Scalar(grads, 2, None)
+            AtenOps.op("aten::_foreach_norm", "Scalar").callBoxed(stack);   // (grads, ord 2, dtype None)
             TensorVector norms = stack.get(0).toTensorVector();             // one 0-d norm per gradient
             TensorVector asFloat = new TensorVector();
             for (long i = 0; i < norms.size(); i++) asFloat.push_back(norms.get(i).to(ScalarType.Float));
             double norm = torch.stack(asFloat).pow(new Scalar(2)).sum().sqrt().item_double();   // host sync
             if (maxNorm > 0) {
                 double coef = maxNorm / (norm + 1e-6);
-                if (coef < 1) foreachMul().callBoxed(new IValueVector(list, new IValue(coef)));   // _foreach_mul_.Scalar
+                if (coef < 1) AtenOps.op("aten::_foreach_mul_", "Scalar").callBoxed(new IValueVector(list, new IValue(coef)));
             }
             return norm;
         }
-    }
-
-    private static volatile OperatorHandle foreachNormOp, foreachMulOp, foreachZeroOp;
-
-    private static OperatorHandle foreachNorm() {
-        if (foreachNormOp == null) foreachNormOp = retained(Dispatcher.singleton().findSchemaOrThrow("aten::_foreach_norm", "Scalar"));
-        return foreachNormOp;
-    }
-
-    private static OperatorHandle foreachMul() {
-        if (foreachMulOp == null) foreachMulOp = retained(Dispatcher.singleton().findSchemaOrThrow("aten::_foreach_mul_", "Scalar"));
-        return foreachMulOp;
-    }
-
-    private static OperatorHandle retained(OperatorHandle op) {
-        op.retainReference();
-        return op;
     }
 }

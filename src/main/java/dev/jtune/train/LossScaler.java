@@ -1,18 +1,15 @@
 package dev.jtune.train;
 
+import dev.jtune.util.AtenOps;
 import dev.jtune.util.Tensors;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
-import org.bytedeco.pytorch.Dispatcher;
-import org.bytedeco.pytorch.GenericList;
 import org.bytedeco.pytorch.IValue;
 import org.bytedeco.pytorch.IValueVector;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.OperatorHandle;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorType;
-import org.bytedeco.pytorch.Type;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
@@ -34,9 +31,7 @@ import java.util.Map;
  * set to 1 if any element is inf/NaN) and {@code aten::_amp_update_scale_} (back off and reset the
  * tracker on found_inf, else count, and grow at the interval unless the grown scale is not finite).
  * Both have CPU kernels in LibTorch 2.10 (checked with {@code OperatorHandle.hasKernelForDispatchKey});
- * CUDA kernels come with the GPU build. The {@code Tensor[]} argument is passed as a
- * {@link GenericList} whose element type is {@code TensorType.get()}: the preset binds no
- * {@code IValue(TensorList)} constructor, and that is what {@code IValue::isTensorList()} accepts.
+ * CUDA kernels come with the GPU build. The {@code Tensor[]} argument is built by {@link AtenOps#tensorList}.
  *
  * <p>Scale ({@code 0-d float32}) and growth tracker ({@code 0-d int32}) live on the device as tensors,
  * laid out as GradScaler keeps them. Host syncs: exactly one per step, in
@@ -97,11 +92,8 @@ public final class LossScaler {
         scaleT.retainReference();
         growthTracker.retainReference();
         foundInf.retainReference();
-        Dispatcher d = Dispatcher.singleton();
-        unscaleOp = d.findSchemaOrThrow(UNSCALE_OP, "");
-        updateOp = d.findSchemaOrThrow(UPDATE_OP, "");
-        unscaleOp.retainReference();
-        updateOp.retainReference();
+        unscaleOp = AtenOps.op(UNSCALE_OP, "");
+        updateOp = AtenOps.op(UPDATE_OP, "");
     }
 
     /** PyTorch's defaults: init scale 65536, growth 2, backoff 0.5, interval 2000. */
@@ -157,9 +149,7 @@ public final class LossScaler {
                 Tensor found = local ? foundInf : torch.zeros(new long[0], Tensors.options(ScalarType.Float, gd));
                 Tensor inv = local ? invScale : invScale.to(gd, ScalarType.Float);
                 for (List<Tensor> grads : e.getValue().values()) {
-                    GenericList list = new GenericList(new Type.TypePtr(TensorType.get()));
-                    for (Tensor g : grads) list.push_back(new IValue(g));
-                    unscaleOp.callBoxed(new IValueVector(new IValue(list), new IValue(found), new IValue(inv)));
+                    unscaleOp.callBoxed(new IValueVector(AtenOps.tensorList(grads), new IValue(found), new IValue(inv)));
                 }
                 if (!local) foundInf.add_(found.to(device, ScalarType.Float));
             }
