@@ -307,8 +307,9 @@ public final class Ops {
         if (chunk < 1) throw new IllegalArgumentException("crossEntropySum: chunk must be >= 1, got " + chunk);
         KernelBackend k = backendFor(hidden);
         // under autocast the projection runs in the autocast dtype (hidden states and float32 master weights cast)
-        boolean fits = k != null && (computeDtype(hidden) == ScalarType.Float || computeDtype(hidden) == ScalarType.BFloat16) && sameDevice(hidden, weight) && sameDevice(hidden, targets)
-                && targets.scalar_type().intern() == ScalarType.Long;
+        ScalarType compute = computeDtype(hidden);
+        boolean fits = k != null && (compute == ScalarType.Float || compute == ScalarType.BFloat16)
+                && sameDevice(hidden, weight) && sameDevice(hidden, targets) && targets.scalar_type().intern() == ScalarType.Long;
         return crossEntropyChunked(fits ? k : null, hidden, weight, targets, chunk);
     }
 
