@@ -17,7 +17,7 @@ cd "$(dirname "$0")/../.."
 source .gpu/rt/env.sh
 out=${OUT:-/tmp/jtune-out}/$step${2:+-$2}
 mkdir -p "$out"
-junit() { java org.junit.platform.console.ConsoleLauncher --class-path "$CLASSPATH" --details=tree --disable-banner "$@"; }
+junit() { java org.junit.platform.console.ConsoleLauncher execute --class-path "$CLASSPATH" --details=tree --disable-banner "$@"; }
 case $step in
   check)
     java -version 2>&1; nvidia-smi -L
