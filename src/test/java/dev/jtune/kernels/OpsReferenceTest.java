@@ -179,6 +179,42 @@ class OpsReferenceTest {
         }
     }
 
+    /**
+     * The memory the chunking promises, measured: the process's peak RSS (VmHWM, reset through
+     * /proc/self/clear_refs) while the loss and gradients of 8192 tokens over a 50,257-token vocabulary are
+     * computed. Full float32 logits would be 1.6 GB (and log_softmax as much again); the chunks (4M logits, as
+     * the trainer uses on the CPU) must add well under that. Skipped where the kernel does not allow the reset.
+     */
+    @Test
+    void crossEntropyPeakMemoryIsAChunkNotAllTheLogits() throws Exception {
+        java.nio.file.Path clear = java.nio.file.Path.of("/proc/self/clear_refs");
+        org.junit.jupiter.api.Assumptions.assumeTrue(java.nio.file.Files.isWritable(clear), "no /proc/self/clear_refs");
+        try (PointerScope s = new PointerScope()) {
+            torch.manual_seed(6);
+            long n = 8192, dim = 64, v = 50257;
+            Tensor h = T.leaf(T.randn(ScalarType.Float, "cpu", n, dim));
+            Tensor w = T.leaf(T.randn(ScalarType.Float, "cpu", v, dim).mul(new Scalar(0.1)));
+            Tensor targets = torch.randint(v, new long[] {n}, T.opts(ScalarType.Long, "cpu"));
+            long chunk = CausalLmLoss.chunkRows(n, v, dim, false);
+            System.gc();
+            java.nio.file.Files.writeString(clear, "5");                    // peak RSS := current RSS
+            long before = vmKb("VmHWM");
+            Ops.crossEntropySum(h, w, targets, chunk).backward();
+            long grownMb = (vmKb("VmHWM") - before) / 1024;
+            long fullLogitsMb = n * v * 4 / (1 << 20);
+            assertTrue(h.grad().defined() && w.grad().defined());
+            System.out.println("crossEntropySum, 8192 x 50257: peak RSS grew " + grownMb + " MiB");
+            assertTrue(grownMb < fullLogitsMb / 4, "peak RSS grew " + grownMb + " MiB; full logits are " + fullLogitsMb + " MiB");
+        }
+    }
+
+    private static long vmKb(String field) throws java.io.IOException {
+        for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
+            if (line.startsWith(field + ":")) return Long.parseLong(line.replaceAll("[^0-9]", ""));
+        }
+        throw new IllegalStateException(field + " not in /proc/self/status");
+    }
+
     @Test
     void modeAndDescribe() {
         Ops.setMode("off");
