@@ -94,7 +94,7 @@ public final class AdamW {
         try (NoGradGuard ng = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : params.entrySet()) {
                 Tensor p = e.getValue();
-                Tensor g = gradOf(p);
+                Tensor g = Tensors.gradOf(p);
                 if (g == null) continue;
                 if (weightDecay != 0 && decays.get(e.getKey())) p.mul_(new Scalar(1 - lr * weightDecay));
                 Tensor m = expAvg.get(e.getKey());
@@ -115,7 +115,7 @@ public final class AdamW {
         Map<Group, List<String>> groups = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> e : params.entrySet()) {
             Tensor p = e.getValue();
-            if (gradOf(p) == null) continue;
+            if (Tensors.gradOf(p) == null) continue;
             Group key = new Group(p.device().str().getString(), p.scalar_type().intern(), weightDecay != 0 && decays.get(e.getKey()));
             groups.computeIfAbsent(key, k -> new ArrayList<>()).add(e.getKey());
         }
@@ -146,16 +146,10 @@ public final class AdamW {
         }
     }
 
-    /** p's gradient, or null when it has none (a tensor that took no part in the loss). */
-    private static Tensor gradOf(Tensor p) {
-        Tensor g = p.grad();
-        return g == null || g.isNull() || !g.defined() ? null : g;
-    }
-
     private static List<Tensor> grads(Iterable<Tensor> params) {
         List<Tensor> out = new ArrayList<>();
         for (Tensor p : params) {
-            Tensor g = gradOf(p);
+            Tensor g = Tensors.gradOf(p);
             if (g != null) out.add(g);
         }
         return out;

@@ -129,8 +129,8 @@ public final class LossScaler {
             Map<String, Map<ScalarType, List<Tensor>>> groups = new LinkedHashMap<>();
             Map<String, Device> devices = new LinkedHashMap<>();
             for (Tensor p : params) {
-                Tensor g = p.grad();
-                if (g == null || g.isNull() || !g.defined()) continue;
+                Tensor g = Tensors.gradOf(p);
+                if (g == null) continue;
                 ScalarType dt = g.scalar_type().intern();
                 if (dt == ScalarType.Half) throw new IllegalArgumentException("Attempting to unscale FP16 gradients: keep trainable parameters in fp32 (fp16 autocast for the forward)");
                 if (g.is_sparse()) throw new IllegalArgumentException("sparse gradients are not supported");

@@ -24,6 +24,12 @@ public final class Tensors {
         return options(dtype).device(new org.bytedeco.pytorch.DeviceOptional(device));
     }
 
+    /** p's gradient, or null when it has none (a parameter that took no part in the loss, or before any backward). */
+    public static Tensor gradOf(Tensor p) {
+        Tensor g = p.grad();
+        return g == null || g.isNull() || !g.defined() ? null : g;
+    }
+
     /** A (rows, cols) int64 tensor on the CPU, copied from {@code ids}; all rows must have one length. */
     public static Tensor longs(long[][] ids) {
         int rows = ids.length, cols = ids[0].length;
