@@ -1,7 +1,7 @@
 package dev.jtune.kernels;
 
+import dev.jtune.util.Tensors;
 import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.DeviceOptional;
 import org.bytedeco.pytorch.DoubleOptional;
 import org.bytedeco.pytorch.GradMode;
 import org.bytedeco.pytorch.MemoryFormatOptional;
@@ -331,7 +331,7 @@ public final class Ops {
             // the chunk buffers, made once and reused by every chunk: allocating them per chunk costs page faults
             // (measured: 25% slower on the CPU), and keeping each chunk's own would hold all the logits at once
             Tensor logitsBuf = torch.empty(new long[] {rows, v}, opts(compute, hd), new MemoryFormatOptional());
-            Tensor logpBuf = k != null ? null : compute == ScalarType.Float ? logitsBuf
+            Tensor logpBuf = k != null || compute == ScalarType.Float ? null                 // null: log_softmax in place
                     : torch.empty(new long[] {rows, v}, opts(ScalarType.Float, hd), new MemoryFormatOptional());
             for (long start = 0; start < n; start += rows) {
                 // one scope per chunk: the wrappers and temporaries of a chunk are released before the next
@@ -344,7 +344,7 @@ public final class Ops {
                         k.crossEntropy(loss, logits, tc, IGNORE_INDEX, grad ? 1.0 : 0.0);     // logits := dloss/dlogits
                         total.add_(loss.sum());
                     } else {
-                        crossEntropyLibTorch(total, logits, logpBuf == logitsBuf ? logits : logpBuf.narrow(0, 0, len), tc, grad);
+                        crossEntropyLibTorch(total, logits, logpBuf == null ? null : logpBuf.narrow(0, 0, len), tc, grad);
                     }
                     if (!grad) continue;
                     if (gh && dh.scalar_type().intern() == compute) torch.mm_out(dh.narrow(0, start, len), logits, wc);   // (len, D)
@@ -369,13 +369,14 @@ public final class Ops {
      * The LibTorch composition of what kernels/cross_entropy.cu does, without autograd: {@code total += sum of
      * -log softmax(logits)[target]} over rows whose target is not -100, and (when {@code grad}) overwrites logits
      * with the gradient {@code softmax - onehot(target)} (zero rows where ignored). log_softmax goes to
-     * {@code logp}, a float32 buffer (logits itself when it is float32), where the gradient is made in place:
+     * {@code logp}, a float32 buffer (null when logits is float32: then logits itself), where the gradient is made in place:
      * one log_softmax and one exp pass, where autograd's log_softmax + nll_loss backward would add a zero-filled
      * (len, V) buffer and two more passes. logits, logp (len, V), targets (len,).
      */
     static void crossEntropyLibTorch(Tensor total, Tensor logits, Tensor logp, Tensor targets, boolean grad) {
-        boolean inPlace = logp == logits;
-        if (!inPlace) logp.copy_(logits);                                                    // to float32, no temporary
+        boolean inPlace = logp == null;
+        if (inPlace) logp = logits;
+        else logp.copy_(logits);                                                             // to float32, no temporary
         torch.log_softmax_out(logp, logp, -1);                                               // in place, row by row
         Tensor valid = targets.ne(new Scalar(IGNORE_INDEX));                                 // (len,)
         Tensor safe = targets.clamp_min(new Scalar(0)).unsqueeze(1);                         // (len, 1), -100 -> 0
@@ -422,7 +423,7 @@ public final class Ops {
     }
 
     static TensorOptions opts(ScalarType dtype, Tensor like) {
-        return new TensorOptions().dtype(new ScalarTypeOptional(dtype)).device(new DeviceOptional(like.device()));
+        return Tensors.options(dtype, like.device());
     }
 
     /**
