@@ -42,6 +42,7 @@ public final class ProgressDisplay implements AutoCloseable {
     private String lastRendered;
     private long lastRenderedStep = Long.MIN_VALUE;
     private long lastPrintedStep = Long.MIN_VALUE;
+    private String lastPrinted;
     private long lastPrintedNanos;
     // interactive mode: the bar currently on screen (guarded by lock)
     private String onScreen;
@@ -112,12 +113,20 @@ public final class ProgressDisplay implements AutoCloseable {
                 if (onScreen != null) {
                     out.println();
                 }
-            } else if (lastRendered != null && lastRenderedStep != lastPrintedStep) {
+            } else if (lastRendered != null && (lastRenderedStep != lastPrintedStep || !shows(lastPrinted, lastRenderedStep))) {
+                // the render thread can draw step N while the bar already holds N+k, so the step printed last is
+                // checked against the text of the line printed, not only against the step read beside it
                 out.println(lastRendered);
+                lastPrinted = lastRendered;
                 lastPrintedStep = lastRenderedStep;
             }
             out.flush();
         }
+    }
+
+    /** Whether a rendered line shows {@code step/total}. */
+    private boolean shows(String line, long step) {
+        return line != null && line.contains(" " + step + "/" + totalSteps + " ");
     }
 
     /** {@code loss 2.314 lr 4.0e-05 1,234 tok/s}. */
@@ -146,6 +155,7 @@ public final class ProgressDisplay implements AutoCloseable {
             if (first || moved || stale || done) {
                 out.println(line);
                 out.flush();
+                lastPrinted = line;
                 lastPrintedStep = step;
                 lastPrintedNanos = now;
             }
