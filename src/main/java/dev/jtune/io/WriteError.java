@@ -19,12 +19,12 @@ public final class WriteError {
 
     /** {@code "FILE: cannot write WHAT: REASON"}, keeping {@code e} as the cause. */
     public static UserError writing(Path file, String what, IOException e) {
-        return new UserError(file + ": cannot write " + what + ": " + reason(e), e);
+        return new UserError(file + ": cannot write " + what + ": " + reason(e, file), e);
     }
 
     /** {@code "DIR: cannot create WHAT: REASON"}, keeping {@code e} as the cause. */
     public static UserError creating(Path dir, String what, IOException e) {
-        return new UserError(dir + ": cannot create " + what + ": " + reason(e), e);
+        return new UserError(dir + ": cannot create " + what + ": " + reason(e, dir), e);
     }
 
     /**
@@ -32,12 +32,19 @@ public final class WriteError {
      * the reason (often null) apart; the path is already in our message, so only the reason is kept.
      */
     public static String reason(IOException e) {
+        return reason(e, null);
+    }
+
+    /** As {@link #reason(IOException)}, leaving out the exception's path when it is {@code named} (already in the message). */
+    static String reason(IOException e, Path named) {
         if (e instanceof FileSystemException f) {
-            if (f.getReason() != null) return f.getReason() + (f.getFile() != null ? " (" + f.getFile() + ")" : "");
-            if (e instanceof NoSuchFileException) return "no such file or directory: " + f.getFile();
-            if (e instanceof AccessDeniedException) return "permission denied: " + f.getFile();
-            if (e instanceof NotDirectoryException) return "not a directory: " + f.getFile();
-            if (e instanceof java.nio.file.FileAlreadyExistsException) return "a file is in the way: " + f.getFile();
+            String where = f.getFile() == null || (named != null && f.getFile().equals(named.toString())) ? "" : f.getFile();
+            if (f.getReason() != null) return f.getReason() + (where.isEmpty() ? "" : " (" + where + ")");
+            String what = e instanceof NoSuchFileException ? "no such file or directory"
+                    : e instanceof AccessDeniedException ? "permission denied"
+                    : e instanceof NotDirectoryException ? "not a directory"
+                    : e instanceof java.nio.file.FileAlreadyExistsException ? "a file is in the way" : null;
+            if (what != null) return what + (where.isEmpty() ? "" : ": " + where);
         }
         return e.getMessage() != null ? e.getMessage() : "an I/O error";
     }
