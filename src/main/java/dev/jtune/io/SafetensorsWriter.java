@@ -12,7 +12,7 @@ import org.bytedeco.pytorch.Tensor;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
+import java.nio.channels.WritableByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -51,16 +51,17 @@ public final class SafetensorsWriter {
      * in memory. The file appears atomically: the bytes go to a temporary file in the same directory,
      * which is fsynced and renamed over {@code file}; the directory is fsynced after.
      *
+     * @return the SHA-256 of the file's bytes ({@code "sha256:<hex>"}), hashed as they were written
      * @throws UserError on an empty or reserved tensor name, an undefined tensor, a dtype safetensors
      *                   cannot hold, or an I/O failure (each naming the file and the tensor)
      */
-    public static void write(Path file, Map<String, Tensor> tensors, Map<String, String> metadata) {
+    public static String write(Path file, Map<String, Tensor> tensors, Map<String, String> metadata) {
         List<Planned> plan = plan(file, tensors);
         byte[] header = header(plan, metadata);
 
         List<Planned> dataOrder = dataOrder(plan);
         try {
-            AtomicFiles.write(file, ch -> {
+            return AtomicFiles.write(file, ch -> {
                 ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, header.length);
                 writeFully(ch, len);
                 writeFully(ch, ByteBuffer.wrap(header));
@@ -69,7 +70,7 @@ public final class SafetensorsWriter {
                 }
             });
         } catch (IOException e) {
-            throw new UserError(file + ": cannot write: " + e, e);
+            throw WriteError.writing(file, "the safetensors file", e);
         }
     }
 
@@ -154,7 +155,7 @@ public final class SafetensorsWriter {
         return out;
     }
 
-    private static void writeTensor(Path file, FileChannel ch, Planned p) throws IOException {
+    private static void writeTensor(Path file, WritableByteChannel ch, Planned p) throws IOException {
         if (p.byteSize() == 0) {
             return;
         }
@@ -176,9 +177,7 @@ public final class SafetensorsWriter {
         }
     }
 
-    private static void writeFully(FileChannel ch, ByteBuffer b) throws IOException {
-        while (b.hasRemaining()) {
-            ch.write(b);
-        }
+    private static void writeFully(WritableByteChannel ch, ByteBuffer b) throws IOException {
+        AtomicFiles.writeFully(ch, b);
     }
 }

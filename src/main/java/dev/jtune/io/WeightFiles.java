@@ -17,7 +17,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.HashSet;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -243,8 +242,10 @@ public final class WeightFiles implements AutoCloseable {
      * atomically and carries {@code metadata}. Files of the other layout left in {@code dir} by an earlier
      * save (a single file, an index, shards named like ours) are deleted afterwards, so that
      * {@link #open} sees only what was written now.
+     *
+     * @return the files written, each with the SHA-256 its writer computed
      */
-    public static void writeSharded(Path dir, Map<String, Tensor> tensors, long maxShardBytes,
+    public static WrittenFiles writeSharded(Path dir, Map<String, Tensor> tensors, long maxShardBytes,
                                     Map<String, String> metadata) {
         if (maxShardBytes <= 0) {
             throw new IllegalArgumentException("maxShardBytes must be positive, got " + maxShardBytes);
@@ -270,10 +271,9 @@ public final class WeightFiles implements AutoCloseable {
         } catch (IOException e) {
             throw new UserError(dir + ": cannot create directory: " + e, e);
         }
-        Set<String> written = new HashSet<>();
+        WrittenFiles written = new WrittenFiles();
         if (shards.size() == 1) {
-            SafetensorsWriter.write(dir.resolve(SINGLE), shards.get(0), metadata);
-            written.add(SINGLE);
+            written.add(dir.resolve(SINGLE), SafetensorsWriter.write(dir.resolve(SINGLE), shards.get(0), metadata));
         } else {
             int n = shards.size();
             ObjectNode index = JSON.createObjectNode();
@@ -281,34 +281,28 @@ public final class WeightFiles implements AutoCloseable {
             ObjectNode wm = index.putObject("weight_map");
             for (int i = 0; i < n; i++) {
                 String name = String.format("model-%05d-of-%05d.safetensors", i + 1, n);
-                SafetensorsWriter.write(dir.resolve(name), shards.get(i), metadata);
-                written.add(name);
+                written.add(dir.resolve(name), SafetensorsWriter.write(dir.resolve(name), shards.get(i), metadata));
                 for (String t : shards.get(i).keySet()) {
                     wm.put(t, name);
                 }
             }
-            writeIndex(dir.resolve(INDEX), index);
-            written.add(INDEX);
+            written.add(dir.resolve(INDEX), writeIndex(dir.resolve(INDEX), index));
         }
         removeStale(dir, written);
+        return written;
     }
 
-    private static void writeIndex(Path file, ObjectNode index) {
+    private static String writeIndex(Path file, ObjectNode index) {
         try {
             byte[] bytes = (JSON.writer().with(SerializationFeature.INDENT_OUTPUT).writeValueAsString(index) + "\n")
                     .getBytes(StandardCharsets.UTF_8);
-            AtomicFiles.write(file, ch -> {
-                java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(bytes);
-                while (b.hasRemaining()) {
-                    ch.write(b);
-                }
-            });
+            return AtomicFiles.write(file, bytes);
         } catch (IOException e) {
-            throw new UserError(file + ": cannot write: " + e, e);
+            throw WriteError.writing(file, "the weight index", e);
         }
     }
 
-    private static void removeStale(Path dir, Set<String> written) {
+    private static void removeStale(Path dir, WrittenFiles written) {
         try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir)) {
             for (Path p : ds) {
                 String n = p.getFileName().toString();

@@ -1,7 +1,7 @@
 package dev.jtune.metrics;
 
+import dev.jtune.io.WriteError;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -36,7 +36,7 @@ public final class HtmlReport {
             }
             Files.writeString(file, render(r, warnings), StandardCharsets.UTF_8);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write report " + file + ": " + e.getMessage(), e);
+            throw WriteError.writing(file, "the report", e);
         }
     }
 

@@ -3,10 +3,11 @@ package dev.jtune.metrics;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jtune.io.WriteError;
+import dev.jtune.util.UserError;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.RandomAccessFile;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -22,6 +23,9 @@ import java.util.List;
  * <p>Every line is flushed as soon as it is written: a crash loses nothing that was logged. JSON has
  * no NaN or Infinity, so a non-finite value is written as {@code null} and the line gets
  * {@code "nonfinite": true}; every line stays valid JSON.
+ *
+ * <p>A file that cannot be written (a full disk, a missing permission) is a {@link UserError} naming the file and
+ * the operating system's reason.
  *
  * <p>Thread-safe.
  */
@@ -53,7 +57,7 @@ public final class MetricsLog implements AutoCloseable {
                 out.flush();
             }
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot open metrics log " + file + ": " + e.getMessage(), e);
+            throw WriteError.writing(file, "the metrics log", e);
         }
     }
 
@@ -97,7 +101,7 @@ public final class MetricsLog implements AutoCloseable {
         try {
             out.close();
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot close metrics log " + file + ": " + e.getMessage(), e);
+            throw WriteError.writing(file, "the metrics log", e);
         }
     }
 
@@ -120,7 +124,7 @@ public final class MetricsLog implements AutoCloseable {
             out.write('\n');
             out.flush();
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write metrics log " + file + ": " + e.getMessage(), e);
+            throw WriteError.writing(file, "the metrics log", e);
         }
     }
 
@@ -135,12 +139,26 @@ public final class MetricsLog implements AutoCloseable {
         }
     }
 
-    /** What a metrics log holds, in file order; non-finite values read back as NaN. */
-    public record History(List<TrainPoint> train, List<EvalPoint> eval, Double testLoss, Double testPerplexity) {}
+    /**
+     * What a metrics log holds, in file order; non-finite values read back as NaN. {@code malformedLines} counts
+     * the lines that were skipped because they are not a JSON object with a {@code step} (a line cut short by a
+     * crash, an edit by hand); {@code firstMalformedLine} is the 1-based line number of the first, 0 when none.
+     */
+    public record History(List<TrainPoint> train, List<EvalPoint> eval, Double testLoss, Double testPerplexity,
+                          int malformedLines, int firstMalformedLine) {
+
+        /** For the user: {@code "metrics.jsonl: 2 malformed lines skipped (first at line 17)"}, or null when none were. */
+        public String malformedNote(Path file) {
+            if (malformedLines == 0) return null;
+            return file + ": " + malformedLines + " malformed line" + (malformedLines == 1 ? "" : "s")
+                    + " skipped (first at line " + firstMalformedLine + ")";
+        }
+    }
 
     /**
      * Reads a log back, for example to draw the whole curve of a resumed run. Lines that are not JSON
-     * objects (a line cut short by a crash) are skipped, as are lines of unknown shape.
+     * objects with a {@code step} (a line cut short by a crash) are skipped and counted
+     * ({@link History#malformedLines}); objects of a kind this version does not know are skipped silently.
      */
     public static History read(Path file) {
         List<TrainPoint> train = new ArrayList<>();
@@ -151,9 +169,12 @@ public final class MetricsLog implements AutoCloseable {
         try {
             lines = Files.readAllLines(file, StandardCharsets.UTF_8);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read metrics log " + file + ": " + e.getMessage(), e);
+            throw new UserError(file + ": cannot read the metrics log: " + WriteError.reason(e), e);
         }
-        for (String line : lines) {
+        int malformed = 0;
+        int firstMalformed = 0;
+        for (int i = 0; i < lines.size(); i++) {
+            String line = lines.get(i);
             if (line.isBlank()) {
                 continue;
             }
@@ -161,9 +182,13 @@ public final class MetricsLog implements AutoCloseable {
             try {
                 o = MAPPER.readTree(line);
             } catch (IOException e) {
-                continue;
+                o = null;
             }
             if (o == null || !o.isObject() || !o.has("step")) {
+                malformed++;
+                if (firstMalformed == 0) {
+                    firstMalformed = i + 1;
+                }
                 continue;
             }
             long step = o.get("step").asLong();
@@ -177,7 +202,7 @@ public final class MetricsLog implements AutoCloseable {
                 testPerplexity = num(o, "test_perplexity");
             }
         }
-        return new History(List.copyOf(train), List.copyOf(eval), testLoss, testPerplexity);
+        return new History(List.copyOf(train), List.copyOf(eval), testLoss, testPerplexity, malformed, firstMalformed);
     }
 
     private static double num(JsonNode o, String key) {

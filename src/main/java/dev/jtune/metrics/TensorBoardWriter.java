@@ -1,10 +1,10 @@
 package dev.jtune.metrics;
 
+import dev.jtune.io.WriteError;
 import java.io.BufferedOutputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -22,6 +22,9 @@ import java.util.zip.CRC32C;
  * tensor tagged for the text plugin. Each record is handed to the operating system as soon as it is
  * written, so a TensorBoard watching the directory sees a run's progress as it happens.
  *
+ * <p>A directory or file that cannot be written (a full disk, a missing permission) is a
+ * {@link dev.jtune.util.UserError} naming it and the operating system's reason.
+ *
  * <p>Thread-safe.
  */
 public final class TensorBoardWriter implements AutoCloseable {
@@ -33,29 +36,54 @@ public final class TensorBoardWriter implements AutoCloseable {
 
     /** Creates {@code logDir} if needed and starts a new event file in it. */
     public TensorBoardWriter(Path logDir) {
-        try {
-            Files.createDirectories(logDir);
-            long seconds = System.currentTimeMillis() / 1000;
-            String base = "events.out.tfevents." + seconds + "." + hostname();
-            Path f = logDir.resolve(base);
-            OutputStream os = null;
-            for (int i = 1; os == null; i++) {
-                try {
-                    os = Files.newOutputStream(f, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-                } catch (java.nio.file.FileAlreadyExistsException e) {
-                    // two writers in the same second (a quick resume): TensorBoard reads every *tfevents* file
-                    f = logDir.resolve(base + "." + i);
-                }
-            }
-            this.file = f;
-            this.out = new BufferedOutputStream(os, 1 << 16);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot create a TensorBoard event file in " + logDir + ": " + e.getMessage(), e);
-        }
+        this(openNewEventFile(logDir));
+    }
+
+    /** Writes to {@code file}, already opened as {@code os} (tests hand in a stream that fails). */
+    TensorBoardWriter(Path file, OutputStream os) {
+        this.file = file;
+        this.out = new BufferedOutputStream(os, 1 << 16);
         Proto event = new Proto();
         event.fixed64(1, Double.doubleToRawLongBits(now()));
         event.string(3, FILE_VERSION);
-        write(event.toByteArray());
+        try {
+            write(event.toByteArray());
+        } catch (RuntimeException e) {
+            closed = true;
+            try {
+                os.close();
+            } catch (IOException again) {
+                e.addSuppressed(again);
+            }
+            throw e;
+        }
+    }
+
+    private TensorBoardWriter(Opened o) {
+        this(o.file(), o.out());
+    }
+
+    private record Opened(Path file, OutputStream out) {}
+
+    private static Opened openNewEventFile(Path logDir) {
+        try {
+            Files.createDirectories(logDir);
+        } catch (IOException e) {
+            throw WriteError.creating(logDir, "the TensorBoard log directory (training.logging_dir)", e);
+        }
+        long seconds = System.currentTimeMillis() / 1000;
+        String base = "events.out.tfevents." + seconds + "." + hostname();
+        Path f = logDir.resolve(base);
+        for (int i = 1; ; i++) {
+            try {
+                return new Opened(f, Files.newOutputStream(f, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE));
+            } catch (java.nio.file.FileAlreadyExistsException e) {
+                // two writers in the same second (a quick resume): TensorBoard reads every *tfevents* file
+                f = logDir.resolve(base + "." + i);
+            } catch (IOException e) {
+                throw WriteError.writing(f, "a TensorBoard event file", e);
+            }
+        }
     }
 
     /** The event file this writer appends to. */
@@ -100,7 +128,7 @@ public final class TensorBoardWriter implements AutoCloseable {
         try {
             out.flush();
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write TensorBoard event file " + file + ": " + e.getMessage(), e);
+            throw WriteError.writing(file, "the TensorBoard event file", e);
         }
     }
 
@@ -113,7 +141,7 @@ public final class TensorBoardWriter implements AutoCloseable {
         try {
             out.close();
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot close TensorBoard event file " + file + ": " + e.getMessage(), e);
+            throw WriteError.writing(file, "the TensorBoard event file", e);
         }
     }
 
@@ -157,7 +185,7 @@ public final class TensorBoardWriter implements AutoCloseable {
             writeIntLE(out, maskedCrc32c(data, 0, data.length));
             out.flush();
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write TensorBoard event file " + file + ": " + e.getMessage(), e);
+            throw WriteError.writing(file, "the TensorBoard event file", e);
         }
     }
 

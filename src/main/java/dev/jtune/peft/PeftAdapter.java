@@ -6,7 +6,9 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jtune.io.SafetensorsFile;
+import dev.jtune.io.AtomicFiles;
 import dev.jtune.io.SafetensorsWriter;
+import dev.jtune.io.WrittenFiles;
 import dev.jtune.io.TensorInfo;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.util.UserError;
@@ -40,7 +42,8 @@ public final class PeftAdapter {
 
     public record Loaded(LoraSpec spec, Map<String, LoraAdapter> adapters, String baseModel) {}
 
-    public static void save(Path dir, LoraSpec spec, Map<String, LoraAdapter> adapters, ModelConfig c, String baseModel) {
+    /** Writes adapter_config.json and adapter_model.safetensors into {@code dir}; returns them with their SHA-256. */
+    public static WrittenFiles save(Path dir, LoraSpec spec, Map<String, LoraAdapter> adapters, ModelConfig c, String baseModel) {
         try {
             Files.createDirectories(dir);
             ObjectNode cfg = JSON.createObjectNode();
@@ -70,10 +73,12 @@ public final class PeftAdapter {
             cfg.put("task_type", "CAUSAL_LM");
             cfg.put("use_dora", false);
             cfg.put("use_rslora", spec.useRslora());
-            JSON.writeValue(dir.resolve(CONFIG).toFile(), cfg);
+            WrittenFiles written = new WrittenFiles();
+            written.add(dir.resolve(CONFIG), AtomicFiles.write(dir.resolve(CONFIG), JSON.writeValueAsBytes(cfg)));
             Map<String, Tensor> out = new LinkedHashMap<>();
             Lora.tensors(adapters).forEach((k, v) -> out.put(k, v.detach()));
-            SafetensorsWriter.write(dir.resolve(WEIGHTS), out, Map.of("format", "pt"));
+            written.add(dir.resolve(WEIGHTS), SafetensorsWriter.write(dir.resolve(WEIGHTS), out, Map.of("format", "pt")));
+            return written;
         } catch (IOException e) {
             throw new UserError(dir + ": cannot write the adapter: " + e.getMessage(), e);
         }

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jtune.io.AtomicFiles;
 import dev.jtune.io.SafetensorsWriter;
+import dev.jtune.io.WrittenFiles;
 import dev.jtune.model.CausalLM;
 import dev.jtune.model.ModelWriter;
 import dev.jtune.util.UserError;
@@ -13,7 +14,6 @@ import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -57,25 +57,26 @@ final class Checkpoints {
         Path tmp = outputDir.resolve(".checkpoint-" + step + ".tmp");
         try {
             deleteTree(tmp);
-            trained.save(tmp, baseModelDir, tokenizerDir, chatTemplate);
+            // each writer hashes the bytes as it writes them: the manifest never reads a file back (~80 GB for a 7B model)
+            WrittenFiles files = trained.save(tmp, baseModelDir, tokenizerDir, chatTemplate);
             Map<String, org.bytedeco.pytorch.Tensor> state = new java.util.LinkedHashMap<>(optimizer.state());
             scaler.state().forEach((k, v) -> state.put("loss_scaler." + k, v));
-            SafetensorsWriter.write(tmp.resolve("optimizer.safetensors"), state,
-                    Map.of("step", Long.toString(optimizer.stepCount())));
-            writeJson(tmp.resolve("trainer_state.json"), trainerState);
+            Path optimizerFile = tmp.resolve("optimizer.safetensors");
+            files.add(optimizerFile, SafetensorsWriter.write(optimizerFile, state, Map.of("step", Long.toString(optimizer.stepCount()))));
+            files.add(tmp.resolve("trainer_state.json"), writeJson(tmp.resolve("trainer_state.json"), trainerState));
             // the random generator drives dropout: saved so that a resumed run draws the same masks
             Map<String, org.bytedeco.pytorch.Tensor> rng = new java.util.LinkedHashMap<>();
             rng.put("torch_cpu", torch.getDefaultCPUGenerator().get_state());
             if (manifestBase.path("device").asText().equals("cuda")) {
                 rng.put("torch_cuda", torch.globalContext().defaultGenerator(new org.bytedeco.pytorch.Device("cuda")).get_state());
             }
-            SafetensorsWriter.write(tmp.resolve(RNG), rng, Map.of());
-            Files.writeString(tmp.resolve("config.resolved.yaml"), resolvedExperiment);
+            files.add(tmp.resolve(RNG), SafetensorsWriter.write(tmp.resolve(RNG), rng, Map.of()));
+            Path resolved = tmp.resolve("config.resolved.yaml");
+            files.add(resolved, AtomicFiles.write(resolved, resolvedExperiment.getBytes(StandardCharsets.UTF_8)));
             ObjectNode manifest = manifestBase.deepCopy();
-            ObjectNode files = manifest.putObject("files");
-            try (Stream<Path> s = Files.list(tmp)) {
-                for (Path f : s.sorted().toList()) if (Files.isRegularFile(f)) files.put(f.getFileName().toString(), sha256(f));
-            }
+            ObjectNode listed = manifest.putObject("files");
+            files.sha256ByName().forEach(listed::put);
+            requireAllHashed(tmp, files);
             writeJson(tmp.resolve(MANIFEST), manifest);
             deleteTree(dir);
             Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
@@ -83,6 +84,18 @@ final class Checkpoints {
             return dir;
         } catch (IOException e) {
             throw new UserError(dir + ": cannot write the checkpoint: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Every file in the checkpoint was hashed by the writer that wrote it (a file written some other way would be
+     * missing from the manifest, and the checkpoint would be trusted without it). Lists the directory; reads no file.
+     */
+    private static void requireAllHashed(Path dir, WrittenFiles files) throws IOException {
+        try (Stream<Path> s = Files.list(dir)) {
+            List<String> unhashed = s.filter(Files::isRegularFile).map(f -> f.getFileName().toString())
+                    .filter(n -> !files.contains(n)).sorted().toList();
+            if (!unhashed.isEmpty()) throw new IllegalStateException(dir + ": written without a hash: " + unhashed);
         }
     }
 
@@ -127,31 +140,32 @@ final class Checkpoints {
      * generation config and tokenizer files; the chat template used for training goes into
      * tokenizer_config.json so `generate --chat` and transformers' apply_chat_template agree.
      */
-    static void writeModel(Path dir, CausalLM model, Path baseModelDir, Path tokenizerDir, String chatTemplate) throws IOException {
-        ModelWriter.save(dir, model.config(), model.parameters(), ScalarType.Float, null, null);
-        ModelWriter.copyGenerationConfig(baseModelDir, dir);
-        writeTokenizer(dir, tokenizerDir, chatTemplate);
+    static WrittenFiles writeModel(Path dir, CausalLM model, Path baseModelDir, Path tokenizerDir, String chatTemplate) throws IOException {
+        return ModelWriter.save(dir, model.config(), model.parameters(), ScalarType.Float, null, null)
+                .addAll(ModelWriter.copyGenerationConfig(baseModelDir, dir))
+                .addAll(writeTokenizer(dir, tokenizerDir, chatTemplate));
     }
 
     /** The tokenizer files, with the chat template used for training in tokenizer_config.json. */
-    static void writeTokenizer(Path dir, Path tokenizerDir, String chatTemplate) throws IOException {
-        ModelWriter.copyTokenizer(Files.isDirectory(tokenizerDir) ? tokenizerDir : tokenizerDir.getParent(), dir);
+    static WrittenFiles writeTokenizer(Path dir, Path tokenizerDir, String chatTemplate) throws IOException {
+        Path from = Files.isDirectory(tokenizerDir) ? tokenizerDir : tokenizerDir.getParent();
+        WrittenFiles written = ModelWriter.copyTokenizer(from, dir);
         if (chatTemplate != null) {
-            Path tc = dir.resolve("tokenizer_config.json");
+            // read from the source, not from the copy just written
+            Path tc = from.resolve("tokenizer_config.json");
             ObjectNode cfg = Files.isRegularFile(tc) ? (ObjectNode) JSON.readTree(tc.toFile()) : JSON.createObjectNode();
             if (!cfg.has("chat_template")) {
                 cfg.put("chat_template", chatTemplate);
-                writeJson(tc, cfg);
+                Path out = dir.resolve("tokenizer_config.json");
+                written.add(out, writeJson(out, cfg));
             }
         }
+        return written;
     }
 
-    static void writeJson(Path file, Object value) throws IOException {
-        byte[] bytes = (JSON.writeValueAsString(value) + "\n").getBytes(StandardCharsets.UTF_8);
-        AtomicFiles.write(file, ch -> {
-            ByteBuffer b = ByteBuffer.wrap(bytes);
-            while (b.hasRemaining()) ch.write(b);
-        });
+    /** Pretty JSON and a newline; returns the SHA-256 of the bytes written. */
+    static String writeJson(Path file, Object value) throws IOException {
+        return AtomicFiles.write(file, (JSON.writeValueAsString(value) + "\n").getBytes(StandardCharsets.UTF_8));
     }
 
     static void deleteTree(Path p) throws IOException {

@@ -56,8 +56,8 @@ abstract class Trainable implements AutoCloseable {
     /** Which of them get weight decay. */
     abstract Predicate<String> decayed();
 
-    /** Writes the trained weights (a model directory or an adapter directory) into {@code dir}. */
-    abstract void save(Path dir, Path baseModelDir, Path tokenizerDir, String chatTemplate) throws IOException;
+    /** Writes the trained weights (a model directory or an adapter directory) into {@code dir}; returns the files with their hashes. */
+    abstract dev.jtune.io.WrittenFiles save(Path dir, Path baseModelDir, Path tokenizerDir, String chatTemplate) throws IOException;
 
     /** Restores the trained weights from a directory {@link #save} wrote. */
     abstract void restore(Path dir);
@@ -123,8 +123,8 @@ abstract class Trainable implements AutoCloseable {
         }
 
         @Override
-        void save(Path dir, Path baseModelDir, Path tokenizerDir, String chatTemplate) throws IOException {
-            Checkpoints.writeModel(dir, model, baseModelDir, tokenizerDir, chatTemplate);
+        dev.jtune.io.WrittenFiles save(Path dir, Path baseModelDir, Path tokenizerDir, String chatTemplate) throws IOException {
+            return Checkpoints.writeModel(dir, model, baseModelDir, tokenizerDir, chatTemplate);
         }
 
         @Override
@@ -173,9 +173,9 @@ abstract class Trainable implements AutoCloseable {
         }
 
         @Override
-        void save(Path dir, Path baseModelDir, Path tokenizerDir, String chatTemplate) throws IOException {
-            PeftAdapter.save(dir, spec, adapters, model.config(), baseModel);
-            Checkpoints.writeTokenizer(dir, tokenizerDir, chatTemplate);
+        dev.jtune.io.WrittenFiles save(Path dir, Path baseModelDir, Path tokenizerDir, String chatTemplate) throws IOException {
+            return PeftAdapter.save(dir, spec, adapters, model.config(), baseModel)
+                    .addAll(Checkpoints.writeTokenizer(dir, tokenizerDir, chatTemplate));
         }
 
         @Override

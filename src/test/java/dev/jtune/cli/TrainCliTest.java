@@ -86,6 +86,21 @@ class TrainCliTest {
                 "--set", "training.output_dir=" + tmp.resolve("empty-run")), "empty.csv", "no training examples");
     }
 
+    /**
+     * A file jtune cannot write during a run is not a jtune bug: exit 2 naming the path and the system's reason,
+     * no stack trace. Here training.logging_dir lies under a regular file, so the TensorBoard directory cannot be
+     * made (tests may run as root, where permissions would not stop them). A full disk (ENOSPC) through each
+     * writer: MetricsLogTest, TensorBoardWriterTest, HtmlReportTest.
+     */
+    @Test
+    void anUnwritableLoggingDirExitsTwoNamingIt() throws IOException {
+        Path aFile = Files.writeString(tmp.resolve("not-a-dir"), "x");
+        Path logs = aFile.resolve("logs");
+        CliTest.Run train = run("train", "configs/demo.yaml", "--set", "model.path=" + base, "--set", "training.output_dir=" + tmp.resolve("logs-run"),
+                "--set", "training.logging_dir=" + logs, "--set", "training.max_steps=2");
+        assertUserError(train, logs + ": cannot create the TensorBoard log directory (training.logging_dir): ");
+    }
+
     /** configs/demo-lora.yaml stays valid: adapters train, then merge folds them into a full model with the same logits. */
     @Test
     void demoLoraTrainsThenMerges() throws IOException {

@@ -3,7 +3,11 @@ package dev.jtune.metrics;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.jtune.util.UserError;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -34,6 +38,16 @@ class HtmlReportTest {
             n++;
         }
         return n;
+    }
+
+    /** Linux's /dev/full fails every write with ENOSPC, as a full disk does: a user error naming the file. */
+    @Test
+    void aFullDiskIsAUserErrorNamingTheFile() throws Exception {
+        Path full = Path.of("/dev/full");
+        assumeTrue(Files.isWritable(full), "needs Linux's /dev/full");
+        Path file = Files.createSymbolicLink(dir.resolve("report.html"), full);
+        UserError e = assertThrows(UserError.class, () -> HtmlReport.write(file, Runs.healthy().build(), List.of()));
+        assertEquals(file + ": cannot write the report: No space left on device", e.getMessage());
     }
 
     @Test

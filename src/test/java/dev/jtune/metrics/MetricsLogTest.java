@@ -2,10 +2,14 @@ package dev.jtune.metrics;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jtune.util.UserError;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -133,8 +137,10 @@ class MetricsLogTest {
         assertEquals(1, JSON.readTree(lines.get(0)).get("step").asLong());
         assertEquals(2, JSON.readTree(lines.get(2)).get("step").asLong());
 
-        MetricsLog.History h = MetricsLog.read(file); // skips the cut line
+        MetricsLog.History h = MetricsLog.read(file); // skips the cut line, and says so
         assertEquals(List.of(1L, 2L), h.train().stream().map(TrainPoint::step).toList());
+        assertEquals(1, h.malformedLines());
+        assertEquals(2, h.firstMalformedLine());
 
         try (MetricsLog log = new MetricsLog(file, false)) {
             log.train(new TrainPoint(1, 0.0, 3.0, 1e-4, 1.0, 10));
@@ -157,5 +163,48 @@ class MetricsLogTest {
         assertEquals(List.of(ev), h.eval());
         assertEquals(2.9, h.testLoss());
         assertEquals(Math.exp(2.9), h.testPerplexity());
+        assertEquals(0, h.malformedLines());
+        assertNull(h.malformedNote(file), "nothing to report for a clean log");
+    }
+
+    @Test
+    void malformedLinesAreCountedWithTheFirstLineNumber() throws Exception {
+        Path file = dir.resolve("metrics.jsonl");
+        Files.writeString(file, String.join("\n",
+                "{\"step\":1,\"loss\":3.0}",
+                "{\"step\":2,\"lo",                 // line 2: cut by a crash
+                "{\"step\":2,\"loss\":2.5}",
+                "",                                     // blank: not counted
+                "[1, 2]",                               // line 5: JSON, not an object
+                "{\"loss\":2.0}",                      // line 6: no step
+                "{\"step\":3,\"eval_loss\":2.4}",
+                "{\"step\":4,\"something_new\":1}",  // a kind this version does not know: not malformed
+                "not json at all") + "\n");            // line 9
+        MetricsLog.History h = MetricsLog.read(file);
+        assertEquals(List.of(1L, 2L), h.train().stream().map(TrainPoint::step).toList());
+        assertEquals(1, h.eval().size());
+        assertEquals(4, h.malformedLines());
+        assertEquals(2, h.firstMalformedLine());
+        assertEquals(file + ": 4 malformed lines skipped (first at line 2)", h.malformedNote(file));
+
+        Files.writeString(file, "{\"step\":1,\"loss\":3.0}\n{oops\n");
+        assertEquals(file + ": 1 malformed line skipped (first at line 2)", MetricsLog.read(file).malformedNote(file));
+    }
+
+    /** Linux's /dev/full fails every write with ENOSPC, as a full disk does: exit 2 naming the file, not a jtune bug. */
+    @Test
+    void aFullDiskIsAUserErrorNamingTheFile() throws Exception {
+        Path full = Path.of("/dev/full");
+        assumeTrue(Files.isWritable(full), "needs Linux's /dev/full");
+        Path file = Files.createSymbolicLink(dir.resolve("metrics.jsonl"), full);
+        MetricsLog log = new MetricsLog(file, false);
+        UserError e = assertThrows(UserError.class, () -> log.train(new TrainPoint(1, 0.0, 3.0, 1e-4, 1.0, 10)));
+        assertEquals(file + ": cannot write the metrics log: No space left on device", e.getMessage());
+        // closing flushes what is still buffered: it fails the same way, as a user error, or not at all
+        try {
+            log.close();
+        } catch (UserError again) {
+            assertTrue(again.getMessage().startsWith(file + ": cannot write the metrics log: "), again.getMessage());
+        }
     }
 }

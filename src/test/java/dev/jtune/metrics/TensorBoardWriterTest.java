@@ -5,21 +5,33 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.IOException;
+import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.stream.Stream;
+import java.util.zip.CRC32C;
+import com.google.protobuf.Message;
+import dev.jtune.util.UserError;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.tensorflow.framework.DataClass;
+import org.tensorflow.framework.DataType;
+import org.tensorflow.framework.Summary;
+import org.tensorflow.framework.TensorProto;
+import org.tensorflow.util.Event;
 
 /**
- * Reads the event files back with a decoder written here from the TFRecord and protobuf wire format
- * specifications (bitwise CRC32C, varints, field numbers of event.proto / summary.proto / tensor.proto),
- * sharing no code with the writer.
+ * Reads the event files back with code that shares nothing with the writer: the TFRecord framing is checked
+ * with the JDK's CRC32C and the masking rule written here from the TFRecord format, and each record is
+ * decoded by protobuf-java classes that protoc generates at build time from TensorBoard's own event.proto,
+ * summary.proto and tensor.proto (src/test/proto).
  */
 class TensorBoardWriterTest {
     @TempDir
@@ -27,7 +39,7 @@ class TensorBoardWriterTest {
 
     // ---- independent decoder -------------------------------------------------------------------
 
-    /** Bitwise CRC32C (Castagnoli, reflected polynomial 0x82F63B78). */
+    /** Bitwise CRC32C (Castagnoli, reflected polynomial 0x82F63B78), checked against the known vector below. */
     static int crc32c(byte[] b, int off, int len) {
         int crc = 0xFFFFFFFF;
         for (int i = off; i < off + len; i++) {
@@ -39,6 +51,14 @@ class TensorBoardWriterTest {
         return ~crc;
     }
 
+    /** The JDK's CRC32C of {@code b[off, off+len)}. */
+    static int jdkCrc32c(byte[] b, int off, int len) {
+        CRC32C c = new CRC32C();
+        c.update(b, off, len);
+        return (int) c.getValue();
+    }
+
+    /** TFRecord's mask: rotate right by 15 bits, add 0xa282ead8. */
     static int mask(int crc) {
         return Integer.rotateRight(crc, 15) + 0xa282ead8;
     }
@@ -51,7 +71,7 @@ class TensorBoardWriterTest {
         return v;
     }
 
-    /** Splits a TFRecord file into its records, checking both CRCs of each. */
+    /** Splits a TFRecord file into its records, checking both masked CRCs of each. */
     static List<byte[]> records(byte[] file) {
         List<byte[]> out = new ArrayList<>();
         int pos = 0;
@@ -61,7 +81,7 @@ class TensorBoardWriterTest {
             }
             long len = le(file, pos, 8);
             int lenCrc = (int) le(file, pos + 8, 4);
-            if (lenCrc != mask(crc32c(file, pos, 8))) {
+            if (lenCrc != mask(jdkCrc32c(file, pos, 8))) {
                 throw new IllegalStateException("length CRC mismatch at " + pos);
             }
             int start = pos + 12;
@@ -69,114 +89,55 @@ class TensorBoardWriterTest {
                 throw new IllegalStateException("truncated record at " + pos);
             }
             int dataCrc = (int) le(file, start + (int) len, 4);
-            if (dataCrc != mask(crc32c(file, start, (int) len))) {
+            if (dataCrc != mask(jdkCrc32c(file, start, (int) len))) {
                 throw new IllegalStateException("data CRC mismatch at " + pos);
             }
-            byte[] data = new byte[(int) len];
-            System.arraycopy(file, start, data, 0, (int) len);
-            out.add(data);
+            out.add(Arrays.copyOfRange(file, start, start + (int) len));
             pos = start + (int) len + 4;
         }
         return out;
     }
 
-    /** One protobuf field: number, wire type, and the value (varint/fixed as a long, or bytes). */
-    record Field(int number, int wireType, long num, byte[] bytes) {
-        String string() {
-            return new String(bytes, StandardCharsets.UTF_8);
-        }
-
-        List<Field> message() {
-            return fields(bytes);
-        }
-    }
-
-    static List<Field> fields(byte[] b) {
-        List<Field> out = new ArrayList<>();
-        int[] pos = {0};
-        while (pos[0] < b.length) {
-            long key = varint(b, pos);
-            int number = (int) (key >>> 3);
-            int wt = (int) (key & 7);
-            switch (wt) {
-                case 0 -> out.add(new Field(number, wt, varint(b, pos), null));
-                case 1 -> {
-                    out.add(new Field(number, wt, le(b, pos[0], 8), null));
-                    pos[0] += 8;
-                }
-                case 5 -> {
-                    out.add(new Field(number, wt, le(b, pos[0], 4), null));
-                    pos[0] += 4;
-                }
-                case 2 -> {
-                    int n = (int) varint(b, pos);
-                    byte[] v = new byte[n];
-                    System.arraycopy(b, pos[0], v, 0, n);
-                    pos[0] += n;
-                    out.add(new Field(number, wt, 0, v));
-                }
-                default -> throw new IllegalStateException("wire type " + wt);
-            }
-        }
-        if (pos[0] != b.length) {
-            throw new IllegalStateException("message overran its length");
-        }
-        return out;
-    }
-
-    static long varint(byte[] b, int[] pos) {
-        long v = 0;
-        for (int shift = 0; ; shift += 7) {
-            int x = b[pos[0]++] & 0xFF;
-            v |= (long) (x & 0x7F) << shift;
-            if ((x & 0x80) == 0) {
-                return v;
-            }
-        }
-    }
-
-    static Field one(List<Field> fs, int number) {
-        List<Field> m = fs.stream().filter(f -> f.number() == number).toList();
-        assertEquals(1, m.size(), "field " + number);
-        return m.get(0);
-    }
-
-    static boolean has(List<Field> fs, int number) {
-        return fs.stream().anyMatch(f -> f.number() == number);
-    }
-
     record Decoded(double wallTime, long step, String fileVersion, String tag, Float simpleValue, String pluginName, Long dtype,
             String text) {}
+
+    /** Fails when a message holds a field its .proto does not declare (a wrong number or wire type). */
+    static void noUnknownFields(Message m, String what) {
+        assertTrue(m.getUnknownFields().asMap().isEmpty(), what + " has fields event.proto does not declare: " + m.getUnknownFields());
+    }
 
     static List<Decoded> decode(Path file) throws IOException {
         List<Decoded> out = new ArrayList<>();
         for (byte[] rec : records(Files.readAllBytes(file))) {
-            List<Field> ev = fields(rec);
-            Field wt = one(ev, 1);
-            assertEquals(1, wt.wireType(), "wall_time is a double");
-            double wall = Double.longBitsToDouble(wt.num());
-            long step = has(ev, 2) ? one(ev, 2).num() : 0;
-            if (has(ev, 3)) {
-                out.add(new Decoded(wall, step, one(ev, 3).string(), null, null, null, null, null));
+            Event ev = Event.parseFrom(rec);
+            noUnknownFields(ev, "Event");   // also: wall_time is a double (another wire type would be an unknown field)
+            // the writer's bytes are protobuf's canonical encoding of what they hold
+            assertArrayEquals(ev.toByteArray(), rec, "protobuf-java re-encodes the record to the same bytes");
+            double wall = ev.getWallTime();
+            long step = ev.getStep();
+            if (ev.getWhatCase() == Event.WhatCase.FILE_VERSION) {
+                out.add(new Decoded(wall, step, ev.getFileVersion(), null, null, null, null, null));
                 continue;
             }
-            List<Field> summary = one(ev, 5).message();
-            for (Field value : summary) {
-                assertEquals(1, value.number(), "Summary.value");
-                List<Field> v = value.message();
-                String tag = one(v, 1).string();
-                Float simple = has(v, 2) ? Float.intBitsToFloat((int) one(v, 2).num()) : null;
+            assertEquals(Event.WhatCase.SUMMARY, ev.getWhatCase());
+            noUnknownFields(ev.getSummary(), "Summary");
+            for (Summary.Value v : ev.getSummary().getValueList()) {
+                noUnknownFields(v, "Summary.Value");
+                String tag = v.getTag();
+                Float simple = v.getValueCase() == Summary.Value.ValueCase.SIMPLE_VALUE ? v.getSimpleValue() : null;
                 String plugin = null;
                 Long dtype = null;
                 String text = null;
-                if (has(v, 9)) {
-                    plugin = one(one(one(v, 9).message(), 1).message(), 1).string();
+                if (v.hasMetadata()) {
+                    plugin = v.getMetadata().getPluginData().getPluginName();
                 }
-                if (has(v, 8)) {
-                    List<Field> tensor = one(v, 8).message();
-                    dtype = one(tensor, 1).num();
-                    assertTrue(one(tensor, 2).message().isEmpty(), "rank-0 shape");
-                    text = one(tensor, 8).string();
+                if (v.getValueCase() == Summary.Value.ValueCase.TENSOR) {
+                    TensorProto tensor = v.getTensor();
+                    noUnknownFields(tensor, "TensorProto");
+                    dtype = (long) tensor.getDtypeValue();
+                    assertTrue(tensor.hasTensorShape() && tensor.getTensorShape().getDimCount() == 0, "rank-0 shape");
+                    assertEquals(1, tensor.getStringValCount(), "one string_val");
+                    text = tensor.getStringVal(0).toStringUtf8();
                 }
                 out.add(new Decoded(wall, step, null, tag, simple, plugin, dtype, text));
             }
@@ -270,8 +231,13 @@ class TensorBoardWriterTest {
         assertEquals("config", t.tag());
         assertEquals("text", t.pluginName());
         assertEquals(7L, t.dtype(), "DT_STRING");
+        assertEquals(DataType.DT_STRING_VALUE, t.dtype().intValue(), "DT_STRING as types.proto numbers it");
         assertEquals(md, t.text());
         assertEquals(0, t.step());
+        // what TensorBoard's text plugin reads: data_class tensor, plugin "text" (read with the generated classes)
+        Summary.Value v = Event.parseFrom(records(Files.readAllBytes(onlyEventFile(dir))).get(1)).getSummary().getValue(0);
+        assertEquals(DataClass.DATA_CLASS_TENSOR, v.getMetadata().getDataClass());
+        assertEquals(DataType.DT_STRING, v.getTensor().getDtype());
     }
 
     @Test
@@ -301,6 +267,27 @@ class TensorBoardWriterTest {
             assertTrue(a.file().getFileName().toString().contains("tfevents"));
             assertTrue(b.file().getFileName().toString().contains("tfevents"));
         }
+    }
+
+    /** Linux's /dev/full fails every write with ENOSPC, as a full disk does: a user error naming the file. */
+    @Test
+    void aFullDiskIsAUserErrorNamingTheFile() throws IOException {
+        Path full = Path.of("/dev/full");
+        assumeTrue(Files.isWritable(full), "needs Linux's /dev/full");
+        Path file = dir.resolve("events.out.tfevents.0.test");
+        OutputStream os = Files.newOutputStream(full);
+        UserError e = assertThrows(UserError.class, () -> new TensorBoardWriter(file, os));
+        assertEquals(file + ": cannot write the TensorBoard event file: No space left on device", e.getMessage());
+    }
+
+    /** training.logging_dir where no directory can be made (under a regular file; tests may run as root). */
+    @Test
+    void anUnusableLogDirIsAUserErrorNamingIt() throws IOException {
+        Path aFile = Files.writeString(dir.resolve("a-file"), "x");
+        Path logDir = aFile.resolve("logs");
+        UserError e = assertThrows(UserError.class, () -> new TensorBoardWriter(logDir));
+        assertTrue(e.getMessage().startsWith(logDir + ": cannot create the TensorBoard log directory (training.logging_dir): "),
+                e.getMessage());
     }
 
     @Test

@@ -90,6 +90,70 @@ class LoraTest {
         }
     }
 
+    /** The names in {@code dir} (hidden ones too), to show that a refused merge left nothing behind. */
+    static List<String> listing(Path dir) throws IOException {
+        try (var s = Files.list(dir)) {
+            return s.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+    }
+
+    /**
+     * A real adapter (trained shape: llama-tiny, 2 KV heads) on a base it does not fit (mistral-tiny, 1 KV head):
+     * refused naming the tensor and both shapes, before anything is written: --out is not created, and nothing
+     * (no hidden temporary directory either) appears beside it.
+     */
+    @Test
+    void mismatchedAdapterIsRefusedBeforeAnythingIsWritten() throws IOException {
+        Path adapterDir = tmp.resolve("adapter");
+        try (CausalLM m = ModelLoader.load(MODELS.resolve("llama-tiny"), ScalarType.Float, CPU)) {
+            LoraSpec spec = new LoraSpec(4, 16, 0, List.of("all-linear"), false, false);
+            PeftAdapter.save(adapterDir, spec, Lora.create(m.config(), spec, 2, CPU, "test"), m.config(), "llama-tiny");
+        }
+        Path parent = tmp.resolve("outputs");
+        Files.createDirectories(parent);
+        Path out = parent.resolve("merged");
+        UserError e = assertThrows(UserError.class, () -> LoraMerge.merge(MODELS.resolve("mistral-tiny"), adapterDir, out, null, null));
+        assertTrue(e.getMessage().contains("adapter_model.safetensors") && e.getMessage().contains("k_proj.lora_B.weight")
+                && e.getMessage().contains("[16, 4]") && e.getMessage().contains("[8, 4]"), e.getMessage());
+        assertFalse(Files.exists(out), "--out not created");
+        assertEquals(List.of(), listing(parent), "nothing written beside --out");
+    }
+
+    /** --out that cannot take a merged model is refused before any work, and an existing one is left as it was. */
+    @Test
+    void badOutputDirectoryIsRefusedBeforeAnythingIsWritten() throws IOException {
+        Path base = MODELS.resolve("llama-tiny");
+        Path adapterDir = tmp.resolve("adapter");
+        try (CausalLM m = ModelLoader.load(base, ScalarType.Float, CPU)) {
+            LoraSpec spec = new LoraSpec(2, 4, 0, List.of("q_proj"), false, false);
+            PeftAdapter.save(adapterDir, spec, Lora.create(m.config(), spec, 2, CPU, "test"), m.config(), "llama-tiny");
+        }
+        List<String> adapterFiles = listing(adapterDir);
+        UserError sameAsAdapter = assertThrows(UserError.class, () -> LoraMerge.merge(base, adapterDir, adapterDir, null, null));
+        assertTrue(sameAsAdapter.getMessage().contains("is the adapter directory"), sameAsAdapter.getMessage());
+        assertEquals(adapterFiles, listing(adapterDir), "the adapter directory is untouched");
+
+        Path aFile = Files.writeString(tmp.resolve("a-file"), "x");
+        UserError isFile = assertThrows(UserError.class, () -> LoraMerge.merge(base, adapterDir, aFile, null, null));
+        assertTrue(isFile.getMessage().contains("exists and is not a directory"), isFile.getMessage());
+        assertEquals("x", Files.readString(aFile));
+        UserError underFile = assertThrows(UserError.class, () -> LoraMerge.merge(base, adapterDir, aFile.resolve("merged"), null, null));
+        assertTrue(underFile.getMessage().contains(aFile + " is not a directory"), underFile.getMessage());
+
+        Path full = Files.createDirectories(tmp.resolve("earlier"));
+        Files.writeString(full.resolve("notes.txt"), "mine");
+        UserError notEmpty = assertThrows(UserError.class, () -> LoraMerge.merge(base, adapterDir, full, null, null));
+        assertTrue(notEmpty.getMessage().contains("is not empty"), notEmpty.getMessage());
+        assertEquals(List.of("notes.txt"), listing(full));
+        assertEquals(List.of("a-file", "adapter", "earlier"), listing(tmp), "no hidden temporary directory left");
+
+        // an empty directory is fine: the merged model takes its place
+        Path empty = Files.createDirectories(tmp.resolve("empty"));
+        LoraMerge.merge(base, adapterDir, empty, null, null);
+        assertTrue(Files.isRegularFile(empty.resolve("model.safetensors")));
+        assertEquals(List.of("a-file", "adapter", "earlier", "empty"), listing(tmp));
+    }
+
     /** The files are PEFT's: the config keys PeftModel.from_pretrained reads and the tensor names it expects. */
     @Test
     void savedAdapterHasPeftLayout() throws IOException {
