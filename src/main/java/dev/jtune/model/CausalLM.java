@@ -194,12 +194,19 @@ public abstract class CausalLM implements AutoCloseable {
      * Scaled dot-product attention over q (B, H, T, hd) and k, v (B, KV, S, hd) with S = past + T.
      * Uses LibTorch's fused kernel with its causal flag when that is exact (no past, no window), and an
      * explicit boolean mask otherwise. Grouped-query attention is handled by SDPA's enable_gqa.
+     *
+     * <p>A sliding window (Mistral's {@code sliding_window} W) follows transformers' masking_utils: query i sees
+     * key j iff {@code j <= i} and {@code j > i - W} (absolute indices in the sequence, cache included), on top of
+     * any given mask.
      */
     protected Tensor sdpa(Tensor q, Tensor k, Tensor v, Tensor mask, long past, double scale) {
         long t = q.size(2), s = k.size(2);
         boolean gqa = q.size(1) != k.size(1);
         int window = config.slidingWindow();
-        if (mask == null) {
+        if (mask != null && window > 0 && s > window) {
+            // transformers applies the window on top of a padding/packing mask too (masking_utils: and_masks)
+            mask = mask.logical_and(causalMask(t, past, window, q.device()));
+        } else if (mask == null) {
             boolean windowBites = window > 0 && s > window;
             if (past == 0 && !windowBites) {
                 return torch.scaled_dot_product_attention(q, k, v, new TensorOptional(), 0.0, true, new DoubleOptional(scale), gqa);
@@ -212,7 +219,7 @@ public abstract class CausalLM implements AutoCloseable {
         return torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false, new DoubleOptional(scale), gqa);
     }
 
-    /** (T, past+T) bool: query i (at position past+i) sees key j iff j <= past+i and within the window. */
+    /** (T, past+T) bool: query i (at index past+i) sees key j iff j <= past+i and past+i - j < window (when window > 0). */
     static Tensor causalMask(long t, long past, int window, Device device) {
         Tensor qpos = torch.arange(new org.bytedeco.pytorch.Scalar(past), new org.bytedeco.pytorch.Scalar(past + t),
                 Tensors.options(ScalarType.Long, device)).unsqueeze(1);
