@@ -62,7 +62,10 @@ public final class TrainStep implements AutoCloseable {
         this.scaler = new LossScaler(model.device(), precision == Autocast.Mode.FP16);
     }
 
-    /** The model, precision, LoRA and optimizer settings of an experiment (its model directory is loaded). */
+    /**
+     * The model, precision, LoRA and optimizer settings of an experiment (its model directory is loaded); the ops
+     * run under {@code kernels} (the experiment's training.kernels, or bench's --kernels).
+     */
     public static TrainStep fromExperiment(Experiment exp, Ops kernels) {
         Device device = Devices.parse(exp.training().device(), "training.device");
         Autocast.Mode precision = Trainer.precisionMode(exp.training().precision(), device);
