@@ -262,6 +262,14 @@ def mistral_config():
     }
 
 
+def mistral_window_config():
+    """Mistral with a sliding window of 4 tokens, shorter than the 12-id test sequence and the 7 + 8 greedy
+    decode, so the window changes the logits (and the KV-cache decode must apply it too)."""
+    cfg = mistral_config()
+    cfg["sliding_window"] = 4
+    return cfg
+
+
 def qwen2_config():
     return {
         "architectures": ["Qwen2ForCausalLM"],
@@ -359,6 +367,7 @@ def gpt2_config():
 MODELS = {
     "llama-tiny": (llama_config, llama_like_weights, "F32", 1001),
     "mistral-tiny": (mistral_config, llama_like_weights, "F32", 1002),
+    "mistral-window-tiny": (mistral_window_config, llama_like_weights, "F32", 1008),
     "qwen2-tiny": (qwen2_config, llama_like_weights, "BF16", 1003),
     "qwen3-tiny": (qwen3_config, llama_like_weights, "F32", 1004),
     "gpt2-tiny": (gpt2_config, gpt2_weights, "F32", 1007),  # 1005 greedy-repeats one token

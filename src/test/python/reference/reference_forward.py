@@ -179,10 +179,19 @@ def apply_rotary(x, cos, sin):
 # attention
 # ---------------------------------------------------------------------------
 
-def causal_attention(q, k, v, scaling):
+def visible_keys(t, sliding_window=None):
+    """The key positions query t attends to.  transformers' masking_utils:
+    causal_mask_function is kv_idx <= q_idx; sliding_window_overlay(W) is
+    kv_idx > q_idx - W (Mistral uses both when config.sliding_window is not
+    None: create_sliding_window_causal_mask).  So W keys: t-W+1 .. t."""
+    lo = 0 if sliding_window is None else max(0, t - sliding_window + 1)
+    return range(lo, t + 1)
+
+
+def causal_attention(q, k, v, scaling, sliding_window=None):
     """q: [T][H][d], k/v: [T][KV][d].  repeat_kv: query head h reads kv head
     h // (H // KV).  Returns [T][H*d] (heads concatenated, as after
-    transpose(1, 2).reshape)."""
+    transpose(1, 2).reshape).  Query t sees visible_keys(t, sliding_window)."""
     T = len(q)
     H = len(q[0])
     KV = len(k[0])
@@ -193,13 +202,14 @@ def causal_attention(q, k, v, scaling):
         for h in range(H):
             kvh = h // n_rep
             qv = q[t][h]
-            scores = [sum(a * b for a, b in zip(qv, k[s][kvh])) * scaling for s in range(t + 1)]
-            # masked positions s > t get exp(-inf) = 0 and are simply left out
+            keys = visible_keys(t, sliding_window)
+            scores = [sum(a * b for a, b in zip(qv, k[s][kvh])) * scaling for s in keys]
+            # masked positions get exp(-inf) = 0 and are simply left out
             p = softmax(scores)
             d = len(v[0][kvh])
             o = [0.0] * d
-            for s in range(t + 1):
-                ps = p[s]
+            for i, s in enumerate(keys):
+                ps = p[i]
                 vs = v[s][kvh]
                 for j in range(d):
                     o[j] += ps * vs[j]
@@ -258,6 +268,11 @@ class LlamaLike(Weights):
             inv = llama3_inv_freq(inv, rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"],
                                   rs["original_max_position_embeddings"])
         self.inv_freq = inv
+        # modeling_mistral: a sliding-window mask when config.sliding_window is not None.  (Qwen2/3 window only
+        # with use_sliding_window, per layer from max_window_layers: not transcribed, so refused.)
+        self.sliding_window = c.get("sliding_window") if self.model_type == "mistral" else None
+        if self.model_type in ("qwen2", "qwen3") and c.get("use_sliding_window", False):
+            raise ValueError("Qwen sliding windows are not implemented")
         if c.get("hidden_act", "silu") != "silu":
             raise ValueError("only silu MLPs are implemented")
 
@@ -289,7 +304,7 @@ class LlamaLike(Weights):
             q.append([apply_rotary(h, cos, sin) for h in qh])
             k.append([apply_rotary(h, cos, sin) for h in kh])
             v.append(vh)
-        att = causal_attention(q, k, v, self.scaling)
+        att = causal_attention(q, k, v, self.scaling, self.sliding_window)
         return [self._proj(p, "o", a) for a in att]
 
     def mlp(self, i, x):

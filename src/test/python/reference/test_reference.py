@@ -167,6 +167,27 @@ class Attention(unittest.TestCase):
         mha = rf.causal_attention(q, k4, v4, 0.5)
         self.assertEqual(gqa, mha)
 
+    def test_sliding_window(self):
+        # transformers: kv_idx <= q_idx and kv_idx > q_idx - W
+        self.assertEqual(list(rf.visible_keys(0, 3)), [0])
+        self.assertEqual(list(rf.visible_keys(2, 3)), [0, 1, 2])
+        self.assertEqual(list(rf.visible_keys(5, 3)), [3, 4, 5])
+        self.assertEqual(list(rf.visible_keys(5, None)), [0, 1, 2, 3, 4, 5])
+        # with one-hot values the output is the attention probabilities: zero outside the window
+        T, W = 6, 2
+        q = [[[0.3 * t, 0.1]] for t in range(T)]
+        k = [[[0.5 - 0.1 * t, 0.4 * t]] for t in range(T)]
+        v = [[[1.0 if s == t else 0.0 for s in range(T)]] for t in range(T)]
+        out = rf.causal_attention(q, k, v, 0.5, W)
+        full = rf.causal_attention(q, k, v, 0.5)
+        for t in range(T):
+            self.assertAlmostEqual(sum(out[t]), 1.0, places=14)
+            for s in range(T):
+                if not t - W < s <= t:
+                    self.assertEqual(out[t][s], 0.0)
+        self.assertEqual(out[:W], full[:W])   # the first W queries see everything anyway
+        self.assertNotEqual(out[W], full[W])
+
 
 # ---------------------------------------------------------------------------
 # fixtures on disk
@@ -189,6 +210,7 @@ EXPECTED_NAMES = {
                     "self_attn.o_proj.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight",
                     "mlp.down_proj.weight"]),
     "mistral-tiny": None,  # same as llama
+    "mistral-window-tiny": None,
     "qwen2-tiny": (["model.embed_tokens.weight", "model.norm.weight"],
                    ["input_layernorm.weight", "post_attention_layernorm.weight",
                     "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
@@ -337,6 +359,15 @@ class Causality(unittest.TestCase):
         base = m.forward(ids)
         m.model_type = "llama"  # skips q/k/v biases
         self.assertGreater(max(abs(x - y) for x, y in zip(base[-1], m.forward(ids)[-1])), 1e-3)
+
+        m = rf.load_model(os.path.join(MODELS_DIR, "mistral-window-tiny"))
+        w = m.sliding_window
+        self.assertLess(w, len(ids))
+        base = m.forward(ids)
+        m.sliding_window = None  # full causal attention
+        full = m.forward(ids)
+        self.assertEqual(base[:w], full[:w])   # positions < W see everything either way
+        self.assertGreater(max(abs(x - y) for x, y in zip(base[-1], full[-1])), 1e-3)
 
 
 class Bf16Rounding(unittest.TestCase):

@@ -3,6 +3,7 @@ package dev.jtune.bench;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jtune.config.Experiment;
+import dev.jtune.kernels.KernelMode;
 import dev.jtune.kernels.Ops;
 import dev.jtune.data.Batch;
 import dev.jtune.model.ModelConfig;
@@ -72,8 +73,7 @@ public final class BenchRunner {
             if (o.device() != null) throw new UserError("--device goes with --shape; the experiment's training.device is used");
             config = ModelConfig.read(exp.model().path());
             checkSeqLen(seqLen, config);
-            Ops.setMode(o.kernels() != null ? kernelsMode(o.kernels()) : Ops.Mode.valueOf(exp.training().kernels().name()));
-            step = TrainStep.fromExperiment(exp);
+            step = TrainStep.fromExperiment(exp, Ops.of(o.kernels() != null ? kernelsMode(o.kernels()) : exp.training().kernels()));
             source = o.experiment().toString();
         } else {
             config = Shapes.config(o.shape(), o.arch());
@@ -91,9 +91,9 @@ public final class BenchRunner {
             int r = o.loraR() == null ? 0 : o.loraR();
             if (r == 0 && o.loraTargets() != null) throw new UserError("--lora-targets needs --lora-r N (N > 0)");
             LoraSpec lora = r == 0 ? null : new LoraSpec(r, 2.0 * r, 0.0, o.loraTargets() == null ? List.of("all-linear") : o.loraTargets(), false, true);
-            Ops.setMode(o.kernels() != null ? kernelsMode(o.kernels()) : Ops.Mode.AUTO);
             torch.manual_seed(o.seed());
-            step = TrainStep.random(config, device, mode, lora, o.seed(), 0.0, 1.0);
+            step = TrainStep.random(config, device, mode, lora, o.seed(), 0.0, 1.0,
+                    Ops.of(o.kernels() != null ? kernelsMode(o.kernels()) : KernelMode.AUTO));
             source = "shape " + o.shape() + " (random weights)";
         }
         try {
@@ -103,9 +103,9 @@ public final class BenchRunner {
         }
     }
 
-    private static Ops.Mode kernelsMode(String s) {
+    private static KernelMode kernelsMode(String s) {
         try {
-            return Ops.Mode.parse(s);
+            return KernelMode.parse(s);
         } catch (IllegalArgumentException e) {
             throw new UserError("--kernels: unknown value '" + s + "'; expected auto or off");
         }
@@ -227,8 +227,8 @@ public final class BenchRunner {
         c.put("intra_op_threads", torch.get_num_threads());
         c.put("attention", "sdpa (LibTorch scaled_dot_product_attention, causal)");
         ObjectNode k = c.putObject("kernels");
-        k.put("mode", Ops.mode().name().toLowerCase(Locale.ROOT));
-        Ops.paths(device.is_cuda()).forEach(k::put);
+        k.put("mode", step.model().kernels().mode().key());
+        step.model().kernels().paths(device.is_cuda()).forEach(k::put);
         ObjectNode s = j.putObject("steps");
         s.put("warmup", o.warmup());
         s.put("timed", o.steps());

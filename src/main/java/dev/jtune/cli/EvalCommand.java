@@ -3,6 +3,7 @@ package dev.jtune.cli;
 import dev.jtune.config.Experiment;
 import dev.jtune.data.DatasetPreparer;
 import dev.jtune.data.PreparedData;
+import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
 import dev.jtune.peft.Adapters;
 import dev.jtune.tokenizer.HfTokenizer;
@@ -60,7 +61,7 @@ final class EvalCommand implements Runnable {
         boolean adapter = Adapters.isAdapterDir(dir);
         Path modelDir = adapter ? exp.model().path() : dir;
         try (HfTokenizer tok = HfTokenizer.load(exp.model().tokenizer());
-             CausalLM model = Adapters.load(modelDir, adapter ? dir : null, ScalarType.Float, device)) {
+             CausalLM model = Adapters.load(modelDir, adapter ? dir : null, ScalarType.Float, device, Ops.of(exp.training().kernels()))) {
             PreparedData data = DatasetPreparer.prepare(Trainer.dataOptions(exp.data(), exp.training().seed()), tok, log,
                     exp.training().dataloaderNumWorkers());
             long pad = Trainer.padId(tok);

@@ -1,5 +1,7 @@
 package dev.jtune.cli;
 
+import dev.jtune.kernels.KernelMode;
+import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
 import dev.jtune.peft.Adapters;
 import dev.jtune.util.UserError;
@@ -24,10 +26,15 @@ final class ModelOptions {
     @Option(names = "--adapter", paramLabel = "DIR", description = "A PEFT LoRA adapter directory to apply to the model (jtune's or Python PEFT's).")
     Path adapter;
 
-    /** Checks --dtype and --device before any work starts; commands call it first. */
+    @Option(names = "--kernels", defaultValue = "auto", paramLabel = "auto|off",
+            description = "jtune's fused CUDA kernels where they apply (auto) or LibTorch only (off). Default: ${DEFAULT-VALUE}.")
+    String kernels;
+
+    /** Checks --dtype, --device and --kernels before any work starts; commands call it first. */
     void validate() {
         Tensors.parseDtype(dtype, "--dtype");
         Devices.parse(device, "--device");
+        kernels();
         if (adapter != null && !Adapters.isAdapterDir(adapter)) {
             throw new UserError("--adapter: no adapter_config.json in " + adapter + "; expected a PEFT adapter directory");
         }
@@ -39,6 +46,14 @@ final class ModelOptions {
     }
 
     CausalLM load() {
-        return Adapters.load(model, adapter, Tensors.parseDtype(dtype, "--dtype"), Devices.parse(device, "--device"));
+        return Adapters.load(model, adapter, Tensors.parseDtype(dtype, "--dtype"), Devices.parse(device, "--device"), kernels());
+    }
+
+    private Ops kernels() {
+        try {
+            return Ops.of(KernelMode.parse(kernels));
+        } catch (IllegalArgumentException e) {
+            throw new UserError("--kernels: unknown value '" + kernels + "'; expected auto or off");
+        }
     }
 }

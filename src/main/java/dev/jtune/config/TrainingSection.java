@@ -1,5 +1,7 @@
 package dev.jtune.config;
 
+import dev.jtune.kernels.KernelMode;
+
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.regex.Pattern;
@@ -58,14 +60,11 @@ public record TrainingSection(
         @Key("true") boolean loadBestModelAtEnd,
         @Key("2") int dataloaderNumWorkers,
         @Key("5") int maxBadSteps,
-        @Key("auto") Kernels kernels) implements Section {
+        @Key("auto") KernelMode kernels) implements Section {
 
     public enum Scheduler { CONSTANT, LINEAR, COSINE }
 
     public enum Precision { AUTO, FP32, BF16, FP16 }
-
-    /** auto: jtune's CUDA kernels where they apply (CUDA tensors, fp32/bf16), LibTorch elsewhere; off: LibTorch everywhere. */
-    public enum Kernels { AUTO, OFF }
 
     private static final Pattern DEVICE = Pattern.compile("auto|cpu|cuda|cuda:\\d+");
 

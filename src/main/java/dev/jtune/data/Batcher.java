@@ -1,5 +1,7 @@
 package dev.jtune.data;
 
+import dev.jtune.util.Labels;
+
 import java.lang.ref.Cleaner;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -138,7 +140,7 @@ public final class Batcher {
         int tokens = 0;
         for (int r = 0; r < n; r++) {
             Arrays.fill(ids[r], padId);
-            Arrays.fill(labels[r], Example.IGNORE);
+            Arrays.fill(labels[r], Labels.IGNORE_INDEX);
             int p = 0;
             int s = 0;
             for (int i : rows.get(from + r)) {
@@ -147,7 +149,7 @@ public final class Batcher {
                 System.arraycopy(e.inputIds(), 0, ids[r], p, len);
                 System.arraycopy(e.labels(), 0, labels[r], p, len);
                 if (packing) {
-                    labels[r][p] = Example.IGNORE; // never predict this example from the previous one
+                    labels[r][p] = Labels.IGNORE_INDEX; // never predict this example from the previous one
                     s++;
                     for (int t = 0; t < len; t++) {
                         pos[r][p + t] = t;
@@ -158,7 +160,7 @@ public final class Batcher {
             }
             tokens += p;
             for (int t = 1; t < T; t++) {
-                if (labels[r][t] != Example.IGNORE) targets++;
+                if (labels[r][t] != Labels.IGNORE_INDEX) targets++;
             }
         }
         return new Batch(ids, labels, pos, seg, targets, tokens);

@@ -462,7 +462,7 @@ public final class DatasetPreparer {
                 if (trained.get(i)) {
                     System.arraycopy(part, 0, labels, p, part.length);
                 } else {
-                    Arrays.fill(labels, p, p + part.length, Example.IGNORE);
+                    Arrays.fill(labels, p, p + part.length, dev.jtune.util.Labels.IGNORE_INDEX);
                 }
                 p += part.length;
             }

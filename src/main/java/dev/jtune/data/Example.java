@@ -2,13 +2,13 @@ package dev.jtune.data;
 
 import java.util.Arrays;
 
+import static dev.jtune.util.Labels.IGNORE_INDEX;
+
 /**
  * One tokenised training example. {@code labels[i] == inputIds[i]} where the loss applies and
- * {@link #IGNORE} elsewhere. Labels are NOT shifted: the trainer compares logits[t] with labels[t + 1].
+ * {@link dev.jtune.util.Labels#IGNORE_INDEX} elsewhere. Labels are NOT shifted: the trainer compares logits[t] with labels[t + 1].
  */
 public record Example(long[] inputIds, long[] labels) {
-    public static final long IGNORE = -100;
-
     public Example {
         if (inputIds.length != labels.length) {
             throw new IllegalArgumentException("inputIds has " + inputIds.length + " tokens, labels " + labels.length);
@@ -23,7 +23,7 @@ public record Example(long[] inputIds, long[] labels) {
     public int targetTokens() {
         int n = 0;
         for (int i = 1; i < labels.length; i++) {
-            if (labels[i] != IGNORE) n++;
+            if (labels[i] != IGNORE_INDEX) n++;
         }
         return n;
     }

@@ -73,7 +73,7 @@ final class CudaKernels implements KernelBackend {
     public void rmsNormBackward(Tensor dx, Tensor dw, Tensor dy, Tensor x, Tensor w, Tensor rstd) {
         long rows = x.size(0), dim = x.size(1);
         Tensor scratch = torch.empty(new long[] {Math.max(1, KernelNative.rmsnormBackwardScratch(rows, dim))},
-                Ops.opts(ScalarType.Float, x), new org.bytedeco.pytorch.MemoryFormatOptional());
+                KernelArgs.opts(ScalarType.Float, x), new org.bytedeco.pytorch.MemoryFormatOptional());
         check("rmsnorm_backward", KernelNative.rmsnormBackward(ptr(dx), ptr(dw), ptr(scratch), ptr(dy), ptr(x), ptr(w),
                 ptr(rstd), rows, dim, dtype(x), stream(x)));
     }

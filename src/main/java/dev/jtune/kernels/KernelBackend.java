@@ -5,7 +5,7 @@ import org.bytedeco.pytorch.Tensor;
 /**
  * The kernels' primitives on LibTorch tensors: outputs are preallocated by the caller and written in
  * place, exactly as the CUDA launchers do. {@link CudaKernels} runs them on the GPU; {@link
- * EmulatedKernels} computes the same with LibTorch ops, so that the autograd wiring in {@link Ops} is
+ * EmulatedKernels} computes the same with LibTorch ops, so that the autograd wiring of the ops is
  * tested on the CPU. Callers pass contiguous tensors of one dtype (fp32 or bf16) unless noted.
  */
 interface KernelBackend {

@@ -1,5 +1,6 @@
 package dev.jtune.model;
 
+import dev.jtune.kernels.Ops;
 import dev.jtune.util.Tensors;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.DoubleOptional;
@@ -18,23 +19,31 @@ import java.util.Map;
  * <p>Parameters live in one map under their Hugging Face names, so checkpoints map one to one; the
  * forward is plain functional LibTorch code (one readable class per family, shapes in comments), and
  * autograd follows it when parameters require gradients.
+ *
+ * <p>The forward reads as nanoGPT's: {@link #embed}, then {@link #numBlocks} decoder blocks ({@link #block}), then
+ * {@link #finalNorm} and the output projection ({@link #logits}). Each block is a unit with everything it needs in
+ * its arguments ({@link BlockContext}), so callers may run blocks one at a time.
+ *
+ * <p>The fused ops run under the kernel policy the model was built with ({@link #kernels}).
  */
 public abstract class CausalLM implements AutoCloseable {
     protected final ModelConfig config;
     protected final Map<String, Tensor> params;
     protected final ScalarType dtype;
     protected final Device device;
+    protected final Ops kernels;
     private final AutoCloseable weightSource;
     private Map<String, ProjectionAdapter> adapters = Map.of();
     private boolean training;
 
     protected CausalLM(ModelConfig config, Map<String, Tensor> params, ScalarType dtype, Device device,
-                       AutoCloseable weightSource) {
+                       AutoCloseable weightSource, Ops kernels) {
         this.config = config;
         this.params = Collections.unmodifiableMap(new LinkedHashMap<>(params));
         this.dtype = dtype;
         this.device = device;
         this.weightSource = weightSource;
+        this.kernels = java.util.Objects.requireNonNull(kernels, "kernels");
     }
 
     public ModelConfig config() {
@@ -52,6 +61,11 @@ public abstract class CausalLM implements AutoCloseable {
 
     public Device device() {
         return device;
+    }
+
+    /** The kernel policy the fused ops (and the loss through {@link #outputWeight}) run under. */
+    public Ops kernels() {
+        return kernels;
     }
 
     public long parameterCount() {
@@ -76,8 +90,48 @@ public abstract class CausalLM implements AutoCloseable {
         return forward(inputIds, null, null, null);
     }
 
-    /** Final hidden states (B, T, D), after the last norm. */
-    public abstract Tensor hidden(Tensor inputIds, Tensor positionIds, Tensor attentionMask, KvCache cache);
+    /** Final hidden states (B, T, D), after the last norm: embed, every block in order, final norm. */
+    public Tensor hidden(Tensor inputIds, Tensor positionIds, Tensor attentionMask, KvCache cache) {
+        BlockContext ctx = context(inputIds, positionIds, attentionMask, cache);
+        Tensor x = embed(inputIds, ctx);                                    // (B, T, D)
+        for (int i = 0; i < numBlocks(); i++) x = block(i, x, ctx);         // (B, T, D)
+        if (cache != null) cache.advance(ctx.length());
+        return finalNorm(x);
+    }
+
+    /**
+     * What the blocks of one pass over {@code inputIds} (B, T) share; the arguments are those of {@link #forward}.
+     * A caller running blocks itself advances the cache by T after the last block ({@link KvCache#advance}).
+     */
+    public BlockContext context(Tensor inputIds, Tensor positionIds, Tensor attentionMask, KvCache cache) {
+        long past = cache == null ? 0 : cache.length();
+        if (positionIds == null) positionIds = defaultPositions(inputIds, cache);
+        Tensor[] cs = rotary(positionIds);
+        return new BlockContext(inputIds.size(0), inputIds.size(1), past, positionIds, attentionMask, cache,
+                cs == null ? null : cs[0], cs == null ? null : cs[1]);
+    }
+
+    /** The rotary tables (cos, sin), each (B, 1, T, hd), for positions (B, T); null for models without RoPE. */
+    protected Tensor[] rotary(Tensor positionIds) {
+        return null;
+    }
+
+    /** The number of decoder blocks ({@code num_hidden_layers}). */
+    public int numBlocks() {
+        return config.numLayers();
+    }
+
+    /** Token (and, for GPT-2, position) embeddings: ids (B, T) -> (B, T, D). */
+    public abstract Tensor embed(Tensor inputIds, BlockContext ctx);
+
+    /**
+     * Decoder block {@code i} (0-based): (B, T, D) -> (B, T, D), pre-norm attention then pre-norm MLP, each added to
+     * the residual stream. With a cache in {@code ctx} it appends this block's keys and values.
+     */
+    public abstract Tensor block(int i, Tensor x, BlockContext ctx);
+
+    /** The norm after the last block: (B, T, D) -> (B, T, D). */
+    public abstract Tensor finalNorm(Tensor x);
 
     /** Output projection: (B, T, D) -> (B, T, V). */
     public Tensor logits(Tensor hidden) {
@@ -140,12 +194,19 @@ public abstract class CausalLM implements AutoCloseable {
      * Scaled dot-product attention over q (B, H, T, hd) and k, v (B, KV, S, hd) with S = past + T.
      * Uses LibTorch's fused kernel with its causal flag when that is exact (no past, no window), and an
      * explicit boolean mask otherwise. Grouped-query attention is handled by SDPA's enable_gqa.
+     *
+     * <p>A sliding window (Mistral's {@code sliding_window} W) follows transformers' masking_utils: query i sees
+     * key j iff {@code j <= i} and {@code j > i - W} (absolute indices in the sequence, cache included), on top of
+     * any given mask.
      */
-    protected Tensor attention(Tensor q, Tensor k, Tensor v, Tensor mask, long past, double scale) {
+    protected Tensor sdpa(Tensor q, Tensor k, Tensor v, Tensor mask, long past, double scale) {
         long t = q.size(2), s = k.size(2);
         boolean gqa = q.size(1) != k.size(1);
         int window = config.slidingWindow();
-        if (mask == null) {
+        if (mask != null && window > 0 && s > window) {
+            // transformers applies the window on top of a padding/packing mask too (masking_utils: and_masks)
+            mask = mask.logical_and(causalMask(t, past, window, q.device()));
+        } else if (mask == null) {
             boolean windowBites = window > 0 && s > window;
             if (past == 0 && !windowBites) {
                 return torch.scaled_dot_product_attention(q, k, v, new TensorOptional(), 0.0, true, new DoubleOptional(scale), gqa);
@@ -158,7 +219,7 @@ public abstract class CausalLM implements AutoCloseable {
         return torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false, new DoubleOptional(scale), gqa);
     }
 
-    /** (T, past+T) bool: query i (at position past+i) sees key j iff j <= past+i and within the window. */
+    /** (T, past+T) bool: query i (at index past+i) sees key j iff j <= past+i and past+i - j < window (when window > 0). */
     static Tensor causalMask(long t, long past, int window, Device device) {
         Tensor qpos = torch.arange(new org.bytedeco.pytorch.Scalar(past), new org.bytedeco.pytorch.Scalar(past + t),
                 Tensors.options(ScalarType.Long, device)).unsqueeze(1);

@@ -3,6 +3,7 @@ package dev.jtune.model;
 import dev.jtune.io.DType;
 import dev.jtune.io.TensorInfo;
 import dev.jtune.io.WeightFiles;
+import dev.jtune.kernels.Ops;
 import dev.jtune.model.gpt2.Gpt2Model;
 import dev.jtune.model.llama.LlamaModel;
 import dev.jtune.util.NativeRuntime;
@@ -33,11 +34,17 @@ public final class ModelLoader {
     public record Report(ModelConfig config, long parameterCount, long weightBytes, String storedDtype,
                          List<String> ignored) {}
 
-    /**
-     * @param dtype  compute dtype, or null for the dtype the weights are stored in
-     * @param device where the parameters go
-     */
+    /** {@link #load(Path, ScalarType, Device, Ops)} under the default kernel policy, {@code auto}. */
     public static CausalLM load(Path dir, ScalarType dtype, Device device) {
+        return load(dir, dtype, device, Ops.AUTO);
+    }
+
+    /**
+     * @param dtype   compute dtype, or null for the dtype the weights are stored in
+     * @param device  where the parameters go
+     * @param kernels the kernel policy the model's ops run under (training.kernels, --kernels)
+     */
+    public static CausalLM load(Path dir, ScalarType dtype, Device device, Ops kernels) {
         ModelConfig config = ModelConfig.read(dir);
         WeightFiles weights = WeightFiles.open(dir);
         try {
@@ -51,20 +58,26 @@ public final class ModelLoader {
                 t.retainReference();   // parameters outlive any PointerScope of the caller
                 params.put(e.getKey(), t);
             }
-            return create(config, params, target, device, weights);
+            return create(config, params, target, device, weights, kernels);
         } catch (RuntimeException e) {
             weights.close();
             throw e;
         }
     }
 
-    /** Builds the model class for the config's family over ready parameters. */
+    /** {@link #create(ModelConfig, Map, ScalarType, Device, AutoCloseable, Ops)} under the default kernel policy, {@code auto}. */
     public static CausalLM create(ModelConfig config, Map<String, Tensor> params, ScalarType dtype, Device device,
                                   AutoCloseable source) {
+        return create(config, params, dtype, device, source, Ops.AUTO);
+    }
+
+    /** Builds the model class for the config's family over ready parameters. */
+    public static CausalLM create(ModelConfig config, Map<String, Tensor> params, ScalarType dtype, Device device,
+                                  AutoCloseable source, Ops kernels) {
         NativeRuntime.configureThreads();
         return config.family() == ModelConfig.Family.GPT2
-                ? new Gpt2Model(config, params, dtype, device, source)
-                : new LlamaModel(config, params, dtype, device, source);
+                ? new Gpt2Model(config, params, dtype, device, source, kernels)
+                : new LlamaModel(config, params, dtype, device, source, kernels);
     }
 
     /** Checks the checkpoint against config.json without loading a tensor. */

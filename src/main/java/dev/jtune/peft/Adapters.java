@@ -1,5 +1,6 @@
 package dev.jtune.peft;
 
+import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
 import dev.jtune.model.ModelLoader;
 import org.bytedeco.pytorch.Device;
@@ -16,9 +17,17 @@ public final class Adapters {
         return dir != null && Files.isRegularFile(dir.resolve(PeftAdapter.CONFIG));
     }
 
-    /** The base model with the adapter in {@code adapterDir} attached (or the plain model when it is null). */
+    /** {@link #load(Path, Path, ScalarType, Device, Ops)} under the default kernel policy, {@code auto}. */
     public static CausalLM load(Path modelDir, Path adapterDir, ScalarType dtype, Device device) {
-        CausalLM m = ModelLoader.load(modelDir, dtype, device);
+        return load(modelDir, adapterDir, dtype, device, Ops.AUTO);
+    }
+
+    /**
+     * The base model with the adapter in {@code adapterDir} attached (or the plain model when it is null), its ops
+     * under the kernel policy {@code kernels}.
+     */
+    public static CausalLM load(Path modelDir, Path adapterDir, ScalarType dtype, Device device, Ops kernels) {
+        CausalLM m = ModelLoader.load(modelDir, dtype, device, kernels);
         if (adapterDir != null) {
             try {
                 m.setAdapters(PeftAdapter.load(adapterDir, m.config(), device, false).adapters());

@@ -1,12 +1,13 @@
 package dev.jtune.train;
 
-import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import static dev.jtune.util.Labels.IGNORE_INDEX;
 
 /**
  * Next-token cross-entropy: the logit at position t is scored against the label at t+1; labels of
@@ -15,7 +16,6 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * whole effective batch, so gradient accumulation is exact (8 micro-batches of 1 = 1 batch of 8).
  */
 public final class CausalLmLoss {
-    public static final long IGNORE_INDEX = -100;
     private static final long REDUCTION_SUM = 2;   // at::Reduction::Sum
 
     /** CPU: logits per chunk, 4M elements = 16 MiB in fp32, under glibc's mmap threshold (32 MiB) so buffers are reused. */
@@ -41,7 +41,7 @@ public final class CausalLmLoss {
         // that at most CHUNK_ELEMENTS logits exist at once
         Tensor w = model.outputWeight();
         long chunk = chunkRows(h.size(0), w.size(0), w.size(1), h.is_cuda());
-        return Ops.crossEntropySum(h, w, target.index_select(0, keep), chunk);
+        return model.kernels().crossEntropySum(h, w, target.index_select(0, keep), chunk);
     }
 
     /**

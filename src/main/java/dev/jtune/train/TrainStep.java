@@ -4,6 +4,7 @@ import dev.jtune.config.Experiment;
 import dev.jtune.config.LoraSection;
 import dev.jtune.data.Batch;
 import dev.jtune.data.TensorBatch;
+import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.model.ModelInit;
@@ -61,13 +62,16 @@ public final class TrainStep implements AutoCloseable {
         this.scaler = new LossScaler(model.device(), precision == Autocast.Mode.FP16);
     }
 
-    /** The model, precision, LoRA and optimizer settings of an experiment (its model directory is loaded). */
-    public static TrainStep fromExperiment(Experiment exp) {
+    /**
+     * The model, precision, LoRA and optimizer settings of an experiment (its model directory is loaded); the ops
+     * run under {@code kernels} (the experiment's training.kernels, or bench's --kernels).
+     */
+    public static TrainStep fromExperiment(Experiment exp, Ops kernels) {
         Device device = Devices.parse(exp.training().device(), "training.device");
         Autocast.Mode precision = Trainer.precisionMode(exp.training().precision(), device);
         ModelConfig config = ModelConfig.read(exp.model().path());
         torch.manual_seed(exp.training().seed());
-        Trainable t = Trainable.forExperiment(exp, config, device, precision);
+        Trainable t = Trainable.forExperiment(exp, config, device, precision, kernels);
         Map<String, LoraAdapter> adapters = exp.lora().enabled() ? adaptersOf(t.model) : Map.of();
         return new TrainStep(t.model, t.parameters(), t.decayed(), adapters, precision,
                 exp.training().weightDecay(), exp.training().maxGradNorm(), t);
@@ -78,10 +82,11 @@ public final class TrainStep implements AutoCloseable {
      * On the CPU the weights come from {@link ModelInit#randomParameters}; on CUDA they are drawn on the device
      * with the same distributions (the CPU generator would take minutes and tens of GB of host memory for 8B).
      *
-     * @param lora null for full fine-tuning (fp32 master weights), or the adapters to train on a frozen base
+     * @param lora    null for full fine-tuning (fp32 master weights), or the adapters to train on a frozen base
+     * @param kernels the kernel policy of the model's ops
      */
     public static TrainStep random(ModelConfig config, Device device, Autocast.Mode precision, LoraSpec lora, long seed,
-                                   double weightDecay, double maxGradNorm) {
+                                   double weightDecay, double maxGradNorm, Ops kernels) {
         boolean full = lora == null;
         ScalarType dtype = full ? ScalarType.Float : Trainable.frozenBaseDtype(precision);
         Map<String, Tensor> params;
@@ -92,7 +97,7 @@ public final class TrainStep implements AutoCloseable {
                 p.retainReference();
             }
         }
-        CausalLM model = ModelLoader.create(config, params, dtype, device, null);
+        CausalLM model = ModelLoader.create(config, params, dtype, device, null, kernels);
         if (full) return new TrainStep(model, model.parameters(), fullDecay(config), Map.of(), precision, weightDecay, maxGradNorm, model);
         Map<String, LoraAdapter> adapters;
         try (PointerScope scope = new PointerScope()) {

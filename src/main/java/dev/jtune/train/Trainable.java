@@ -1,5 +1,6 @@
 package dev.jtune.train;
 
+import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.model.ModelLoader;
@@ -36,13 +37,14 @@ abstract class Trainable implements AutoCloseable {
      * Full fine-tuning, or LoRA adapters on a frozen base stored in model.dtype (default: bf16 under bf16 precision,
      * fp16 under fp16, else fp32), as the experiment says.
      */
-    static Trainable forExperiment(dev.jtune.config.Experiment exp, ModelConfig config, Device device, Autocast.Mode precision) {
+    static Trainable forExperiment(dev.jtune.config.Experiment exp, ModelConfig config, Device device, Autocast.Mode precision,
+                                   Ops kernels) {
         dev.jtune.config.LoraSection lora = exp.lora();
-        if (!lora.enabled()) return new Full(config, device);
+        if (!lora.enabled()) return new Full(config, device, kernels);
         ScalarType baseDtype = exp.model().dtype() != null ? Tensors.parseDtype(exp.model().dtype(), "model.dtype")
                 : frozenBaseDtype(precision);
         LoraSpec spec = new LoraSpec(lora.r(), lora.alpha(), lora.dropout(), lora.targetModules(), lora.useRslora(), lora.initWeights());
-        return new Adapters(config, device, baseDtype, spec, lora.adapterPath(), exp.training().seed());
+        return new Adapters(config, device, baseDtype, spec, lora.adapterPath(), exp.training().seed(), kernels);
     }
 
     /** The dtype a frozen LoRA base is kept in when model.dtype does not say: that of the autocast, else fp32. */
@@ -93,12 +95,12 @@ abstract class Trainable implements AutoCloseable {
     static final class Full extends Trainable {
         private final Map<String, ParameterSpec.Entry> spec;
 
-        Full(ModelConfig config, Device device) {
-            super(copyForTraining(config, device));
+        Full(ModelConfig config, Device device, Ops kernels) {
+            super(copyForTraining(config, device, kernels));
             this.spec = ParameterSpec.of(config);
         }
 
-        private static CausalLM copyForTraining(ModelConfig config, Device device) {
+        private static CausalLM copyForTraining(ModelConfig config, Device device, Ops kernels) {
             Map<String, Tensor> params = new LinkedHashMap<>();
             try (CausalLM base = ModelLoader.load(config.source().getParent(), ScalarType.Float, device)) {
                 for (Map.Entry<String, Tensor> e : base.parameters().entrySet()) {
@@ -108,7 +110,7 @@ abstract class Trainable implements AutoCloseable {
                     params.put(e.getKey(), p);
                 }
             }
-            return ModelLoader.create(config, params, ScalarType.Float, device, null);
+            return ModelLoader.create(config, params, ScalarType.Float, device, null, kernels);
         }
 
         @Override
@@ -142,8 +144,8 @@ abstract class Trainable implements AutoCloseable {
         private final Map<String, Tensor> tensors;
         private final String baseModel;
 
-        Adapters(ModelConfig config, Device device, ScalarType baseDtype, LoraSpec spec, Path startFrom, long seed) {
-            super(ModelLoader.load(config.source().getParent(), baseDtype, device));
+        Adapters(ModelConfig config, Device device, ScalarType baseDtype, LoraSpec spec, Path startFrom, long seed, Ops kernels) {
+            super(ModelLoader.load(config.source().getParent(), baseDtype, device, kernels));
             if (startFrom != null) {
                 PeftAdapter.Loaded loaded = PeftAdapter.load(startFrom, config, device, true);
                 this.spec = loaded.spec();

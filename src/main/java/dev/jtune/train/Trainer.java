@@ -121,7 +121,6 @@ public final class Trainer {
         long started = System.nanoTime();
         Device device = Devices.parse(t.device(), "training.device");
         Autocast.Mode precision = precisionMode(t.precision(), device);
-        Ops.setMode(Ops.Mode.valueOf(t.kernels().name()));
         ModelConfig config = ModelConfig.read(exp.model().path());
         if (exp.data().maxSeqLength() > config.maxPositions()) {
             throw new UserError(exp.file() + ": data.max_seq_length " + exp.data().maxSeqLength()
@@ -144,7 +143,7 @@ public final class Trainer {
             long padId = padId(tok);
             String chatTemplate = data.template() == null ? null : data.template().source();
 
-            Trainable trained = Trainable.forExperiment(exp, config, device, precision);
+            Trainable trained = Trainable.forExperiment(exp, config, device, precision, Ops.of(t.kernels()));
             CausalLM model = trained.model;
             AdamW optimizer = new AdamW(trained.parameters(), trained.decayed(),
                     t.weightDecay(), t.adamBeta1(), t.adamBeta2(), t.adamEpsilon());
@@ -168,7 +167,7 @@ public final class Trainer {
                     precision == Autocast.Mode.FP32 ? "fp32" : precision == Autocast.Mode.BF16 ? "bf16 autocast"
                             : "fp16 autocast with dynamic loss scaling", device.is_cuda() ? "cuda" : "cpu");
             out.println(trained.describe());
-            out.println(Ops.describe(device.is_cuda()));
+            out.println(model.kernels().describe(device.is_cuda()));
             out.printf(Locale.ROOT, "plan: %d steps (%.2f epochs of %d steps), effective batch %d (%d × %d accumulation), lr %.2e %s, warmup %d%n",
                     totalSteps, (double) totalSteps / stepsPerEpoch, stepsPerEpoch, t.perDeviceTrainBatchSize() * accum,
                     t.perDeviceTrainBatchSize(), accum, t.learningRate(), t.lrSchedulerType().name().toLowerCase(Locale.ROOT), schedule.warmup());

@@ -105,6 +105,8 @@ public class CliTest {
         assertTrue(r.err().contains("5 tokens in"), r.err());
         Run same = run("generate", "--model", model.toString(), "--prompt", "Hello", "--max-new-tokens", "5");
         assertEquals(r.out(), same.out(), "greedy decoding is deterministic");
+        Run off = run("generate", "--model", model.toString(), "--prompt", "Hello", "--max-new-tokens", "5", "--kernels", "off");
+        assertEquals(r.out(), off.out(), "--kernels off: the LibTorch paths, as auto takes on the CPU");
         Run sampled1 = run("generate", "--model", model.toString(), "--prompt", "Hello", "--max-new-tokens", "8", "--temperature", "1.0", "--seed", "11");
         Run sampled2 = run("generate", "--model", model.toString(), "--prompt", "Hello", "--max-new-tokens", "8", "--temperature", "1.0", "--seed", "11");
         assertEquals(sampled1.out(), sampled2.out(), "same seed, same sample");
@@ -119,6 +121,7 @@ public class CliTest {
         Files.write(latin1, new byte[] {'c', 'a', 'f', (byte) 0xE9, ' ', (byte) 0xFF});
         assertUserError(run("perplexity", "--model", model.toString(), "--text-file", latin1.toString()), "latin1.txt", "UTF-8");
         assertUserError(run("generate", "--model", model.toString(), "--prompt", "x", "--top-p", "0"), "--top-p");
+        assertUserError(run("generate", "--model", model.toString(), "--prompt", "x", "--kernels", "on"), "--kernels", "auto or off");
         assertUserError(run("perplexity", "--model", model.toString(), "--text-file", latin1.toString(), "--dtype", "int8"), "--dtype", "bfloat16");
         assertUserError(run("inspect", "--no-such-flag", model.toString()), "--no-such-flag");
         assertUserError(run("init-model", "--arch", "bert", "--tokenizer", GPT2_TOKENIZER.toString(), "--out", tmp.resolve("x").toString()),

@@ -1,5 +1,6 @@
 package dev.jtune.data;
 
+import dev.jtune.util.Labels;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -30,7 +31,7 @@ class BatcherTest {
             long[] labels = new long[len];
             for (int t = 0; t < len; t++) {
                 ids[t] = 1000L * (i + 1) + t;
-                labels[t] = t >= len / 2 ? ids[t] : Example.IGNORE;
+                labels[t] = t >= len / 2 ? ids[t] : Labels.IGNORE_INDEX;
             }
             out.add(new Example(ids, labels));
         }
@@ -76,7 +77,7 @@ class BatcherTest {
                 assertArrayEquals(e.inputIds(), Arrays.copyOf(row, e.length()));
                 for (int t = e.length(); t < row.length; t++) {
                     assertEquals(PAD, row[t]);
-                    assertEquals(Example.IGNORE, batch.labels()[r][t]);
+                    assertEquals(Labels.IGNORE_INDEX, batch.labels()[r][t]);
                 }
                 tokens += e.length();
                 targets += e.targetTokens();
@@ -126,9 +127,9 @@ class BatcherTest {
                         assertEquals(s, seg[p + t]);
                         assertEquals(t, pos[p + t]);
                         assertEquals(e.inputIds()[t], batch.inputIds()[r][p + t]);
-                        long want = t == 0 ? Example.IGNORE : e.labels()[t];
+                        long want = t == 0 ? Labels.IGNORE_INDEX : e.labels()[t];
                         assertEquals(want, batch.labels()[r][p + t]);
-                        if (t > 0 && want != Example.IGNORE) targets++;
+                        if (t > 0 && want != Labels.IGNORE_INDEX) targets++;
                     }
                     p += e.length();
                 }
@@ -136,7 +137,7 @@ class BatcherTest {
                 for (int t = p; t < seg.length; t++) {
                     assertEquals(0, seg[t]);
                     assertEquals(PAD, batch.inputIds()[r][t]);
-                    assertEquals(Example.IGNORE, batch.labels()[r][t]);
+                    assertEquals(Labels.IGNORE_INDEX, batch.labels()[r][t]);
                 }
                 // greedy: the next example would not have fitted
                 if (k < ex.size() && r + 1 < batch.rows()) {

@@ -1,5 +1,6 @@
 package dev.jtune.data;
 
+import dev.jtune.util.Labels;
 import dev.jtune.tokenizer.HfTokenizer;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -94,12 +95,12 @@ final class TestData {
         long[] l = e.labels();
         int i = 0;
         while (i < l.length) {
-            if (l[i] == Example.IGNORE) {
+            if (l[i] == Labels.IGNORE_INDEX) {
                 i++;
                 continue;
             }
             int j = i;
-            while (j < l.length && l[j] != Example.IGNORE) j++;
+            while (j < l.length && l[j] != Labels.IGNORE_INDEX) j++;
             out.add(tok.decode(Arrays.copyOfRange(l, i, j), false));
             i = j;
         }
@@ -109,7 +110,7 @@ final class TestData {
     static String decodeUnlabelled(Example e, HfTokenizer tok) {
         List<Long> ids = new ArrayList<>();
         for (int i = 0; i < e.length(); i++) {
-            if (e.labels()[i] == Example.IGNORE) ids.add(e.inputIds()[i]);
+            if (e.labels()[i] == Labels.IGNORE_INDEX) ids.add(e.inputIds()[i]);
         }
         return tok.decode(ids.stream().mapToLong(Long::longValue).toArray(), false);
     }

@@ -9,6 +9,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** The native library: built when nvcc exists, loads without a GPU, reports cleanly when absent or without CUDA. */
 class KernelLibraryTest {
@@ -30,12 +32,11 @@ class KernelLibraryTest {
     /** On a machine with nvcc (CI), the build must have compiled every kernel into the classes directory / jar. */
     @Test
     void kernelsAreCompiledWhenNvccExists() {
-        boolean skipped = "skip".equals(System.getProperty("jtune.kernels"));
-        if (nvccPresent() && !skipped) {
-            assertNotNull(KernelLibrary.class.getResource(KernelLibrary.RESOURCE),
-                    "nvcc is on this machine but " + KernelLibrary.RESOURCE + " was not built (see native/build.sh)");
-            assertTrue(KernelLibrary.loaded(), KernelLibrary.reason());
-        }
+        assumeTrue(nvccPresent(), "no nvcc on this machine: the build skips the kernels");
+        assumeFalse("skip".equals(System.getProperty("jtune.kernels")), "-Djtune.kernels=skip");
+        assertNotNull(KernelLibrary.class.getResource(KernelLibrary.RESOURCE),
+                "nvcc is on this machine but " + KernelLibrary.RESOURCE + " was not built (see native/build.sh)");
+        assertTrue(KernelLibrary.loaded(), KernelLibrary.reason());
     }
 
     @Test
@@ -51,7 +52,7 @@ class KernelLibraryTest {
     /** The launchers check their arguments before any CUDA call, so the error path is testable without a GPU. */
     @Test
     void launchersReportBadArgumentsWithText() {
-        if (!KernelLibrary.loaded()) return;
+        assumeTrue(KernelLibrary.loaded(), "kernel library not loaded: " + KernelLibrary.reason());
         assertEquals(KernelLibrary.ABI_VERSION, KernelNative.abiVersion());
         int st = KernelNative.rmsnormForward(0, 0, 0, 0, 4, 8, 1e-5f, KernelNative.F32, 0);
         assertEquals(KernelNative.ERR_INVALID, st);

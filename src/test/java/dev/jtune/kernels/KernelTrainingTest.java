@@ -9,7 +9,6 @@ import dev.jtune.train.Autocast;
 import dev.jtune.train.TrainStep;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.global.torch;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
@@ -25,28 +24,18 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * run {@link EmulatedKernels}; {@code KernelGpuTest} runs the same curve with the CUDA kernels in bf16.
  */
 class KernelTrainingTest {
-    @AfterEach
-    void reset() {
-        Ops.useBackend(null);
-        Ops.setMode(Ops.Mode.AUTO);
-    }
-
     /**
      * Loss per optimizer step; {@code kernels} = false runs with kernels: off, true with kernels: auto (with
      * {@code backend}, or the CUDA kernels when null).
      */
     static double[] lossCurve(Device device, Autocast.Mode precision, boolean kernels, KernelBackend backend, int steps) {
-        Ops.setMode(kernels ? Ops.Mode.AUTO : Ops.Mode.OFF);
-        Ops.useBackend(kernels ? backend : null);
+        Ops ops = kernels ? Ops.withBackend(backend) : Ops.OFF;
         ModelConfig config = Shapes.config("tiny", null);
         List<Batch> batches = BenchRunner.syntheticBatches(config.vocabSize(), 24, 2, 2, 7);
         torch.manual_seed(7);
         double[] losses = new double[steps];
-        try (TrainStep step = TrainStep.random(config, device, precision, new LoraSpec(8, 16, 0, List.of("all-linear"), false, true), 7, 0.0, 1.0)) {
+        try (TrainStep step = TrainStep.random(config, device, precision, new LoraSpec(8, 16, 0, List.of("all-linear"), false, true), 7, 0.0, 1.0, ops)) {
             for (int i = 0; i < steps; i++) losses[i] = step.step(batches, 5e-3).loss();
-        } finally {
-            Ops.useBackend(null);
-            Ops.setMode(Ops.Mode.AUTO);
         }
         return losses;
     }

@@ -12,7 +12,6 @@ import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -37,21 +36,13 @@ class ModelKernelPathsTest {
     static final long[][] IDS = {{5, 9, 17, 33, 2, 8, 90, 1, 14}, {7, 7, 64, 3, 120, 44, 0, 0, 3}};
     static final long[][] LABELS = {{-100, -100, -100, 33, 2, 8, 90, 1, 14}, {-100, 7, 64, 3, 120, 44, -100, -100, -100}};
 
-    @AfterEach
-    void afterEach() {
-        reset();
-    }
-
-    private static void reset() {
-        Ops.useBackend(null);
-        Ops.setMode(Ops.Mode.AUTO);
-    }
+    /** Gradients and logits of the two paths: float32 sums in different orders through a whole model. */
+    static final T.Tol F32_MODEL = T.Tol.of(ScalarType.Float).times(10);
 
     /** Loss and gradients of every trainable tensor, by name; runs the backward after the forward's scope closed. */
     private static Map<String, Tensor> step(String name, boolean kernels, boolean lora, double[] loss) {
-        if (kernels) Ops.useBackend(EmulatedKernels.INSTANCE);
-        else Ops.setMode(Ops.Mode.OFF);
-        try (CausalLM m = ModelLoader.load(MODELS.resolve(name), ScalarType.Float, CPU)) {
+        Ops ops = kernels ? Ops.withBackend(EmulatedKernels.INSTANCE) : Ops.OFF;
+        try (CausalLM m = ModelLoader.load(MODELS.resolve(name), ScalarType.Float, CPU, ops)) {
             Map<String, Tensor> trainable = new TreeMap<>();
             if (lora) {
                 // B random (init_lora_weights false) so that A gets a gradient too
@@ -76,8 +67,6 @@ class ModelKernelPathsTest {
                 grads.put(k, g.defined() ? g.clone() : null);
             });
             return grads;
-        } finally {
-            reset();
         }
     }
 
@@ -104,7 +93,7 @@ class ModelKernelPathsTest {
             Tensor r = ref.get(k), g = ker.get(k);
             assertEquals(r == null, g == null, k + ": gradient on one path only");
             if (r == null) continue;
-            T.close(g, r, 2e-5, name + " d " + k);
+            T.close(g, r, F32_MODEL, name + " d " + k);
             compared++;
         }
         // every trainable tensor got a gradient on both paths (the hooks handed them on)
@@ -117,14 +106,11 @@ class ModelKernelPathsTest {
     void inferenceLogitsMatch(String name) {
         Tensor[] out = new Tensor[2];
         for (int i = 0; i < 2; i++) {
-            if (i == 1) Ops.useBackend(EmulatedKernels.INSTANCE);
-            else Ops.setMode(Ops.Mode.OFF);
-            try (CausalLM m = ModelLoader.load(MODELS.resolve(name), ScalarType.Float, CPU); NoGradGuard ng = new NoGradGuard()) {
+            Ops ops = i == 1 ? Ops.withBackend(EmulatedKernels.INSTANCE) : Ops.OFF;
+            try (CausalLM m = ModelLoader.load(MODELS.resolve(name), ScalarType.Float, CPU, ops); NoGradGuard ng = new NoGradGuard()) {
                 out[i] = m.forward(Tensors.longs(IDS)).clone();
-            } finally {
-                reset();
             }
         }
-        T.close(out[1], out[0], 1e-5, name + " logits");
+        T.close(out[1], out[0], F32_MODEL, name + " logits");
     }
 }

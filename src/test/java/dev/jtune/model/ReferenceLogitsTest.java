@@ -35,7 +35,7 @@ class ReferenceLogitsTest {
     static final double FP32_TOL = 1e-4;
 
     @ParameterizedTest
-    @ValueSource(strings = {"llama-tiny", "mistral-tiny", "qwen2-tiny", "qwen3-tiny", "gpt2-tiny"})
+    @ValueSource(strings = {"llama-tiny", "mistral-tiny", "mistral-window-tiny", "qwen2-tiny", "qwen3-tiny", "gpt2-tiny"})
     void logitsMatchReferences(String name) throws IOException {
         Path dir = MODELS.resolve(name);
         int compared = 0;
@@ -60,7 +60,7 @@ class ReferenceLogitsTest {
 
     /** Greedy decoding through the KV cache reproduces the reference's full-recompute continuation. */
     @ParameterizedTest
-    @ValueSource(strings = {"llama-tiny", "mistral-tiny", "qwen2-tiny", "qwen3-tiny", "gpt2-tiny"})
+    @ValueSource(strings = {"llama-tiny", "mistral-tiny", "mistral-window-tiny", "qwen2-tiny", "qwen3-tiny", "gpt2-tiny"})
     void greedyContinuationMatchesReference(String name) throws IOException {
         Path dir = MODELS.resolve(name);
         JsonNode greedy = JSON.readTree(dir.resolve("reference_logits.json").toFile()).get("greedy");
@@ -73,9 +73,13 @@ class ReferenceLogitsTest {
         }
     }
 
-    /** Feeding tokens one at a time through the cache gives the same logits as one full forward. */
+    /**
+     * Feeding tokens one at a time through the cache gives the same logits as one full forward. For
+     * mistral-window-tiny (sliding_window 4 < 9 tokens) the window must hold across the cache: the last chunk's
+     * queries at positions 5..8 see keys from the cache (2..4) and their own chunk.
+     */
     @ParameterizedTest
-    @ValueSource(strings = {"llama-tiny", "qwen3-tiny", "gpt2-tiny"})
+    @ValueSource(strings = {"llama-tiny", "qwen3-tiny", "gpt2-tiny", "mistral-window-tiny"})
     void kvCacheDecodingEqualsFullForward(String name) {
         long[] ids = {5, 17, 99, 3, 42, 64, 8, 120, 77};
         try (CausalLM model = ModelLoader.load(MODELS.resolve(name), ScalarType.Float, new Device("cpu"));
@@ -92,6 +96,26 @@ class ReferenceLogitsTest {
                 assertClose(toDouble(want), got, 1e-5, name + " cached chunk " + c[0] + ".." + c[1]);
             }
             assertEquals(ids.length, cache.length());
+        }
+    }
+
+    /**
+     * A sliding window applies on top of an explicit attention mask (a padding or packing mask), as in transformers'
+     * masking_utils: the reference logits come back when the plain causal mask is passed explicitly.
+     */
+    @org.junit.jupiter.api.Test
+    void slidingWindowAppliesOnTopOfAnExplicitMask() throws IOException {
+        Path dir = MODELS.resolve("mistral-window-tiny");
+        JsonNode ref = JSON.readTree(dir.resolve("reference_logits.json").toFile());
+        long[] ids = longs(ref.get("input_ids").get(0));
+        try (CausalLM model = ModelLoader.load(dir, ScalarType.Float, new Device("cpu"));
+             PointerScope scope = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
+            assertTrue(model.config().slidingWindow() > 0 && model.config().slidingWindow() < ids.length, "the window must bite");
+            int t = ids.length;
+            Tensor causal = org.bytedeco.pytorch.global.torch.ones(new long[] {t, t}, Tensors.options(ScalarType.Bool, new Device("cpu")))
+                    .tril().view(1, 1, t, t);                                      // (B, 1, T, S): no window in it
+            float[] got = Tensors.toFloats(model.forward(Tensors.longs(new long[][] {ids}), null, causal, null));
+            assertClose(doubles(ref.get("logits").get(0)), got, FP32_TOL, "explicit causal mask, window 4");
         }
     }
 

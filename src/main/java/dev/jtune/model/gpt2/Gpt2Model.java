@@ -1,7 +1,8 @@
 package dev.jtune.model.gpt2;
 
+import dev.jtune.kernels.Ops;
+import dev.jtune.model.BlockContext;
 import dev.jtune.model.CausalLM;
-import dev.jtune.model.KvCache;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.util.UserError;
 import org.bytedeco.pytorch.Device;
@@ -16,53 +17,69 @@ import java.util.Map;
  * GPT-2: learned position embeddings, pre-norm blocks with LayerNorm, fused q/k/v projection, GELU
  * (tanh approximation, "gelu_new") MLP, and an output head tied to the token embedding. Weights use
  * the Conv1D layout (in, out), so projections multiply by the weight rather than its transpose.
- * Mirrors transformers' modeling_gpt2.py; D = n_embd, H = n_head, hd = D / H.
+ * Mirrors transformers' modeling_gpt2.py (and nanoGPT's model.py); B = batch, T = new tokens, S = past + T,
+ * D = n_embd, H = n_head, hd = D / H. GPT-2 uses none of the fused ops, so the kernel policy changes nothing here.
  */
 public final class Gpt2Model extends CausalLM {
     private final Tensor wte;   // (V, D)
     private final Tensor wpe;   // (P, D)
     private final Tensor lmHead;
 
-    public Gpt2Model(ModelConfig config, Map<String, Tensor> params, ScalarType dtype, Device device, AutoCloseable source) {
-        super(config, params, dtype, device, source);
+    public Gpt2Model(ModelConfig config, Map<String, Tensor> params, ScalarType dtype, Device device, AutoCloseable source,
+                     Ops kernels) {
+        super(config, params, dtype, device, source, kernels);
         this.wte = p("transformer.wte.weight");
         this.wpe = p("transformer.wpe.weight");
         this.lmHead = config.tied() ? wte : p("lm_head.weight");
     }
 
     @Override
-    public Tensor hidden(Tensor inputIds, Tensor positionIds, Tensor attentionMask, KvCache cache) {
-        long b = inputIds.size(0), t = inputIds.size(1);
-        long past = cache == null ? 0 : cache.length();
-        if (past + t > config.maxPositions()) {
-            throw new UserError("sequence of " + (past + t) + " tokens is longer than the model's n_positions (" + config.maxPositions() + ")");
+    public Tensor embed(Tensor inputIds, BlockContext ctx) {
+        long end = ctx.past() + ctx.length();
+        if (end > config.maxPositions()) {
+            throw new UserError("sequence of " + end + " tokens is longer than the model's n_positions (" + config.maxPositions() + ")");
         }
-        if (positionIds == null) positionIds = defaultPositions(inputIds, cache);
-        Tensor x = torch.embedding(wte, inputIds).add(torch.embedding(wpe, positionIds));   // (B, T, D)
+        return torch.embedding(wte, inputIds).add(torch.embedding(wpe, ctx.positionIds()));   // (B, T, D)
+    }
+
+    /** x + attn(ln_1(x)), then x + mlp(ln_2(x)): (B, T, D) -> (B, T, D). */
+    @Override
+    public Tensor block(int i, Tensor x, BlockContext ctx) {
+        String pre = "transformer.h." + i + ".";
+        x = x.add(attention(i, layerNorm(x, pre + "ln_1"), ctx));
+        return x.add(mlp(i, layerNorm(x, pre + "ln_2")));
+    }
+
+    /** Self-attention of block i on its normed input n (B, T, D) -> (B, T, D); appends to the cache when there is one. */
+    private Tensor attention(int i, Tensor n, BlockContext ctx) {
+        String pre = "transformer.h." + i + ".attn.";
+        long b = ctx.batch(), t = ctx.length(), d = config.hiddenSize();
         int h = config.numHeads(), hd = config.headDim();
-        long d = config.hiddenSize();
-        for (int i = 0; i < config.numLayers(); i++) {
-            String pre = "transformer.h." + i + ".";
-            Tensor n = layerNorm(x, pre + "ln_1");
-            Tensor qkv = conv1d(n, pre + "attn.c_attn");                                 // (B, T, 3D)
-            Tensor q = qkv.narrow(-1, 0, d).view(b, t, h, hd).transpose(1, 2);          // (B, H, T, hd)
-            Tensor k = qkv.narrow(-1, d, d).view(b, t, h, hd).transpose(1, 2);
-            Tensor v = qkv.narrow(-1, 2 * d, d).view(b, t, h, hd).transpose(1, 2);
-            if (cache != null) {
-                Tensor[] kv = cache.append(i, k, v);
-                k = kv[0];
-                v = kv[1];
-            }
-            double scale = 1.0 / Math.sqrt(hd);
-            if (config.scaleAttnByInverseLayerIdx()) scale /= (i + 1);
-            Tensor o = attention(q, k, v, attentionMask, past, scale).transpose(1, 2).reshape(b, t, d);
-            x = x.add(conv1d(o, pre + "attn.c_proj"));
-            n = layerNorm(x, pre + "ln_2");
-            Tensor f = conv1d(n, pre + "mlp.c_fc");
-            f = config.hiddenAct().equals("gelu") ? torch.gelu(f) : torch.gelu(f, "tanh");
-            x = x.add(conv1d(f, pre + "mlp.c_proj"));
+        Tensor qkv = conv1d(n, pre + "c_attn");                                      // (B, T, 3D)
+        Tensor q = qkv.narrow(-1, 0, d).view(b, t, h, hd).transpose(1, 2);          // (B, H, T, hd)
+        Tensor k = qkv.narrow(-1, d, d).view(b, t, h, hd).transpose(1, 2);
+        Tensor v = qkv.narrow(-1, 2 * d, d).view(b, t, h, hd).transpose(1, 2);
+        if (ctx.cache() != null) {
+            Tensor[] kv = ctx.cache().append(i, k, v);                               // (B, H, S, hd)
+            k = kv[0];
+            v = kv[1];
         }
-        if (cache != null) cache.advance(t);
+        double scale = 1.0 / Math.sqrt(hd);
+        if (config.scaleAttnByInverseLayerIdx()) scale /= (i + 1);
+        Tensor o = sdpa(q, k, v, ctx.attentionMask(), ctx.past(), scale).transpose(1, 2).reshape(b, t, d);   // (B, T, D)
+        return conv1d(o, pre + "c_proj");
+    }
+
+    /** c_proj(gelu(c_fc(n))): (B, T, D) -> (B, T, 4D) -> (B, T, D). */
+    private Tensor mlp(int i, Tensor n) {
+        String pre = "transformer.h." + i + ".mlp.";
+        Tensor f = conv1d(n, pre + "c_fc");
+        f = config.hiddenAct().equals("gelu") ? torch.gelu(f) : torch.gelu(f, "tanh");
+        return conv1d(f, pre + "c_proj");
+    }
+
+    @Override
+    public Tensor finalNorm(Tensor x) {
         return layerNorm(x, "transformer.ln_f");
     }
 

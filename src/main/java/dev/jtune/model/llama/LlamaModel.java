@@ -1,8 +1,8 @@
 package dev.jtune.model.llama;
 
 import dev.jtune.kernels.Ops;
+import dev.jtune.model.BlockContext;
 import dev.jtune.model.CausalLM;
-import dev.jtune.model.KvCache;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.model.Rope;
 import org.bytedeco.pytorch.Device;
@@ -16,61 +16,79 @@ import java.util.Map;
  * Llama, Mistral, Qwen2 and Qwen3: pre-norm decoder blocks with RMSNorm, rotary attention (grouped
  * query), and a SwiGLU MLP. The families differ only in config flags: q/k/v biases (Qwen2), per-head
  * q/k RMSNorm before RoPE (Qwen3), an explicit head_dim, Llama 3 frequency scaling, a sliding window.
- * Mirrors transformers' modeling_llama.py; D = hidden, H = heads, KV = key/value heads, hd = head_dim,
- * I = intermediate. RMSNorm, RoPE and SwiGLU go through the op layer ({@link Ops}): fused CUDA kernels on
- * the GPU, transformers' formulas in LibTorch elsewhere.
+ * Mirrors transformers' modeling_llama.py; B = batch, T = new tokens, S = past + T, D = hidden, H = heads,
+ * KV = key/value heads, hd = head_dim, I = intermediate. RMSNorm, RoPE and SwiGLU go through the op layer
+ * ({@link Ops}, under the model's kernel policy): fused CUDA kernels on the GPU, transformers' formulas in
+ * LibTorch elsewhere.
  */
 public final class LlamaModel extends CausalLM {
     private final Rope rope;
-    private final Tensor embed;     // (V, D)
-    private final Tensor lmHead;    // (V, D), the embedding itself when tied
+    private final Tensor embedTokens;   // (V, D)
+    private final Tensor lmHead;        // (V, D), the embedding itself when tied
 
-    public LlamaModel(ModelConfig config, Map<String, Tensor> params, ScalarType dtype, Device device, AutoCloseable source) {
-        super(config, params, dtype, device, source);
+    public LlamaModel(ModelConfig config, Map<String, Tensor> params, ScalarType dtype, Device device, AutoCloseable source,
+                      Ops kernels) {
+        super(config, params, dtype, device, source, kernels);
         this.rope = new Rope(config);
-        this.embed = p("model.embed_tokens.weight");
-        this.lmHead = config.tied() ? embed : p("lm_head.weight");
+        this.embedTokens = p("model.embed_tokens.weight");
+        this.lmHead = config.tied() ? embedTokens : p("lm_head.weight");
     }
 
     @Override
-    public Tensor hidden(Tensor inputIds, Tensor positionIds, Tensor attentionMask, KvCache cache) {
-        long b = inputIds.size(0), t = inputIds.size(1);
-        long past = cache == null ? 0 : cache.length();
-        if (positionIds == null) positionIds = defaultPositions(inputIds, cache);
-        Tensor[] cs = rope.cosSin(positionIds, dtype);                   // each (B, 1, T, hd)
-        Tensor x = torch.embedding(embed, inputIds);                    // (B, T, D)
+    protected Tensor[] rotary(Tensor positionIds) {
+        return rope.cosSin(positionIds, dtype);                                     // each (B, 1, T, hd)
+    }
+
+    @Override
+    public Tensor embed(Tensor inputIds, BlockContext ctx) {
+        return torch.embedding(embedTokens, inputIds);                              // (B, T, D)
+    }
+
+    /** x + attention(norm(x)), then x + mlp(norm(x)): (B, T, D) -> (B, T, D). */
+    @Override
+    public Tensor block(int i, Tensor x, BlockContext ctx) {
+        String pre = "model.layers." + i + ".";
+        double eps = config.normEps();
+        x = x.add(attention(i, kernels.rmsNorm(x, p(pre + "input_layernorm.weight"), eps), ctx));
+        return x.add(mlp(i, kernels.rmsNorm(x, p(pre + "post_attention_layernorm.weight"), eps)));
+    }
+
+    /** Self-attention of block i on its normed input n (B, T, D) -> (B, T, D); appends to the cache when there is one. */
+    private Tensor attention(int i, Tensor n, BlockContext ctx) {
+        String pre = "model.layers." + i + ".self_attn.";
+        long b = ctx.batch(), t = ctx.length();
         int h = config.numHeads(), kvh = config.numKvHeads(), hd = config.headDim();
-        double scale = 1.0 / Math.sqrt(hd), eps = config.normEps();
-        for (int i = 0; i < config.numLayers(); i++) {
-            String pre = "model.layers." + i + ".";
-            // --- attention ---
-            Tensor n = Ops.rmsNorm(x, p(pre + "input_layernorm.weight"), eps);
-            Tensor q = linear(n, pre + "self_attn.q_proj").view(b, t, h, hd);       // (B, T, H, hd)
-            Tensor k = linear(n, pre + "self_attn.k_proj").view(b, t, kvh, hd);
-            Tensor v = linear(n, pre + "self_attn.v_proj").view(b, t, kvh, hd);
-            if (config.qkNorm()) {                                                   // Qwen3: per head, before RoPE
-                q = Ops.rmsNorm(q, p(pre + "self_attn.q_norm.weight"), eps);
-                k = Ops.rmsNorm(k, p(pre + "self_attn.k_norm.weight"), eps);
-            }
-            // the kernel path rotates in place: q and k are fresh projections nothing else holds
-            q = Ops.rope(q.transpose(1, 2), cs[0], cs[1]);                           // (B, H, T, hd)
-            k = Ops.rope(k.transpose(1, 2), cs[0], cs[1]);                           // (B, KV, T, hd)
-            v = v.transpose(1, 2);
-            if (cache != null) {
-                Tensor[] kv = cache.append(i, k, v);                                 // (B, KV, past+T, hd)
-                k = kv[0];
-                v = kv[1];
-            }
-            Tensor o = attention(q, k, v, attentionMask, past, scale);              // (B, H, T, hd)
-            o = o.transpose(1, 2).reshape(b, t, (long) h * hd);
-            x = x.add(linear(o, pre + "self_attn.o_proj"));
-            // --- MLP: down(silu(gate(x)) * up(x)) ---
-            n = Ops.rmsNorm(x, p(pre + "post_attention_layernorm.weight"), eps);
-            Tensor act = Ops.swiglu(linear(n, pre + "mlp.gate_proj"), linear(n, pre + "mlp.up_proj"));   // (B, T, I)
-            x = x.add(linear(act, pre + "mlp.down_proj"));
+        Tensor q = linear(n, pre + "q_proj").view(b, t, h, hd);                     // (B, T, H, hd)
+        Tensor k = linear(n, pre + "k_proj").view(b, t, kvh, hd);                   // (B, T, KV, hd)
+        Tensor v = linear(n, pre + "v_proj").view(b, t, kvh, hd);
+        if (config.qkNorm()) {                                                       // Qwen3: per head, before RoPE
+            q = kernels.rmsNorm(q, p(pre + "q_norm.weight"), config.normEps());
+            k = kernels.rmsNorm(k, p(pre + "k_norm.weight"), config.normEps());
         }
-        if (cache != null) cache.advance(t);
-        return Ops.rmsNorm(x, p("model.norm.weight"), eps);
+        // the kernel path rotates in place: q and k are fresh projections nothing else holds
+        q = kernels.rope(q.transpose(1, 2), ctx.cos(), ctx.sin());                  // (B, H, T, hd)
+        k = kernels.rope(k.transpose(1, 2), ctx.cos(), ctx.sin());                  // (B, KV, T, hd)
+        v = v.transpose(1, 2);
+        if (ctx.cache() != null) {
+            Tensor[] kv = ctx.cache().append(i, k, v);                               // (B, KV, S, hd)
+            k = kv[0];
+            v = kv[1];
+        }
+        Tensor o = sdpa(q, k, v, ctx.attentionMask(), ctx.past(), 1.0 / Math.sqrt(hd));   // (B, H, T, hd)
+        o = o.transpose(1, 2).reshape(b, t, (long) h * hd);                          // (B, T, H·hd)
+        return linear(o, pre + "o_proj");                                            // (B, T, D)
+    }
+
+    /** down(silu(gate(n)) * up(n)): (B, T, D) -> (B, T, I) -> (B, T, D). */
+    private Tensor mlp(int i, Tensor n) {
+        String pre = "model.layers." + i + ".mlp.";
+        Tensor act = kernels.swiglu(linear(n, pre + "gate_proj"), linear(n, pre + "up_proj"));   // (B, T, I)
+        return linear(act, pre + "down_proj");
+    }
+
+    @Override
+    public Tensor finalNorm(Tensor x) {
+        return kernels.rmsNorm(x, p("model.norm.weight"), config.normEps());
     }
 
     @Override

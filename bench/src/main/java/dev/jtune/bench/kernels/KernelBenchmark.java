@@ -1,6 +1,7 @@
 package dev.jtune.bench.kernels;
 
 import dev.jtune.kernels.KernelLibrary;
+import dev.jtune.kernels.KernelMode;
 import dev.jtune.kernels.Ops;
 import dev.jtune.train.CausalLmLoss;
 import org.bytedeco.javacpp.PointerScope;
@@ -62,12 +63,13 @@ public class KernelBenchmark {
     @Param("128256")
     public int vocab;
 
+    private Ops ops;
     private Tensor x, w, gate, up, q, cos, sin, hidden, head, targets, gx, gg, gq;
 
     @Setup(Level.Trial)
     public void setup() {
         if (!KernelLibrary.available()) System.out.println("kernels unavailable: " + KernelLibrary.reason());
-        Ops.setMode(kernels);
+        ops = Ops.of(KernelMode.parse(kernels));
         ScalarType dt = dtype.equals("float32") ? ScalarType.Float : ScalarType.BFloat16;
         TensorOptions o = new TensorOptions().dtype(new ScalarTypeOptional(dt)).device(new DeviceOptional(new Device("cuda")));
         x = leaf(torch.randn(new long[] {tokens, 4096}, o));
@@ -94,7 +96,7 @@ public class KernelBenchmark {
         torch.cuda_synchronize();
         double sec = (System.nanoTime() - t0) / 1e9 / n;
         System.out.printf("%n[KernelBenchmark] copy bandwidth %.0f GB/s (bf16 clone of %d x 4096); kernels=%s%n%s%n",
-                2.0 * x.nbytes() / sec / 1e9, tokens, kernels, Ops.describe(true));
+                2.0 * x.nbytes() / sec / 1e9, tokens, kernels, ops.describe(true));
         long opLayer = peakBytes(this::crossEntropyForwardBackward), full = peakBytes(this::crossEntropyFullLogitsLibTorch);
         System.out.printf("[KernelBenchmark] cross-entropy peak memory above the inputs, %d tokens, vocab %d, %s, chunk %d rows: "
                         + "op layer (kernels=%s) %.1f MiB, LibTorch full logits (log_softmax + nll_loss) %.1f MiB, ratio %.3f%n",
@@ -127,7 +129,7 @@ public class KernelBenchmark {
     @Benchmark
     public void rmsNormForwardBackward() {
         try (PointerScope s = new PointerScope()) {
-            backward(Ops.rmsNorm(x, w, 1e-5), gx);
+            backward(ops.rmsNorm(x, w, 1e-5), gx);
             x.grad().zero_();
             w.grad().zero_();
             torch.cuda_synchronize();
@@ -137,7 +139,7 @@ public class KernelBenchmark {
     @Benchmark
     public void swigluForwardBackward() {
         try (PointerScope s = new PointerScope()) {
-            backward(Ops.swiglu(gate, up), gg);
+            backward(ops.swiglu(gate, up), gg);
             gate.grad().zero_();
             up.grad().zero_();
             torch.cuda_synchronize();
@@ -149,7 +151,7 @@ public class KernelBenchmark {
         try (PointerScope s = new PointerScope()) {
             Tensor leafQ = q.detach().set_requires_grad(true);
             Tensor view = leafQ.mul(new Scalar(1)).transpose(1, 2);   // a non-leaf (B, H, T, hd), as in the model
-            backward(Ops.rope(view, cos, sin), gq);
+            backward(ops.rope(view, cos, sin), gq);
             torch.cuda_synchronize();
         }
     }
@@ -158,7 +160,7 @@ public class KernelBenchmark {
     @Benchmark
     public void crossEntropyForwardBackward() {
         try (PointerScope s = new PointerScope()) {
-            Ops.crossEntropySum(hidden, head, targets, chunk()).backward();
+            ops.crossEntropySum(hidden, head, targets, chunk()).backward();
             hidden.grad().zero_();
             torch.cuda_synchronize();
         }
