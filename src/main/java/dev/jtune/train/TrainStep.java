@@ -1,5 +1,6 @@
 package dev.jtune.train;
 
+import dev.jtune.config.Precision;
 import dev.jtune.config.Experiment;
 import dev.jtune.config.LoraSection;
 import dev.jtune.data.Batch;
@@ -45,32 +46,33 @@ public final class TrainStep implements AutoCloseable {
     private final Map<String, LoraAdapter> adapters;   // empty for full fine-tuning
     private final AdamW optimizer;
     private final LossScaler scaler;
-    private final Autocast.Mode precision;
+    private final Precision precision;
     private final double maxGradNorm;
     private final AutoCloseable owner;
 
-    private TrainStep(CausalLM model, Map<String, Tensor> trainable, Predicate<String> decayed, Map<String, LoraAdapter> adapters,
-                      Autocast.Mode precision, double weightDecay, double maxGradNorm, AutoCloseable owner) {
+    private TrainStep(CausalLM model, Map<String, Tensor> trainable, Map<String, LoraAdapter> adapters, AdamW optimizer,
+                      Precision precision, double maxGradNorm, AutoCloseable owner) {
         this.model = model;
         this.trainable = trainable;
         this.adapters = adapters;
         this.precision = precision;
         this.maxGradNorm = maxGradNorm;
         this.owner = owner;
-        this.optimizer = new AdamW(trainable, decayed, weightDecay, 0.9, 0.999, 1e-8);
-        this.scaler = new LossScaler(model.device(), precision == Autocast.Mode.FP16);
+        this.optimizer = optimizer;
+        this.scaler = new LossScaler(model.device(), precision == Precision.FP16);
     }
 
     /** The model, precision, LoRA and optimizer settings of an experiment (its model directory is loaded). */
     public static TrainStep fromExperiment(Experiment exp) {
         Device device = Devices.parse(exp.training().device(), "training.device");
-        Autocast.Mode precision = Trainer.precisionMode(exp.training().precision(), device);
+        Precision precision = exp.training().precision().resolve(device.is_cuda());
         ModelConfig config = ModelConfig.read(exp.model().path());
         torch.manual_seed(exp.training().seed());
         Trainable t = Trainable.forExperiment(exp, config, device, precision);
         Map<String, LoraAdapter> adapters = exp.lora().enabled() ? adaptersOf(t.model) : Map.of();
-        return new TrainStep(t.model, t.parameters(), t.decayed(), adapters, precision,
-                exp.training().weightDecay(), exp.training().maxGradNorm(), t);
+        var tr = exp.training();
+        AdamW optimizer = new AdamW(t.parameters(), t.decayed(), tr.weightDecay(), tr.adamBeta1(), tr.adamBeta2(), tr.adamEpsilon());
+        return new TrainStep(t.model, t.parameters(), adapters, optimizer, precision, tr.maxGradNorm(), t);
     }
 
     /**
@@ -80,7 +82,7 @@ public final class TrainStep implements AutoCloseable {
      *
      * @param lora null for full fine-tuning (fp32 master weights), or the adapters to train on a frozen base
      */
-    public static TrainStep random(ModelConfig config, Device device, Autocast.Mode precision, LoraSpec lora, long seed,
+    public static TrainStep random(ModelConfig config, Device device, Precision precision, LoraSpec lora, long seed,
                                    double weightDecay, double maxGradNorm) {
         boolean full = lora == null;
         ScalarType dtype = full ? ScalarType.Float : Trainable.frozenBaseDtype(precision);
@@ -93,19 +95,18 @@ public final class TrainStep implements AutoCloseable {
             }
         }
         CausalLM model = ModelLoader.create(config, params, dtype, device, null);
-        if (full) return new TrainStep(model, model.parameters(), fullDecay(config), Map.of(), precision, weightDecay, maxGradNorm, model);
+        if (full) {
+            AdamW optimizer = new AdamW(model.parameters(), Trainable.fullDecay(config), weightDecay, 0.9, 0.999, 1e-8);
+            return new TrainStep(model, model.parameters(), Map.of(), optimizer, precision, maxGradNorm, model);
+        }
         Map<String, LoraAdapter> adapters;
         try (PointerScope scope = new PointerScope()) {
             adapters = Lora.create(config, lora, seed, device, "--lora-targets");
         }
         model.setAdapters(adapters);
-        return new TrainStep(model, Lora.tensors(adapters), n -> true, adapters, precision, weightDecay, maxGradNorm, model);
-    }
-
-    /** No decay on biases, norms and embeddings (as Trainable.Full). */
-    private static Predicate<String> fullDecay(ModelConfig config) {
-        Map<String, ParameterSpec.Entry> spec = ParameterSpec.of(config);
-        return n -> spec.get(n).kind() == ParameterSpec.Kind.LINEAR;
+        Map<String, Tensor> tensors = Lora.tensors(adapters);
+        AdamW optimizer = new AdamW(tensors, n -> true, weightDecay, 0.9, 0.999, 1e-8);   // transformers' defaults
+        return new TrainStep(model, tensors, adapters, optimizer, precision, maxGradNorm, model);
     }
 
     @SuppressWarnings("unchecked")
@@ -131,7 +132,7 @@ public final class TrainStep implements AutoCloseable {
      *
      * @param poisonLoss make the loss NaN (the trainer's test hook for a corrupt batch)
      */
-    static Result run(CausalLM model, Map<String, Tensor> trainable, AdamW optimizer, LossScaler scaler, Autocast.Mode precision,
+    static Result run(CausalLM model, Map<String, Tensor> trainable, AdamW optimizer, LossScaler scaler, Precision precision,
                       double maxGradNorm, List<Batch> micro, double lr, boolean poisonLoss) {
         long targets = 0, tokens = 0;
         for (Batch b : micro) {
@@ -173,6 +174,11 @@ public final class TrainStep implements AutoCloseable {
         return new Result(lossSum / Math.max(1, targets), norm, tokens, skipped);
     }
 
+    /** The optimizer this step drives (with the experiment's betas, epsilon and weight decay under {@link #fromExperiment}). */
+    public AdamW optimizer() {
+        return optimizer;
+    }
+
     public CausalLM model() {
         return model;
     }
@@ -187,7 +193,7 @@ public final class TrainStep implements AutoCloseable {
         return adapters;
     }
 
-    public Autocast.Mode precision() {
+    public Precision precision() {
         return precision;
     }
 
