@@ -294,4 +294,18 @@ class TrainerTest {
         assertEquals(List.of(cks.get(0), cks.get(1)), CheckpointRotation.toDelete(cks, 2, null), "no best: the oldest go");
         assertEquals(List.of(), CheckpointRotation.toDelete(cks, null, 2L), "null keeps all");
     }
+
+    /** Steps as transformers 4.55+ counts them: ceil(micro-batches / accumulation) per epoch, ceil(epochs × that). */
+    @Test
+    void stepsAreCountedAsTransformersCountsThem() throws IOException {
+        TrainingPlan p = TrainingPlan.of(experiment("plan-a", "training.gradient_accumulation_steps=4", "training.num_train_epochs=2.5").training(), 29);
+        assertEquals(8, p.stepsPerEpoch(), "7 full windows and one of 1 micro-batch");
+        assertEquals(20, p.totalSteps(), "ceil(2.5 × 8)");
+        TrainingPlan q = TrainingPlan.of(experiment("plan-b", "training.gradient_accumulation_steps=4", "training.max_steps=7",
+                "training.warmup_ratio=0.1", "training.lr_scheduler_type=linear").training(), 29);
+        assertEquals(7, q.totalSteps(), "max_steps wins");
+        assertEquals(1, q.schedule().warmup(), "ceil(0.1 × 7)");
+        assertEquals(1, TrainingPlan.of(experiment("plan-c", "training.gradient_accumulation_steps=8").training(), 3).stepsPerEpoch(),
+                "fewer micro-batches than the accumulation: one step");
+    }
 }
