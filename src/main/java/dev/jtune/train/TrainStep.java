@@ -9,7 +9,6 @@ import dev.jtune.model.CausalLM;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.model.ModelInit;
 import dev.jtune.model.ModelLoader;
-import dev.jtune.model.ParameterSpec;
 import dev.jtune.peft.Lora;
 import dev.jtune.peft.LoraAdapter;
 import dev.jtune.peft.LoraSpec;
@@ -25,7 +24,6 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.function.Predicate;
 
 /**
  * One optimizer step of the trainer, outside the training loop: what {@code jtune bench} times.

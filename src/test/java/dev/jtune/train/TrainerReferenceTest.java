@@ -52,6 +52,7 @@ class TrainerReferenceTest {
                     hp.get("learning_rate").asDouble(), hp.get("warmup_steps").asLong(), hp.get("max_steps").asLong());
             OptimizerStep step = new OptimizerStep(trained, optimizer, new LossScaler(cpu, false), Precision.FP32,
                     hp.get("max_grad_norm").asDouble());
+            double worstLoss = 0, worstNorm = 0;
             for (int s = 0; s < steps.size(); s++) {
                 JsonNode want = steps.get(s);
                 double lr = schedule.at(s);
@@ -59,7 +60,11 @@ class TrainerReferenceTest {
                 TrainStep.Result r = step.run(batches(want.get("micro_batches")), lr);
                 assertClose(want.get("loss").asDouble(), r.loss(), "loss", s);
                 assertClose(want.get("grad_norm").asDouble(), r.gradNorm(), "grad_norm (before clipping)", s);
+                worstLoss = Math.max(worstLoss, Math.abs(r.loss() / want.get("loss").asDouble() - 1));
+                worstNorm = Math.max(worstNorm, Math.abs(r.gradNorm() / want.get("grad_norm").asDouble() - 1));
             }
+            System.out.printf(Locale.ROOT, "TrainerReferenceTest: %d steps, largest relative difference: loss %.2e, grad_norm %.2e%n",
+                    steps.size(), worstLoss, worstNorm);
         }
     }
 
