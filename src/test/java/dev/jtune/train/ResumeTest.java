@@ -221,6 +221,9 @@ class ResumeTest {
         assertEquals(1, o.skippedSteps());
         assertTrue(Double.isNaN(o.trainLog().get(3).gradNorm()) && Double.isNaN(o.trainLog().get(3).loss()), "step 4 logged as non-finite");
         assertTrue(Double.isFinite(o.trainLog().get(11).loss()), "training goes on");
+        // as in transformers (optimizer_step_was_skipped), a skipped step does not advance the schedule
+        assertEquals(o.trainLog().get(3).learningRate(), o.trainLog().get(4).learningRate(), "step 5 runs at step 4's rate");
+        assertTrue(o.trainLog().get(4).learningRate() != o.trainLog().get(5).learningRate(), "then the cosine goes on");
 
         Path yaml = experiment("nan-many", "  max_bad_steps: 3");
         UserError e = assertThrows(UserError.class, () -> train(yaml, poisoned(s -> s >= 5), null, false));

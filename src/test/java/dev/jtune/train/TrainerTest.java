@@ -308,4 +308,14 @@ class TrainerTest {
         assertEquals(1, TrainingPlan.of(experiment("plan-c", "training.gradient_accumulation_steps=8").training(), 3).stepsPerEpoch(),
                 "fewer micro-batches than the accumulation: one step");
     }
+
+    /** save_steps > 0 also saves at the last step, as transformers' DefaultFlowCallback does with save_strategy "steps". */
+    @Test
+    void saveStepsAlsoSavesTheLastStep() throws IOException {
+        train(experiment("last-save", "training.max_steps=5", "training.save_steps=2", "training.save_total_limit=null",
+                "training.load_best_model_at_end=false", "data.validation_split=0.0"));
+        List<Long> steps = new ArrayList<>();
+        for (Path p : Checkpoints.list(tmp.resolve("last-save"))) steps.add(Checkpoints.stepOf(p));
+        assertEquals(List.of(2L, 4L, 5L), steps);
+    }
 }
