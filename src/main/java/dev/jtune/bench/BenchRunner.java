@@ -1,5 +1,6 @@
 package dev.jtune.bench;
 
+import dev.jtune.config.Precision;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jtune.config.Experiment;
@@ -8,7 +9,6 @@ import dev.jtune.kernels.Ops;
 import dev.jtune.data.Batch;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.peft.LoraSpec;
-import dev.jtune.train.Autocast;
 import dev.jtune.train.TrainStep;
 import dev.jtune.train.Trainer;
 import dev.jtune.util.Devices;
@@ -83,9 +83,9 @@ public final class BenchRunner {
             checkSeqLen(seqLen, config);
             Device device = Devices.parse(o.device() == null ? "cpu" : o.device(), "--device");
             String p = o.precision() == null ? (device.is_cuda() ? "bf16" : "fp32") : o.precision().toLowerCase(Locale.ROOT);
-            Autocast.Mode mode = switch (p) {
-                case "fp32" -> Autocast.Mode.FP32;
-                case "bf16" -> Autocast.Mode.BF16;
+            Precision mode = switch (p) {
+                case "fp32" -> Precision.FP32;
+                case "bf16" -> Precision.BF16;
                 default -> throw new UserError("--precision: unknown value '" + o.precision() + "'; expected fp32 or bf16");
             };
             int r = o.loraR() == null ? 0 : o.loraR();
@@ -181,8 +181,8 @@ public final class BenchRunner {
         double minSec = device.is_cuda() ? 1.0 : 0.5;
         double gemmFp32 = Gemm.tflops(ScalarType.Float, device, gemmN, 3, minSec);
         double gemmBf16 = Gemm.tflops(ScalarType.BFloat16, device, gemmN, 3, minSec);
-        boolean bf16Compute = step.precision() == Autocast.Mode.BF16
-                || step.precision() == Autocast.Mode.FP16;   // fp16 runs on the same units as bf16
+        boolean bf16Compute = step.precision() == Precision.BF16
+                || step.precision() == Precision.FP16;   // fp16 runs on the same units as bf16
         double gemmSame = bf16Compute ? gemmBf16 : gemmFp32;
         double gemmBest = Math.max(gemmFp32, gemmBf16);
 
@@ -217,7 +217,7 @@ public final class BenchRunner {
             c.put("lora_r", first.a().size(0));
             c.put("lora_modules", step.adapters().size());
         }
-        c.put("precision", switch (step.precision()) { case FP32 -> "fp32"; case BF16 -> "bf16"; case FP16 -> "fp16"; });
+        c.put("precision", step.precision().label());
         c.put("seq_len", seqLen);
         c.put("micro_batch", micro);
         c.put("grad_accum", accum);

@@ -1,5 +1,6 @@
 package dev.jtune.cli;
 
+import dev.jtune.config.Precision;
 import dev.jtune.config.Experiment;
 import dev.jtune.data.DatasetPreparer;
 import dev.jtune.data.PreparedData;
@@ -7,7 +8,6 @@ import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
 import dev.jtune.peft.Adapters;
 import dev.jtune.tokenizer.HfTokenizer;
-import dev.jtune.train.Autocast;
 import dev.jtune.train.Evaluator;
 import dev.jtune.train.Trainer;
 import dev.jtune.util.Devices;
@@ -53,7 +53,7 @@ final class EvalCommand implements Runnable {
         }
         if (!Files.isDirectory(dir)) throw new UserError("--checkpoint: " + dir + " is not a directory");
         Device device = Devices.parse(exp.training().device(), "training.device");
-        Autocast.Mode precision = Trainer.precisionMode(exp.training().precision(), device);
+        Precision precision = exp.training().precision().resolve(device.is_cuda());
         PrintStream log = json ? System.err : System.out;
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("model", dir.toString());
@@ -64,7 +64,7 @@ final class EvalCommand implements Runnable {
              CausalLM model = Adapters.load(modelDir, adapter ? dir : null, ScalarType.Float, device, Ops.of(exp.training().kernels()))) {
             PreparedData data = DatasetPreparer.prepare(Trainer.dataOptions(exp.data(), exp.training().seed()), tok, log,
                     exp.training().dataloaderNumWorkers());
-            long pad = Trainer.padId(tok);
+            long pad = tok.paddingId();
             int bs = exp.training().perDeviceEvalBatchSize(), len = exp.data().maxSeqLength();
             report(out, "eval", Evaluator.evaluate(model, data.validation(), bs, len, pad, precision), data.validation().size(), log);
             report(out, "test", Evaluator.evaluate(model, data.test(), bs, len, pad, precision), data.test().size(), log);

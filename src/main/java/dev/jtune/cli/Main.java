@@ -65,12 +65,14 @@ public final class Main implements Runnable {
         return null;
     }
 
-    /** Version from the jar manifest (Maven writes it), "dev" when run from classes. */
+    /** Version from the jar manifest (Maven writes it), "dev" when run from classes; LibTorch's and CUDA's as loaded. */
     static final class Version implements CommandLine.IVersionProvider {
         @Override
         public String[] getVersion() {
             String v = Main.class.getPackage().getImplementationVersion();
-            return new String[] {"jtune " + (v == null ? "dev" : v) + " (LibTorch 2.10 via Bytedeco JavaCPP 1.5.13)"};
+            String cuda = dev.jtune.util.RuntimeVersions.cuda();
+            return new String[] {"jtune " + (v == null ? "dev" : v) + " (LibTorch " + dev.jtune.util.RuntimeVersions.libtorch()
+                    + (cuda == null ? "" : ", CUDA " + cuda) + ")"};
         }
     }
 }

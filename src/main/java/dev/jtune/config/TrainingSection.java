@@ -4,6 +4,8 @@ import dev.jtune.kernels.KernelMode;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
 import java.util.regex.Pattern;
 
 /**
@@ -17,6 +19,8 @@ import java.util.regex.Pattern;
  * @param loggingDir             metrics logs; defaults to {@code outputDir/runs}
  * @param numTrainEpochs         passes over the training data (may be fractional); used when {@code maxSteps} is -1
  * @param maxSteps               optimizer steps to train for, overriding {@code numTrainEpochs}; -1 = by epochs
+ * @param lrSchedulerKwargs      keyword arguments of the schedule ({@code num_cycles}, {@code min_lr}, {@code min_lr_rate},
+ *                               {@code lr_end}, {@code power}, {@code timescale}), as transformers' {@code lr_scheduler_kwargs}
  * @param warmupSteps            linear warmup steps; when &gt; 0 it wins over {@code warmupRatio} (as in HF)
  * @param warmupRatio            warmup as a fraction of the total steps
  * @param maxGradNorm            gradient clipping norm; 0 = no clipping
@@ -41,6 +45,7 @@ public record TrainingSection(
         @Key("1") int gradientAccumulationSteps,
         @Key("5e-5") double learningRate,
         @Key("linear") Scheduler lrSchedulerType,
+        @Key("{}") Map<String, Double> lrSchedulerKwargs,
         @Key("0") int warmupSteps,
         @Key("0.0") double warmupRatio,
         @Key("0.0") double weightDecay,
@@ -62,9 +67,22 @@ public record TrainingSection(
         @Key("5") int maxBadSteps,
         @Key("auto") KernelMode kernels) implements Section {
 
-    public enum Scheduler { CONSTANT, LINEAR, COSINE }
+    /** transformers' {@code SchedulerType} values that jtune implements (see train.LrSchedule for the formulas). */
+    public enum Scheduler { LINEAR, COSINE, COSINE_WITH_RESTARTS, POLYNOMIAL, CONSTANT, CONSTANT_WITH_WARMUP, INVERSE_SQRT, COSINE_WITH_MIN_LR }
 
-    public enum Precision { AUTO, FP32, BF16, FP16 }
+    /**
+     * The {@code lr_scheduler_kwargs} each scheduler accepts: the keyword arguments of transformers' schedule function
+     * that {@code get_scheduler} passes through (an unknown one is a TypeError there, and refused here).
+     */
+    public static List<String> schedulerKwargs(Scheduler s) {
+        return switch (s) {
+            case COSINE, COSINE_WITH_RESTARTS -> List.of("num_cycles");
+            case COSINE_WITH_MIN_LR -> List.of("num_cycles", "min_lr", "min_lr_rate");
+            case POLYNOMIAL -> List.of("lr_end", "power");
+            case INVERSE_SQRT -> List.of("timescale");
+            case LINEAR, CONSTANT, CONSTANT_WITH_WARMUP -> List.of();
+        };
+    }
 
     private static final Pattern DEVICE = Pattern.compile("auto|cpu|cuda|cuda:\\d+");
 
@@ -73,7 +91,7 @@ public record TrainingSection(
         if (loggingDir != null || outputDir == null) return this;
         return new TrainingSection(outputDir, outputDir.resolve("runs"), numTrainEpochs, maxSteps,
                 perDeviceTrainBatchSize, perDeviceEvalBatchSize, gradientAccumulationSteps, learningRate,
-                lrSchedulerType, warmupSteps, warmupRatio, weightDecay, adamBeta1, adamBeta2, adamEpsilon, maxGradNorm,
+                lrSchedulerType, lrSchedulerKwargs, warmupSteps, warmupRatio, weightDecay, adamBeta1, adamBeta2, adamEpsilon, maxGradNorm,
                 loggingSteps, evalSteps, saveSteps, saveTotalLimit, seed, precision, device, earlyStoppingPatience,
                 earlyStoppingThreshold, loadBestModelAtEnd, dataloaderNumWorkers, maxBadSteps, kernels);
     }
@@ -94,6 +112,7 @@ public record TrainingSection(
         p.check(learningRate > 0, "learning_rate", "must be > 0, got " + learningRate);
         atLeast(p, "warmup_steps", warmupSteps, 0);
         p.check(warmupRatio >= 0 && warmupRatio < 1, "warmup_ratio", "must be in [0, 1), got " + warmupRatio);
+        validateScheduler(p);
         p.check(weightDecay >= 0, "weight_decay", "must not be negative, got " + weightDecay);
         p.check(adamBeta1 >= 0 && adamBeta1 < 1, "adam_beta1", "must be in [0, 1), got " + adamBeta1);
         p.check(adamBeta2 >= 0 && adamBeta2 < 1, "adam_beta2", "must be in [0, 1), got " + adamBeta2);
@@ -113,6 +132,43 @@ public record TrainingSection(
         p.check(earlyStoppingThreshold >= 0, "early_stopping_threshold", "must not be negative, got " + earlyStoppingThreshold);
         atLeast(p, "dataloader_num_workers", dataloaderNumWorkers, 0);
         atLeast(p, "max_bad_steps", maxBadSteps, 1);
+    }
+
+    private void validateScheduler(Problems p) {
+        if (lrSchedulerType == null || lrSchedulerKwargs == null) return;
+        String type = lrSchedulerType.name().toLowerCase(java.util.Locale.ROOT);
+        List<String> known = schedulerKwargs(lrSchedulerType);
+        for (String k : lrSchedulerKwargs.keySet()) {
+            if (!known.contains(k)) {
+                p.add("lr_scheduler_kwargs", "'" + k + "' is not an argument of the " + type + " schedule; "
+                        + (known.isEmpty() ? "it takes none" : "it takes: " + String.join(", ", known)));
+            }
+        }
+        Map<String, Double> kw = lrSchedulerKwargs;
+        if (lrSchedulerType == Scheduler.CONSTANT && (warmupSteps > 0 || warmupRatio > 0)) {
+            // transformers' get_scheduler calls get_constant_schedule(optimizer) and drops the warmup without a word
+            p.add("lr_scheduler_type", "constant has no warmup (transformers ignores warmup_steps and warmup_ratio with it); "
+                    + "use constant_with_warmup, or set warmup_steps and warmup_ratio to 0");
+        }
+        if (lrSchedulerType == Scheduler.COSINE_WITH_MIN_LR && kw.containsKey("min_lr") == kw.containsKey("min_lr_rate")) {
+            p.add("lr_scheduler_kwargs", "cosine_with_min_lr needs exactly one of min_lr and min_lr_rate, e.g. {min_lr_rate: 0.1}");
+        }
+        if (kw.containsKey("min_lr_rate")) {
+            double r = kw.get("min_lr_rate");
+            p.check(r >= 0 && r <= 1, "lr_scheduler_kwargs", "min_lr_rate must be in [0, 1], got " + r);
+        }
+        if (kw.containsKey("min_lr")) p.check(kw.get("min_lr") >= 0, "lr_scheduler_kwargs", "min_lr must not be negative, got " + kw.get("min_lr"));
+        if (kw.containsKey("num_cycles")) p.check(kw.get("num_cycles") > 0, "lr_scheduler_kwargs", "num_cycles must be > 0, got " + kw.get("num_cycles"));
+        if (kw.containsKey("power")) p.check(kw.get("power") > 0, "lr_scheduler_kwargs", "power must be > 0, got " + kw.get("power"));
+        if (lrSchedulerType == Scheduler.POLYNOMIAL) {
+            double lrEnd = kw.getOrDefault("lr_end", 1e-7);
+            p.check(learningRate > lrEnd, "lr_scheduler_kwargs",
+                    "lr_end (" + lrEnd + ") must be smaller than learning_rate (" + learningRate + "), as transformers requires");
+        }
+        if (kw.containsKey("timescale")) {
+            double ts = kw.get("timescale");
+            p.check(ts >= 1 && ts == Math.rint(ts), "lr_scheduler_kwargs", "timescale must be a whole number of steps >= 1, got " + ts);
+        }
     }
 
     private static void atLeast(Problems p, String key, int value, int min) {

@@ -20,6 +20,7 @@ import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -185,6 +186,19 @@ final class Yaml {
             }
             return List.copyOf(out);
         }
+        if (type instanceof ParameterizedType pt && pt.getRawType() == Map.class
+                && pt.getActualTypeArguments()[0] == String.class && pt.getActualTypeArguments()[1] == Double.class) {
+            if (!n.isObject()) throw mismatch("a mapping of names to numbers, e.g. {min_lr_rate: 0.1}", n);
+            Map<String, Double> out = new java.util.LinkedHashMap<>();
+            for (Iterator<Map.Entry<String, JsonNode>> it = n.fields(); it.hasNext(); ) {
+                Map.Entry<String, JsonNode> e = it.next();
+                if (!e.getValue().isNumber() || !Double.isFinite(e.getValue().doubleValue())) {
+                    throw new Mismatch(e.getKey() + ": expected a finite number, got " + describe(e.getValue()));
+                }
+                out.put(e.getKey(), e.getValue().doubleValue());
+            }
+            return java.util.Collections.unmodifiableMap(out);
+        }
         throw new IllegalStateException("unsupported @Key type " + type);
     }
 
@@ -257,6 +271,10 @@ final class Yaml {
         if (v instanceof Path p) return string(p.toString());
         if (v instanceof String s) return string(s);
         if (v instanceof Collection<?> c) return c.stream().map(Yaml::scalar).collect(Collectors.joining(", ", "[", "]"));
+        if (v instanceof Map<?, ?> m) {
+            return m.entrySet().stream().map(e -> string(e.getKey().toString()) + ": " + scalar(e.getValue()))
+                    .collect(Collectors.joining(", ", "{", "}"));
+        }
         return v.toString();   // numbers (Double.toString reads back exactly), booleans
     }
 

@@ -294,6 +294,16 @@ public final class HfTokenizer implements AutoCloseable {
         return padId == null ? OptionalLong.empty() : OptionalLong.of(padId);
     }
 
+    /**
+     * The id batches are padded with: the pad token, else the first end-of-sequence token (as fine-tuning scripts set
+     * {@code tokenizer.pad_token = tokenizer.eos_token}), else 0. Padding never counts in the loss (label -100).
+     */
+    public long paddingId() {
+        if (padId != null) return padId;
+        if (!eosIds.isEmpty()) return eosIds.iterator().next();
+        return 0;
+    }
+
     /** Number of distinct tokens, added tokens included (Python's {@code len(tokenizer)}). */
     public int vocabSize() {
         return vocab.tokenToId.size();

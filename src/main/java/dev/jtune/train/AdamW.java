@@ -164,6 +164,22 @@ public final class AdamW {
         }
     }
 
+    public double beta1() {
+        return beta1;
+    }
+
+    public double beta2() {
+        return beta2;
+    }
+
+    public double eps() {
+        return eps;
+    }
+
+    public double weightDecay() {
+        return weightDecay;
+    }
+
     public long stepCount() {
         return step;
     }

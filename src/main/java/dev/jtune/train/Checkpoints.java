@@ -67,8 +67,9 @@ final class Checkpoints {
             // the random generator drives dropout: saved so that a resumed run draws the same masks
             Map<String, org.bytedeco.pytorch.Tensor> rng = new java.util.LinkedHashMap<>();
             rng.put("torch_cpu", torch.getDefaultCPUGenerator().get_state());
-            if (manifestBase.path("device").asText().equals("cuda")) {
-                rng.put("torch_cuda", torch.globalContext().defaultGenerator(new org.bytedeco.pytorch.Device("cuda")).get_state());
+            String device = manifestBase.path("device").asText();   // the training device with its index ("cuda:1")
+            if (device.startsWith("cuda")) {
+                rng.put("torch_cuda", torch.globalContext().defaultGenerator(new org.bytedeco.pytorch.Device(device)).get_state());
             }
             files.add(tmp.resolve(RNG), SafetensorsWriter.write(tmp.resolve(RNG), rng, Map.of()));
             Path resolved = tmp.resolve("config.resolved.yaml");
@@ -99,20 +100,14 @@ final class Checkpoints {
         }
     }
 
-    /** Deletes the oldest checkpoints beyond the limit, never {@code keepStep} (the best). */
-    void rotate(Long keepStep) {
-        if (limit == null) return;
-        List<Path> all = list(outputDir);
-        int excess = all.size() - limit;
-        for (Path p : all) {
-            if (excess <= 0) break;
-            if (keepStep != null && stepOf(p) == keepStep) continue;
+    /** Deletes the checkpoints beyond the limit as transformers rotates them ({@link CheckpointRotation}), never the best. */
+    void rotate(Long bestStep) {
+        for (Path p : CheckpointRotation.toDelete(list(outputDir), limit, bestStep)) {
             try {
                 deleteTree(p);
             } catch (IOException e) {
                 throw new UserError(p + ": cannot delete an old checkpoint: " + e.getMessage(), e);
             }
-            excess--;
         }
     }
 

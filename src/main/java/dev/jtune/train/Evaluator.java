@@ -1,5 +1,6 @@
 package dev.jtune.train;
 
+import dev.jtune.config.Precision;
 import dev.jtune.data.Batch;
 import dev.jtune.data.Batcher;
 import dev.jtune.data.Example;
@@ -22,7 +23,7 @@ public final class Evaluator {
     }
 
     public static Result evaluate(CausalLM model, List<Example> examples, int batchSize, int maxSeqLength, long padId,
-                                  Autocast.Mode precision) {
+                                  Precision precision) {
         if (examples.isEmpty()) return new Result(Double.NaN, 0);
         Batcher batcher = new Batcher(examples, batchSize, false, 0, false, maxSeqLength, padId);
         double sum = 0;

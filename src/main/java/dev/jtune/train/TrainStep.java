@@ -1,5 +1,6 @@
 package dev.jtune.train;
 
+import dev.jtune.config.Precision;
 import dev.jtune.config.Experiment;
 import dev.jtune.config.LoraSection;
 import dev.jtune.data.Batch;
@@ -9,7 +10,6 @@ import dev.jtune.model.CausalLM;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.model.ModelInit;
 import dev.jtune.model.ModelLoader;
-import dev.jtune.model.ParameterSpec;
 import dev.jtune.peft.Lora;
 import dev.jtune.peft.LoraAdapter;
 import dev.jtune.peft.LoraSpec;
@@ -25,7 +25,6 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.function.Predicate;
 
 /**
  * One optimizer step of the trainer, outside the training loop: what {@code jtune bench} times.
@@ -46,20 +45,20 @@ public final class TrainStep implements AutoCloseable {
     private final Map<String, LoraAdapter> adapters;   // empty for full fine-tuning
     private final AdamW optimizer;
     private final LossScaler scaler;
-    private final Autocast.Mode precision;
+    private final Precision precision;
     private final double maxGradNorm;
     private final AutoCloseable owner;
 
-    private TrainStep(CausalLM model, Map<String, Tensor> trainable, Predicate<String> decayed, Map<String, LoraAdapter> adapters,
-                      Autocast.Mode precision, double weightDecay, double maxGradNorm, AutoCloseable owner) {
+    private TrainStep(CausalLM model, Map<String, Tensor> trainable, Map<String, LoraAdapter> adapters, AdamW optimizer,
+                      Precision precision, double maxGradNorm, AutoCloseable owner) {
         this.model = model;
         this.trainable = trainable;
         this.adapters = adapters;
         this.precision = precision;
         this.maxGradNorm = maxGradNorm;
         this.owner = owner;
-        this.optimizer = new AdamW(trainable, decayed, weightDecay, 0.9, 0.999, 1e-8);
-        this.scaler = new LossScaler(model.device(), precision == Autocast.Mode.FP16);
+        this.optimizer = optimizer;
+        this.scaler = new LossScaler(model.device(), precision == Precision.FP16);
     }
 
     /**
@@ -68,13 +67,14 @@ public final class TrainStep implements AutoCloseable {
      */
     public static TrainStep fromExperiment(Experiment exp, Ops kernels) {
         Device device = Devices.parse(exp.training().device(), "training.device");
-        Autocast.Mode precision = Trainer.precisionMode(exp.training().precision(), device);
+        Precision precision = exp.training().precision().resolve(device.is_cuda());
         ModelConfig config = ModelConfig.read(exp.model().path());
         torch.manual_seed(exp.training().seed());
         Trainable t = Trainable.forExperiment(exp, config, device, precision, kernels);
         Map<String, LoraAdapter> adapters = exp.lora().enabled() ? adaptersOf(t.model) : Map.of();
-        return new TrainStep(t.model, t.parameters(), t.decayed(), adapters, precision,
-                exp.training().weightDecay(), exp.training().maxGradNorm(), t);
+        var tr = exp.training();
+        AdamW optimizer = new AdamW(t.parameters(), t.decayed(), tr.weightDecay(), tr.adamBeta1(), tr.adamBeta2(), tr.adamEpsilon());
+        return new TrainStep(t.model, t.parameters(), adapters, optimizer, precision, tr.maxGradNorm(), t);
     }
 
     /**
@@ -85,7 +85,7 @@ public final class TrainStep implements AutoCloseable {
      * @param lora    null for full fine-tuning (fp32 master weights), or the adapters to train on a frozen base
      * @param kernels the kernel policy of the model's ops
      */
-    public static TrainStep random(ModelConfig config, Device device, Autocast.Mode precision, LoraSpec lora, long seed,
+    public static TrainStep random(ModelConfig config, Device device, Precision precision, LoraSpec lora, long seed,
                                    double weightDecay, double maxGradNorm, Ops kernels) {
         boolean full = lora == null;
         ScalarType dtype = full ? ScalarType.Float : Trainable.frozenBaseDtype(precision);
@@ -98,19 +98,18 @@ public final class TrainStep implements AutoCloseable {
             }
         }
         CausalLM model = ModelLoader.create(config, params, dtype, device, null, kernels);
-        if (full) return new TrainStep(model, model.parameters(), fullDecay(config), Map.of(), precision, weightDecay, maxGradNorm, model);
+        if (full) {
+            AdamW optimizer = new AdamW(model.parameters(), Trainable.fullDecay(config), weightDecay, 0.9, 0.999, 1e-8);
+            return new TrainStep(model, model.parameters(), Map.of(), optimizer, precision, maxGradNorm, model);
+        }
         Map<String, LoraAdapter> adapters;
         try (PointerScope scope = new PointerScope()) {
             adapters = Lora.create(config, lora, seed, device, "--lora-targets");
         }
         model.setAdapters(adapters);
-        return new TrainStep(model, Lora.tensors(adapters), n -> true, adapters, precision, weightDecay, maxGradNorm, model);
-    }
-
-    /** No decay on biases, norms and embeddings (as Trainable.Full). */
-    private static Predicate<String> fullDecay(ModelConfig config) {
-        Map<String, ParameterSpec.Entry> spec = ParameterSpec.of(config);
-        return n -> spec.get(n).kind() == ParameterSpec.Kind.LINEAR;
+        Map<String, Tensor> tensors = Lora.tensors(adapters);
+        AdamW optimizer = new AdamW(tensors, n -> true, weightDecay, 0.9, 0.999, 1e-8);   // transformers' defaults
+        return new TrainStep(model, tensors, adapters, optimizer, precision, maxGradNorm, model);
     }
 
     @SuppressWarnings("unchecked")
@@ -136,7 +135,7 @@ public final class TrainStep implements AutoCloseable {
      *
      * @param poisonLoss make the loss NaN (the trainer's test hook for a corrupt batch)
      */
-    static Result run(CausalLM model, Map<String, Tensor> trainable, AdamW optimizer, LossScaler scaler, Autocast.Mode precision,
+    static Result run(CausalLM model, Map<String, Tensor> trainable, AdamW optimizer, LossScaler scaler, Precision precision,
                       double maxGradNorm, List<Batch> micro, double lr, boolean poisonLoss) {
         long targets = 0, tokens = 0;
         for (Batch b : micro) {
@@ -178,6 +177,11 @@ public final class TrainStep implements AutoCloseable {
         return new Result(lossSum / Math.max(1, targets), norm, tokens, skipped);
     }
 
+    /** The optimizer this step drives (with the experiment's betas, epsilon and weight decay under {@link #fromExperiment}). */
+    public AdamW optimizer() {
+        return optimizer;
+    }
+
     public CausalLM model() {
         return model;
     }
@@ -192,7 +196,7 @@ public final class TrainStep implements AutoCloseable {
         return adapters;
     }
 
-    public Autocast.Mode precision() {
+    public Precision precision() {
         return precision;
     }
 

@@ -1,5 +1,6 @@
 package dev.jtune.train;
 
+import dev.jtune.config.Precision;
 import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
 import dev.jtune.model.ModelConfig;
@@ -37,7 +38,7 @@ abstract class Trainable implements AutoCloseable {
      * Full fine-tuning, or LoRA adapters on a frozen base stored in model.dtype (default: bf16 under bf16 precision,
      * fp16 under fp16, else fp32), as the experiment says.
      */
-    static Trainable forExperiment(dev.jtune.config.Experiment exp, ModelConfig config, Device device, Autocast.Mode precision,
+    static Trainable forExperiment(dev.jtune.config.Experiment exp, ModelConfig config, Device device, Precision precision,
                                    Ops kernels) {
         dev.jtune.config.LoraSection lora = exp.lora();
         if (!lora.enabled()) return new Full(config, device, kernels);
@@ -48,8 +49,23 @@ abstract class Trainable implements AutoCloseable {
     }
 
     /** The dtype a frozen LoRA base is kept in when model.dtype does not say: that of the autocast, else fp32. */
-    static ScalarType frozenBaseDtype(Autocast.Mode precision) {
-        return precision == Autocast.Mode.BF16 ? ScalarType.BFloat16 : precision == Autocast.Mode.FP16 ? ScalarType.Half : ScalarType.Float;
+    static ScalarType frozenBaseDtype(Precision precision) {
+        return precision == Precision.BF16 ? ScalarType.BFloat16 : precision == Precision.FP16 ? ScalarType.Half : ScalarType.Float;
+    }
+
+    /**
+     * transformers' weight-decay rule for full fine-tuning ({@code Trainer.get_decay_parameter_names}): every
+     * parameter decays except biases and the weights of LayerNorm/RMSNorm layers. Embeddings (and a tied or untied
+     * output head) DO decay. transformers decides by module type and name patterns; jtune by the parameter kinds of
+     * {@link ParameterSpec}, which give the same sets for every supported architecture (TrainerReferenceTest compares
+     * the GPT-2 set with the one transformers' rule computes).
+     */
+    static Predicate<String> fullDecay(ModelConfig config) {
+        Map<String, ParameterSpec.Entry> spec = ParameterSpec.of(config);
+        return n -> {
+            ParameterSpec.Kind k = spec.get(n).kind();
+            return k != ParameterSpec.Kind.BIAS && k != ParameterSpec.Kind.NORM_WEIGHT;
+        };
     }
 
     /** Tensors the optimizer updates, by the name they are saved under. */
@@ -63,6 +79,30 @@ abstract class Trainable implements AutoCloseable {
 
     /** Restores the trained weights from a directory {@link #save} wrote. */
     abstract void restore(Path dir);
+
+    /** What trains, for the console: "full fine-tuning", or "LoRA r=8 on 14 modules, base frozen in bfloat16". */
+    abstract String what();
+
+    /**
+     * The run's numerics for the console and the report, true for every precision with full fine-tuning or LoRA:
+     * the autocast mode, then where the trained weights live ("fp32 master weights" under autocast with full
+     * fine-tuning; "fp32 adapters on a frozen bfloat16 base" with LoRA).
+     */
+    String precisionFacts(Precision precision) {
+        return precisionFacts(precision, this instanceof Adapters ? model.dtype() : null);
+    }
+
+    /** @param frozenBase the LoRA base's dtype, or null for full fine-tuning */
+    static String precisionFacts(Precision precision, ScalarType frozenBase) {
+        String mode = switch (precision) {
+            case FP32 -> "fp32";
+            case BF16 -> "bf16 autocast";
+            case FP16 -> "fp16 autocast with dynamic loss scaling";
+            case AUTO -> throw new IllegalArgumentException("resolve the precision first");
+        };
+        if (frozenBase != null) return mode + ", fp32 adapters on a frozen " + Tensors.hfName(frozenBase) + " base";
+        return precision == Precision.FP32 ? mode : mode + ", fp32 master weights";
+    }
 
     /** A line for the console: what trains, and the memory it takes. */
     String describe() {
@@ -93,11 +133,11 @@ abstract class Trainable implements AutoCloseable {
 
     /** Every weight trains: fp32 leaf copies of the base weights. */
     static final class Full extends Trainable {
-        private final Map<String, ParameterSpec.Entry> spec;
+        private final Predicate<String> decayed;
 
         Full(ModelConfig config, Device device, Ops kernels) {
             super(copyForTraining(config, device, kernels));
-            this.spec = ParameterSpec.of(config);
+            this.decayed = fullDecay(config);
         }
 
         private static CausalLM copyForTraining(ModelConfig config, Device device, Ops kernels) {
@@ -118,10 +158,15 @@ abstract class Trainable implements AutoCloseable {
             return model.parameters();
         }
 
-        /** No decay on biases, norms and embeddings (transformers' rule, by parameter kind). */
+        @Override
+        String what() {
+            return "full fine-tuning";
+        }
+
+        /** {@link #fullDecay}: no decay on biases and norm weights; everything else, embeddings included, decays. */
         @Override
         Predicate<String> decayed() {
-            return n -> spec.get(n).kind() == ParameterSpec.Kind.LINEAR;
+            return decayed;
         }
 
         @Override
@@ -161,6 +206,11 @@ abstract class Trainable implements AutoCloseable {
 
         LoraSpec spec() {
             return spec;
+        }
+
+        @Override
+        String what() {
+            return "LoRA r=" + spec.r() + " on " + adapters.size() + " modules, base frozen in " + Tensors.hfName(model.dtype());
         }
 
         @Override

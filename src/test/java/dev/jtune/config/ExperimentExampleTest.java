@@ -5,7 +5,7 @@ import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
 import dev.jtune.config.DataSection.Format;
 import dev.jtune.config.DataSection.OnBadRow;
 import dev.jtune.config.DataSection.OnLongRow;
-import dev.jtune.config.TrainingSection.Precision;
+import dev.jtune.config.Precision;
 import dev.jtune.config.TrainingSection.Scheduler;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -39,7 +39,7 @@ class ExperimentExampleTest {
                 new DataSection(train, validation, null, Format.INSTRUCTION, "text", "prompt", "response", "messages",
                         "You are a helpful assistant.", 0.1, 0.0, 512, false, false, OnBadRow.SKIP, OnLongRow.TRUNCATE,
                         true, true),
-                new TrainingSection(out, out.resolve("runs"), 3.0, -1, 8, 8, 2, 2e-4, Scheduler.COSINE, 0, 0.03, 0.01,
+                new TrainingSection(out, out.resolve("runs"), 3.0, -1, 8, 8, 2, 2e-4, Scheduler.COSINE, java.util.Map.of("num_cycles", 0.5), 0, 0.03, 0.01,
                         0.9, 0.999, 1e-8, 1.0, 10, 100, 100, 2, 42L, Precision.BF16, "auto", 3, 0.0, true, 2, 5, dev.jtune.kernels.KernelMode.AUTO),
                 new LoraSection(false, 8, 8.0, 0.0, null, false, true, null));
         assertEquals(expected, e);

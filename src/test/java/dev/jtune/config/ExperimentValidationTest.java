@@ -164,8 +164,8 @@ class ExperimentValidationTest {
 
     @ParameterizedTest
     @CsvSource(delimiter = '|', value = {
-            "training | lr_scheduler_type: cosin     | unknown value 'cosin'; expected one of: constant, linear, cosine; did you mean 'cosine'?",
-            "training | lr_scheduler_type: polynomial | expected one of: constant, linear, cosine",
+            "training | lr_scheduler_type: cosin     | unknown value 'cosin'; expected one of: linear, cosine, cosine_with_restarts, polynomial, constant, constant_with_warmup, inverse_sqrt, cosine_with_min_lr; did you mean 'cosine'?",
+            "training | lr_scheduler_type: warmup_stable_decay | expected one of: linear, cosine, cosine_with_restarts, polynomial, constant, constant_with_warmup, inverse_sqrt, cosine_with_min_lr",
             "training | precision: tf32              | unknown value 'tf32'; expected one of: auto, fp32, bf16, fp16",
             "training | precision: true              | expected one of: auto, fp32, bf16, fp16, got true",
             "training | kernels: on                  | expected one of: auto, off, got true (YAML reads unquoted on/off/yes/no/true/false as a boolean)",

@@ -217,8 +217,8 @@ class KernelGpuTest {
     @org.junit.jupiter.api.Test
     void loraTrainingLossCurveKernelsOnAndOff() {
         var cuda = new org.bytedeco.pytorch.Device("cuda");
-        double[] off = KernelTrainingTest.lossCurve(cuda, dev.jtune.train.Autocast.Mode.BF16, false, null, 20);
-        double[] on = KernelTrainingTest.lossCurve(cuda, dev.jtune.train.Autocast.Mode.BF16, true, null, 20);
+        double[] off = KernelTrainingTest.lossCurve(cuda, dev.jtune.config.Precision.BF16, false, null, 20);
+        double[] on = KernelTrainingTest.lossCurve(cuda, dev.jtune.config.Precision.BF16, true, null, 20);
         KernelTrainingTest.assertSameCurve(off, on, 2e-2);
     }
 

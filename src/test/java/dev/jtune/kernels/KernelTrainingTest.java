@@ -1,5 +1,6 @@
 package dev.jtune.kernels;
 
+import dev.jtune.config.Precision;
 import dev.jtune.bench.BenchRunner;
 import dev.jtune.bench.Shapes;
 import dev.jtune.data.Batch;
@@ -28,7 +29,7 @@ class KernelTrainingTest {
      * Loss per optimizer step; {@code kernels} = false runs with kernels: off, true with kernels: auto (with
      * {@code backend}, or the CUDA kernels when null).
      */
-    static double[] lossCurve(Device device, Autocast.Mode precision, boolean kernels, KernelBackend backend, int steps) {
+    static double[] lossCurve(Device device, Precision precision, boolean kernels, KernelBackend backend, int steps) {
         Ops ops = kernels ? Ops.withBackend(backend) : Ops.OFF;
         ModelConfig config = Shapes.config("tiny", null);
         List<Batch> batches = BenchRunner.syntheticBatches(config.vocabSize(), 24, 2, 2, 7);
@@ -52,11 +53,11 @@ class KernelTrainingTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = Autocast.Mode.class, names = {"FP32", "BF16"})
-    void loraLossCurveWithKernelPathsEqualsKernelsOff(Autocast.Mode precision) {
+    @EnumSource(value = Precision.class, names = {"FP32", "BF16"})
+    void loraLossCurveWithKernelPathsEqualsKernelsOff(Precision precision) {
         Device cpu = new Device("cpu");
         double[] off = lossCurve(cpu, precision, false, null, 8);
         double[] on = lossCurve(cpu, precision, true, EmulatedKernels.INSTANCE, 8);
-        assertSameCurve(off, on, precision == Autocast.Mode.FP32 ? 1e-5 : 1e-3);
+        assertSameCurve(off, on, precision == Precision.FP32 ? 1e-5 : 1e-3);
     }
 }

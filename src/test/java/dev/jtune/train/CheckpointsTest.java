@@ -71,7 +71,7 @@ class CheckpointsTest {
         Path out = tmp.resolve("run");
         Checkpoints checkpoints = new Checkpoints(out, null);
         ObjectNode manifestBase = JSON.createObjectNode().put("jtune_version", "test").put("device", "cpu");
-        try (Trainable trained = new Trainable.Full(ModelConfig.read(base), cpu)) {
+        try (Trainable trained = new Trainable.Full(ModelConfig.read(base), cpu, dev.jtune.kernels.Ops.AUTO)) {
             AdamW optimizer = new AdamW(trained.parameters(), trained.decayed(), 0.01, 0.9, 0.999, 1e-8);
             LossScaler scaler = new LossScaler(cpu, false);
             ObjectNode state = JSON.createObjectNode().put("global_step", 1);

@@ -1,5 +1,6 @@
 package dev.jtune.train;
 
+import dev.jtune.config.Precision;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.config.Experiment;
@@ -11,7 +12,6 @@ import dev.jtune.util.Tensors;
 import dev.jtune.util.UserError;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -57,11 +57,6 @@ class ResumeTest {
         StringBuilder sb = new StringBuilder("question,answer\n");
         for (int i = 0; i < 40; i++) sb.append("what is item ").append(i).append("?,item ").append(i).append(" is a number; it follows ").append(i - 1).append(".\n");
         csv = Files.writeString(tmp.resolve("qa.csv"), sb.toString());
-    }
-
-    @AfterEach
-    void clearHook() {
-        Trainer.poisonedSteps = null;
     }
 
     /** An experiment file: 12 steps, checkpoints every 3, a loss logged every step. */
@@ -170,8 +165,24 @@ class ResumeTest {
     }
 
     static Trainer.Outcome train(Path yaml, String resume, boolean overwrite, String... sets) {
+        return train(yaml, Trainer.Seams.NONE, resume, overwrite, sets);
+    }
+
+    static Trainer.Outcome train(Path yaml, Trainer.Seams seams, String resume, boolean overwrite, String... sets) {
         return new Trainer(Experiment.load(yaml, List.of(sets)), new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8),
-                resume, overwrite).run();
+                resume, overwrite, seams).run();
+    }
+
+    /** Optimizer steps (1-based) whose loss is made NaN, as a corrupt batch would: a decorator of the run's step. */
+    static Trainer.Seams poisoned(java.util.function.LongPredicate steps) {
+        return new Trainer.Seams(s -> new OptimizerStep(s) {
+            long calls;
+
+            @Override
+            TrainStep.Result run(List<dev.jtune.data.Batch> micro, double lr) {
+                return run(micro, lr, steps.test(++calls));
+            }
+        }, e -> e);
     }
 
     @Test
@@ -206,15 +217,16 @@ class ResumeTest {
     /** A NaN loss skips exactly that step and counts it; max_bad_steps in a row stop the run, the last good checkpoint intact. */
     @Test
     void nanStepsAreSkippedThenStopTheRun() throws Exception {
-        Trainer.poisonedSteps = s -> s == 4;
-        Trainer.Outcome o = train(experiment("nan-one"), null, false);
+        Trainer.Outcome o = train(experiment("nan-one"), poisoned(s -> s == 4), null, false);
         assertEquals(1, o.skippedSteps());
         assertTrue(Double.isNaN(o.trainLog().get(3).gradNorm()) && Double.isNaN(o.trainLog().get(3).loss()), "step 4 logged as non-finite");
         assertTrue(Double.isFinite(o.trainLog().get(11).loss()), "training goes on");
+        // as in transformers (optimizer_step_was_skipped), a skipped step does not advance the schedule
+        assertEquals(o.trainLog().get(3).learningRate(), o.trainLog().get(4).learningRate(), "step 5 runs at step 4's rate");
+        assertTrue(o.trainLog().get(4).learningRate() != o.trainLog().get(5).learningRate(), "then the cosine goes on");
 
-        Trainer.poisonedSteps = s -> s >= 5;
         Path yaml = experiment("nan-many", "  max_bad_steps: 3");
-        UserError e = assertThrows(UserError.class, () -> train(yaml, null, false));
+        UserError e = assertThrows(UserError.class, () -> train(yaml, poisoned(s -> s >= 5), null, false));
         List<Path> cks = Checkpoints.list(tmp.resolve("nan-many"));
         Path last = cks.get(cks.size() - 1);
         assertTrue(e.getMessage().contains("stopping at step 7: 3 consecutive steps") && e.getMessage().contains(last.toString()), e.getMessage());
@@ -246,9 +258,45 @@ class ResumeTest {
         assertTrue(OutOfMemory.is(oom), oom.getMessage());
         assertFalse(OutOfMemory.is(new IllegalStateException("shape mismatch")));
         Experiment exp = Experiment.load(experiment("oom"), List.of("training.per_device_train_batch_size=8"));
-        UserError u = OutOfMemory.explain(oom, exp, 1_000_000, Autocast.Mode.FP32, new org.bytedeco.pytorch.Device("cpu"));
+        UserError u = OutOfMemory.explain(oom, exp, 1_000_000, Precision.FP32, new org.bytedeco.pytorch.Device("cpu"));
         assertTrue(u.getMessage().contains("out of host memory") && u.getMessage().contains("per_device_train_batch_size=4")
                 && u.getMessage().contains("gradient_accumulation_steps=2") && u.getMessage().contains("lora.enabled=true")
                 && u.getMessage().contains("training.precision=bf16"), u.getMessage());
+    }
+
+    /** An out-of-memory error in the test evaluation (a real LibTorch allocation failure) is explained, not a stack trace. */
+    @Test
+    void outOfMemoryInTheTestEvaluationIsExplained() throws Exception {
+        Path yaml = experiment("oom-test", "  per_device_eval_batch_size: 8");
+        Trainer.Seams seams = new Trainer.Seams(s -> s, e -> (examples, split) -> {
+            if (split.equals("test")) torch.empty(new long[] {1L << 48}, Tensors.options(ScalarType.Float), new org.bytedeco.pytorch.MemoryFormatOptional());
+            return e.run(examples, split);
+        });
+        UserError u = assertThrows(UserError.class, () -> train(yaml, seams, null, false, "training.max_steps=2", "data.test_split=0.2"));
+        assertTrue(u.getMessage().contains("out of host memory in the test evaluation")
+                && u.getMessage().contains("per_device_eval_batch_size=4"), u.getMessage());
+    }
+
+    /** A metrics.jsonl line cut by a crash is dropped on resume, and the run says how many and why. */
+    @Test
+    void malformedMetricsLinesAreCountedOnResume() throws Exception {
+        Path yaml = experiment("cut-line");
+        train(yaml, null, false, "training.max_steps=6");
+        Path metrics = tmp.resolve("cut-line").resolve("metrics.jsonl");
+        Files.writeString(metrics, Files.readString(metrics) + "{\"step\": 7, \"lo\n", java.nio.file.StandardOpenOption.TRUNCATE_EXISTING);
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        new Trainer(Experiment.load(yaml, List.of("training.max_steps=6")), new PrintStream(out, true, StandardCharsets.UTF_8),
+                tmp.resolve("cut-line").resolve("checkpoint-3").toString(), false).run();
+        String log = out.toString(StandardCharsets.UTF_8);
+        assertTrue(log.contains("resume: dropped 1 line of " + metrics + " that was not valid JSON"), log);
+        assertEquals(6, losses(tmp.resolve("cut-line")).size(), "every step logged once");
+    }
+
+    /** The manifest names the training device with its index: its CUDA generator is the one saved and restored. */
+    @Test
+    void manifestNamesTheTrainingDeviceWithItsIndex() {
+        assertEquals("cuda:1", RunManifest.deviceName(new org.bytedeco.pytorch.Device("cuda:1")));
+        assertEquals("cuda", RunManifest.deviceName(new org.bytedeco.pytorch.Device("cuda")));
+        assertEquals("cpu", RunManifest.deviceName(new org.bytedeco.pytorch.Device("cpu")));
     }
 }

@@ -1,5 +1,6 @@
 package dev.jtune.train;
 
+import dev.jtune.config.Precision;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.config.Experiment;
@@ -152,19 +153,23 @@ class TrainerTest {
              CausalLM m = ModelLoader.load(o.finalDir(), ScalarType.Float, new Device("cpu"))) {
             var data = dev.jtune.data.DatasetPreparer.prepare(Trainer.dataOptions(e.data(), e.training().seed()), tok,
                     new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8));
-            Evaluator.Result r = Evaluator.evaluate(m, data.validation(), 8, 64, Trainer.padId(tok), Autocast.Mode.FP32);
+            Evaluator.Result r = Evaluator.evaluate(m, data.validation(), 8, 64, tok.paddingId(), Precision.FP32);
             assertEquals(o.bestEvalLoss(), r.loss(), 1e-5);
         }
     }
 
     @Test
     void earlyStoppingStopsAfterPatienceEvaluationsWithoutImprovement() throws IOException {
-        // a threshold nothing can beat: the first evaluation is the best, the next two count against patience
+        // a threshold nothing can beat: no evaluation after the first resets patience, so the next two count against it
         Trainer.Outcome o = train(experiment("early", "training.max_steps=40", "training.eval_steps=2", "training.save_steps=2",
                 "training.early_stopping_patience=2", "training.early_stopping_threshold=100"));
-        assertEquals(6, o.steps(), "evaluations at steps 2 (best), 4, 6 (patience 2 used up)");
+        assertEquals(6, o.steps(), "evaluations at steps 2, 4, 6 (patience 2 used up)");
         assertTrue(o.stopReason().startsWith("early stopping"), o.stopReason());
-        assertEquals(2L, o.bestStep());
+        // transformers: the threshold is EarlyStoppingCallback's alone; the best model is the lowest loss
+        // (Trainer._determine_best_metric), here the last of three falling evaluations
+        double lowest = o.evalLog().stream().mapToDouble(p -> p.loss()).min().orElseThrow();
+        assertEquals(lowest, o.bestEvalLoss());
+        assertEquals(6L, o.bestStep(), "validation loss falls at lr 3e-3: " + o.evalLog());
     }
 
     @Test
@@ -203,6 +208,7 @@ class TrainerTest {
         assertTrue(Files.isRegularFile(o.finalDir().resolve("adapter_config.json")));
         assertTrue(Files.isRegularFile(o.finalDir().resolve("adapter_model.safetensors")));
         assertTrue(!Files.exists(o.finalDir().resolve("model.safetensors")), "an adapter, not a full model");
+        assertTrue(Files.readString(o.report()).contains("fp32, fp32 adapters on a frozen float32 base"), "the report says LoRA");
         List<TrainPoint> log = o.trainLog();
         assertTrue(log.get(log.size() - 1).loss() < log.get(0).loss() - 0.1, "LoRA learns: " + log.get(0).loss() + " -> " + log.get(log.size() - 1).loss());
         // the saved adapter on the base reproduces the best validation loss
@@ -210,7 +216,7 @@ class TrainerTest {
              CausalLM m = dev.jtune.peft.Adapters.load(model, o.finalDir(), ScalarType.Float, new Device("cpu"))) {
             var data = dev.jtune.data.DatasetPreparer.prepare(Trainer.dataOptions(e.data(), e.training().seed()), tok,
                     new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8));
-            assertEquals(o.bestEvalLoss(), Evaluator.evaluate(m, data.validation(), 8, 64, Trainer.padId(tok), Autocast.Mode.FP32).loss(), 1e-5);
+            assertEquals(o.bestEvalLoss(), Evaluator.evaluate(m, data.validation(), 8, 64, tok.paddingId(), Precision.FP32).loss(), 1e-5);
         }
     }
 
@@ -234,6 +240,7 @@ class TrainerTest {
         assertTrue(log.stream().allMatch(p -> Double.isFinite(p.loss())), "losses stay finite");
         assertTrue(o.skippedSteps() < 24, "most steps are taken: skipped " + o.skippedSteps());
         assertTrue(log.get(log.size() - 1).loss() < log.get(0).loss(), "fp16 learns: " + log.get(0).loss() + " -> " + log.get(log.size() - 1).loss());
+        assertTrue(Files.readString(o.report()).contains("fp16 autocast with dynamic loss scaling, fp32 master weights"), "the report says fp16");
     }
 
     /** lora.adapter_path continues from a saved adapter: the first evaluation starts where that run ended. */
@@ -247,5 +254,68 @@ class TrainerTest {
         Trainer.Outcome scratch = train(experiment("lora-c", "lora.enabled=true", "lora.target_modules=all-linear",
                 "training.max_steps=1", "training.learning_rate=1.0e-9", "training.eval_steps=1", "training.save_steps=1"));
         assertTrue(scratch.evalLog().get(0).loss() > first.bestEvalLoss() + 0.05, "a fresh adapter starts higher");
+    }
+
+    /** The report's precision is true for every precision with full fine-tuning and with LoRA (the frozen base's dtype). */
+    @Test
+    void precisionFactsForEveryPrecisionAndMethod() {
+        assertEquals("fp32", Trainable.precisionFacts(Precision.FP32, null));
+        assertEquals("bf16 autocast, fp32 master weights", Trainable.precisionFacts(Precision.BF16, null));
+        assertEquals("fp16 autocast with dynamic loss scaling, fp32 master weights", Trainable.precisionFacts(Precision.FP16, null));
+        assertEquals("fp32, fp32 adapters on a frozen float32 base", Trainable.precisionFacts(Precision.FP32, ScalarType.Float));
+        assertEquals("bf16 autocast, fp32 adapters on a frozen bfloat16 base", Trainable.precisionFacts(Precision.BF16, ScalarType.BFloat16));
+        assertEquals("fp16 autocast with dynamic loss scaling, fp32 adapters on a frozen float16 base",
+                Trainable.precisionFacts(Precision.FP16, ScalarType.Half));
+    }
+
+    /** jtune bench EXPERIMENT.yaml steps with the experiment's AdamW settings, not the defaults. */
+    @Test
+    void benchStepUsesTheExperimentsOptimizerSettings() throws IOException {
+        try (TrainStep step = TrainStep.fromExperiment(experiment("bench", "training.adam_beta1=0.8", "training.adam_beta2=0.99",
+                "training.adam_epsilon=1.0e-6", "training.weight_decay=0.1"), dev.jtune.kernels.Ops.AUTO)) {
+            assertEquals(0.8, step.optimizer().beta1());
+            assertEquals(0.99, step.optimizer().beta2());
+            assertEquals(1e-6, step.optimizer().eps());
+            assertEquals(0.1, step.optimizer().weightDecay());
+            assertTrue(step.optimizer().decayedNames().contains("model.embed_tokens.weight"), "embeddings decay, as in transformers");
+            assertTrue(!step.optimizer().decayedNames().contains("model.norm.weight"), "norm weights do not");
+        }
+    }
+
+    /** save_total_limit as transformers' _rotate_checkpoints: the best moves to second-newest; limit 1 keeps best and newest. */
+    @Test
+    void rotationFollowsTransformers() {
+        List<Path> cks = new ArrayList<>();
+        for (int s : new int[] {2, 4, 6, 8}) cks.add(Path.of("out", "checkpoint-" + s));
+        assertEquals(List.of(cks.get(1), cks.get(2)), CheckpointRotation.toDelete(cks, 1, 2L), "limit 1: best (2) and newest (8) kept");
+        assertEquals(List.of(cks.get(0), cks.get(1), cks.get(2)), CheckpointRotation.toDelete(cks, 1, 8L), "limit 1, newest is best");
+        assertEquals(List.of(cks.get(1), cks.get(2)), CheckpointRotation.toDelete(cks, 2, 2L), "limit 2: best and newest");
+        assertEquals(List.of(cks.get(1)), CheckpointRotation.toDelete(cks, 3, 2L), "limit 3: best and the two newest");
+        assertEquals(List.of(cks.get(0), cks.get(1)), CheckpointRotation.toDelete(cks, 2, null), "no best: the oldest go");
+        assertEquals(List.of(), CheckpointRotation.toDelete(cks, null, 2L), "null keeps all");
+    }
+
+    /** Steps as transformers 4.55+ counts them: ceil(micro-batches / accumulation) per epoch, ceil(epochs × that). */
+    @Test
+    void stepsAreCountedAsTransformersCountsThem() throws IOException {
+        TrainingPlan p = TrainingPlan.of(experiment("plan-a", "training.gradient_accumulation_steps=4", "training.num_train_epochs=2.5").training(), 29);
+        assertEquals(8, p.stepsPerEpoch(), "7 full windows and one of 1 micro-batch");
+        assertEquals(20, p.totalSteps(), "ceil(2.5 × 8)");
+        TrainingPlan q = TrainingPlan.of(experiment("plan-b", "training.gradient_accumulation_steps=4", "training.max_steps=7",
+                "training.warmup_ratio=0.1", "training.lr_scheduler_type=linear").training(), 29);
+        assertEquals(7, q.totalSteps(), "max_steps wins");
+        assertEquals(1, q.schedule().warmup(), "ceil(0.1 × 7)");
+        assertEquals(1, TrainingPlan.of(experiment("plan-c", "training.gradient_accumulation_steps=8").training(), 3).stepsPerEpoch(),
+                "fewer micro-batches than the accumulation: one step");
+    }
+
+    /** save_steps > 0 also saves at the last step, as transformers' DefaultFlowCallback does with save_strategy "steps". */
+    @Test
+    void saveStepsAlsoSavesTheLastStep() throws IOException {
+        train(experiment("last-save", "training.max_steps=5", "training.save_steps=2", "training.save_total_limit=null",
+                "training.load_best_model_at_end=false", "data.validation_split=0.0"));
+        List<Long> steps = new ArrayList<>();
+        for (Path p : Checkpoints.list(tmp.resolve("last-save"))) steps.add(Checkpoints.stepOf(p));
+        assertEquals(List.of(2L, 4L, 5L), steps);
     }
 }

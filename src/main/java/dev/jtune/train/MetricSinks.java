@@ -1,0 +1,95 @@
+package dev.jtune.train;
+
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jtune.metrics.EvalPoint;
+import dev.jtune.metrics.MetricsLog;
+import dev.jtune.metrics.ProgressDisplay;
+import dev.jtune.metrics.TensorBoardWriter;
+import dev.jtune.metrics.TrainPoint;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Where a run's numbers go, each logged once here and fanned out to the four sinks: metrics.jsonl, TensorBoard events,
+ * the console progress line, and trainer_state.json's {@code log_history}; plus the in-memory logs the report and the
+ * {@link Trainer.Outcome} are built from.
+ */
+final class MetricSinks {
+    final List<TrainPoint> trainLog = new ArrayList<>();
+    final List<EvalPoint> evalLog = new ArrayList<>();
+    final ArrayNode logHistory = JsonNodeFactory.instance.arrayNode();
+    private MetricsLog metrics;
+    private TensorBoardWriter tb;
+    private ProgressDisplay progress;
+
+    /** Attaches the file sinks (opened by the Trainer, which closes them). */
+    void open(MetricsLog metrics, TensorBoardWriter tb) {
+        this.metrics = metrics;
+        this.tb = tb;
+    }
+
+    /** Starts the console progress line at {@code step} of {@code total}. */
+    void startProgress(long total, long step) {
+        progress = new ProgressDisplay("train", total, step);
+    }
+
+    void stopProgress() {
+        if (progress != null) progress.close();
+        progress = null;
+    }
+
+    /** After every step: the progress line (not a log line). */
+    void stepDone(long step, double loss, double lr, double tokensPerSecond) {
+        if (progress != null) progress.update(step, loss, lr, tokensPerSecond);
+    }
+
+    /** A line above the progress bar (or plain output without one). */
+    void message(String line) {
+        if (progress != null) progress.message(line);
+    }
+
+    /** A logged training step; {@code lossScale} is NaN unless fp16 loss scaling is on. */
+    void train(TrainPoint p, double lossScale, long skippedSteps) {
+        trainLog.add(p);
+        metrics.train(p);
+        tb.scalar("train/loss", p.step(), p.loss());
+        tb.scalar("train/learning_rate", p.step(), p.learningRate());
+        tb.scalar("train/grad_norm", p.step(), p.gradNorm());
+        tb.scalar("train/tokens_per_second", p.step(), p.tokensPerSecond());
+        if (!Double.isNaN(lossScale)) tb.scalar("train/loss_scale", p.step(), lossScale);
+        tb.scalar("train/skipped_steps", p.step(), skippedSteps);
+        ObjectNode h = logHistory.addObject();
+        h.put("step", p.step());
+        h.put("epoch", p.epoch());
+        h.put("loss", p.loss());
+        h.put("learning_rate", p.learningRate());
+        h.put("grad_norm", p.gradNorm());
+        h.put("skipped_steps", skippedSteps);
+    }
+
+    /** A validation evaluation. */
+    void eval(EvalPoint p) {
+        evalLog.add(p);
+        metrics.eval(p);
+        tb.scalar("eval/loss", p.step(), p.loss());
+        tb.scalar("eval/perplexity", p.step(), p.perplexity());
+        ObjectNode h = logHistory.addObject();
+        h.put("step", p.step());
+        h.put("epoch", p.epoch());
+        h.put("eval_loss", p.loss());
+    }
+
+    /** The test split's evaluation at the end. */
+    void test(Evaluator.Result r, long step) {
+        metrics.test(r.loss(), r.perplexity(), step);
+        tb.scalar("test/loss", step, r.loss());
+        tb.scalar("test/perplexity", step, r.perplexity());
+    }
+
+    void flush() {
+        tb.flush();
+    }
+}

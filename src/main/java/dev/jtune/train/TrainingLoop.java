@@ -1,0 +1,197 @@
+package dev.jtune.train;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jtune.config.Experiment;
+import dev.jtune.config.TrainingSection;
+import dev.jtune.data.Batch;
+import dev.jtune.data.Batcher;
+import dev.jtune.data.PreparedData;
+import dev.jtune.metrics.EvalPoint;
+import dev.jtune.metrics.TrainPoint;
+import dev.jtune.util.UserError;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * The loop of a run: optimizer steps over each epoch's micro-batches until the plan is done, early stopping fires, or
+ * a signal asks to stop; after every step the cadence of transformers' {@code DefaultFlowCallback}: log every
+ * {@code logging_steps} (and at the last step), evaluate every {@code eval_steps} (or at each epoch's end), save every
+ * {@code save_steps} (and at the last step; or at each epoch's end). Then {@link #finish}: the final evaluation, the
+ * best (or last) weights into final/, and the test split.
+ */
+final class TrainingLoop {
+    private final Experiment exp;
+    private final TrainingSection t;
+    private final TrainingPlan plan;
+    private final Batcher batcher;
+    private final PreparedData data;
+    private final OptimizerStep step;
+    private final Evaluation evaluation;
+    private final Checkpoints checkpoints;
+    private final MetricSinks sinks;
+    private final String chatTemplate;
+    private final ObjectNode manifestBase;
+    final LoopState state = new LoopState();
+    Evaluator.Result test;
+    String preempted;   // the signal that stopped the run, or null
+    String phase = "training";   // what the run is doing, for an out-of-memory message
+
+    TrainingLoop(Experiment exp, TrainingPlan plan, Batcher batcher, PreparedData data, OptimizerStep step, Evaluation evaluation,
+                 MetricSinks sinks, String chatTemplate, ObjectNode manifestBase) {
+        this.exp = exp;
+        this.t = exp.training();
+        this.plan = plan;
+        this.batcher = batcher;
+        this.data = data;
+        this.step = step;
+        this.evaluation = evaluation;
+        this.checkpoints = new Checkpoints(t.outputDir(), t.saveTotalLimit());
+        this.sinks = sinks;
+        this.chatTemplate = chatTemplate;
+        this.manifestBase = manifestBase;
+    }
+
+    long step() {
+        return state.position.step;
+    }
+
+    double epochs() {
+        return state.position.epochFraction(plan.microBatchesPerEpoch());
+    }
+
+    Path checkpointDir(long atStep) {
+        return checkpoints.dirFor(atStep);
+    }
+
+    /** Runs optimizer steps until the plan is done, early stopping fires or a signal arrives; returns why it stopped. */
+    String train(Preemption preemption) {
+        LoopState.Position pos = state.position;
+        sinks.startProgress(plan.totalSteps(), pos.step);
+        state.window.startNanos = System.nanoTime();
+        try {
+            while (pos.step < plan.totalSteps()) {
+                try (Batcher.BatchIterator it = batcher.epoch(pos.epoch, pos.resumeMicro)) {
+                    pos.microInEpoch = pos.resumeMicro;
+                    pos.resumeMicro = 0;
+                    while (it.hasNext() && pos.step < plan.totalSteps()) {
+                        List<Batch> micro = new ArrayList<>(plan.accumulation());
+                        while (micro.size() < plan.accumulation() && it.hasNext()) micro.add(it.next());   // the last may be partial
+                        pos.microInEpoch += micro.size();
+                        optimizerStep(micro);
+                        String stop = afterStep(!it.hasNext(), preemption);
+                        if (stop != null) return stop;
+                    }
+                }
+                if (pos.step < plan.totalSteps()) pos.epoch++;
+            }
+            return t.maxSteps() > 0 ? "max_steps reached" : "all epochs done";
+        } finally {
+            sinks.stopProgress();
+        }
+    }
+
+    /**
+     * One optimizer step and its bookkeeping. The learning rate is the schedule's at the number of steps taken so far
+     * that were not skipped: as in transformers, where a skipped step (fp16 overflow) does not advance the scheduler.
+     */
+    private void optimizerStep(List<Batch> micro) {
+        LoopState.Position pos = state.position;
+        double lr = plan.schedule().at(pos.step - state.bad.skipped);
+        TrainStep.Result r = step.run(micro, lr);
+        state.bad.record(r.skipped());
+        if (r.skipped()) {
+            sinks.message(String.format(Locale.ROOT, "step %d skipped: non-finite gradients%s", pos.step + 1,
+                    step.scaler.enabled() ? String.format(Locale.ROOT, " (fp16 loss scale %.0f, backing off)", step.scaler.scaleValue()) : ""));
+        }
+        if (state.bad.streak >= t.maxBadSteps()) {
+            List<Path> saved = Checkpoints.list(t.outputDir());
+            throw new UserError(String.format(Locale.ROOT, "stopping at step %d: %d consecutive steps had a non-finite loss or gradients "
+                    + "(training.max_bad_steps is %d). The last good checkpoint is %s. Lower training.learning_rate, use bf16 "
+                    + "instead of fp16, or look for broken rows in %s", pos.step + 1, state.bad.streak, t.maxBadSteps(),
+                    saved.isEmpty() ? "none (no checkpoint was written yet)" : saved.get(saved.size() - 1).toString(), exp.data().trainFile()));
+        }
+        pos.step++;
+        LoopState.LossWindow w = state.window;
+        w.add(r.loss(), r.tokens());
+        sinks.stepDone(pos.step, r.loss(), lr, w.tokensPerSecond());
+        if (pos.step % t.loggingSteps() == 0 || pos.step == plan.totalSteps()) {
+            // transformers logs the mean of the window's step losses and the last step's grad norm, before clipping
+            sinks.train(new TrainPoint(pos.step, epochs(), w.meanLoss(), lr, r.gradNorm(), w.tokensPerSecond()),
+                    step.scaler.enabled() ? step.scaler.scaleValue() : Double.NaN, state.bad.skipped);
+            w.reset();
+        }
+    }
+
+    /** Evaluation, checkpoint and stop decisions after a step; returns why the run stops now, or null. */
+    private String afterStep(boolean epochEnd, Preemption preemption) {
+        long now = state.position.step;
+        boolean evalNow = t.evalSteps() > 0 ? now % t.evalSteps() == 0 : epochEnd;
+        boolean stop = false;
+        if (evalNow && !data.validation().isEmpty()) stop = evaluate();
+        boolean saveNow = t.saveSteps() > 0 ? now % t.saveSteps() == 0 || now == plan.totalSteps() : epochEnd;
+        if (saveNow && !Files.isDirectory(checkpoints.dirFor(now))) save();
+        if (stop) return "early stopping: no improvement in " + t.earlyStoppingPatience() + " evaluations";
+        if (preemption != null && preemption.requested() != null) {
+            preempted = preemption.requested();
+            if (!Files.isDirectory(checkpoints.dirFor(now))) save();
+            return "stopped by " + preempted;
+        }
+        return null;
+    }
+
+    /** Evaluates on the validation split; returns true when early stopping says stop. */
+    private boolean evaluate() {
+        long now = state.position.step;
+        Evaluator.Result r = evaluation.run(data.validation(), "validation");
+        EvalPoint p = new EvalPoint(now, epochs(), r.loss(), r.perplexity());
+        sinks.eval(p);
+        LoopState.Best best = state.best;
+        boolean newBest = best.record(r.loss(), now, t.earlyStoppingThreshold());
+        if (newBest) save();   // the best model is always on disk, whatever save_steps says
+        Integer patience = t.earlyStoppingPatience();
+        String mark = newBest && best.badEvals == 0 ? "best so far"
+                : (newBest ? "best so far, but not by more than early_stopping_threshold; " : "")
+                + "no improvement (" + best.badEvals + (patience == null ? "" : "/" + patience) + ")";
+        sinks.message(String.format(Locale.ROOT, "eval @ step %d (epoch %.2f): loss %.4f, perplexity %.2f, %s",
+                now, p.epoch(), r.loss(), r.perplexity(), mark));
+        return patience != null && best.badEvals >= patience;
+    }
+
+    private void save() {
+        long now = state.position.step;
+        checkpoints.save(now, step.trained, step.optimizer, step.scaler, TrainerState.write(state, t, plan, sinks, checkpoints),
+                exp.model().path(), exp.model().tokenizer(), chatTemplate, exp.toYaml(), manifestBase);
+        checkpoints.rotate(state.best.step);
+    }
+
+    /** Final evaluation, the best (or last) weights into final/, and the test split. */
+    Path finish(java.io.PrintStream out) throws IOException {
+        long now = state.position.step;
+        phase = "the final evaluation";
+        if (!data.validation().isEmpty() && (sinks.evalLog.isEmpty() || sinks.evalLog.get(sinks.evalLog.size() - 1).step() != now)) {
+            evaluate();
+        }
+        LoopState.Best best = state.best;
+        if (t.loadBestModelAtEnd() && best.step != null && best.step != now) {
+            step.trained.restore(checkpoints.dirFor(best.step));
+            out.printf(Locale.ROOT, "loaded the best model: step %d, eval loss %.4f%n", best.step, best.loss);
+        }
+        Path finalDir = t.outputDir().resolve("final");
+        Checkpoints.deleteTree(finalDir);
+        step.trained.save(finalDir, exp.model().path(), exp.model().tokenizer(), chatTemplate);
+        if (!data.test().isEmpty()) {
+            phase = "the test evaluation";
+            test = evaluation.run(data.test(), "test");
+            sinks.test(test, now);
+            out.printf(Locale.ROOT, "test: loss %.4f, perplexity %.2f over %,d tokens the model never trained on%n",
+                    test.loss(), test.perplexity(), test.tokens());
+        }
+        sinks.flush();
+        return finalDir;
+    }
+}
