@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jtune.config.DataSection;
 import dev.jtune.config.Experiment;
+import dev.jtune.config.ModelChecks;
 import dev.jtune.config.LoraSection;
 import dev.jtune.peft.LoraSpec;
 import dev.jtune.util.Tensors;
@@ -123,10 +124,7 @@ public final class Trainer {
         Autocast.Mode precision = precisionMode(t.precision(), device);
         Ops.setMode(Ops.Mode.valueOf(t.kernels().name()));
         ModelConfig config = ModelConfig.read(exp.model().path());
-        if (exp.data().maxSeqLength() > config.maxPositions()) {
-            throw new UserError(exp.file() + ": data.max_seq_length " + exp.data().maxSeqLength()
-                    + " is larger than the model supports (" + config.maxPositions() + " positions in " + config.where() + ")");
-        }
+        ModelChecks.check(exp, config);   // Experiment.load ran it already; this covers experiments built in code
         Path resumeFrom = prepareOutputDir(t);
         Map<String, String> dataHashes = dataHashes();
         if (resumeFrom != null) checkSameData(resumeFrom, dataHashes);
