@@ -61,7 +61,7 @@ final class EvalCommand implements Runnable {
         Path modelDir = adapter ? exp.model().path() : dir;
         try (HfTokenizer tok = HfTokenizer.load(exp.model().tokenizer());
              CausalLM model = Adapters.load(modelDir, adapter ? dir : null, ScalarType.Float, device)) {
-            PreparedData data = DatasetPreparer.prepare(Trainer.dataOptions(exp.data(), exp.training().seed()), tok, log,
+            PreparedData data = DatasetPreparer.prepare(exp.data(), exp.training().seed(), tok, log,
                     exp.training().dataloaderNumWorkers());
             long pad = Trainer.padId(tok);
             int bs = exp.training().perDeviceEvalBatchSize(), len = exp.data().maxSeqLength();

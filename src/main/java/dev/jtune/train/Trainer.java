@@ -3,7 +3,6 @@ package dev.jtune.train;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.jtune.config.DataSection;
 import dev.jtune.config.Experiment;
 import dev.jtune.config.ModelChecks;
 import dev.jtune.config.LoraSection;
@@ -12,7 +11,6 @@ import dev.jtune.util.Tensors;
 import dev.jtune.config.TrainingSection;
 import dev.jtune.data.Batch;
 import dev.jtune.data.Batcher;
-import dev.jtune.data.DataOptions;
 import dev.jtune.data.DatasetPreparer;
 import dev.jtune.data.PreparedData;
 import dev.jtune.data.TensorBatch;
@@ -91,15 +89,6 @@ public final class Trainer {
         this.overwrite = overwrite;
     }
 
-    /** Data options for the data pipeline from the experiment's data section. */
-    public static DataOptions dataOptions(DataSection d, long seed) {
-        return new DataOptions(d.trainFile(), d.validationFile(), d.testFile(),
-                DataOptions.Format.valueOf(d.format().name()), d.textColumn(), d.promptColumn(), d.responseColumn(),
-                d.messagesColumn(), d.systemPrompt(), d.validationSplit(), d.testSplit(), d.maxSeqLength(), d.packing(),
-                d.trainOnInputs(), d.onBadRow() == DataSection.OnBadRow.FAIL, d.onLongRow() == DataSection.OnLongRow.TRUNCATE,
-                d.normalizeWhitespace(), d.dropDuplicates(), seed);
-    }
-
     /** fp32 or bf16 autocast for a precision setting on a device ("auto": bf16 on CUDA, fp32 on CPU). */
     public static Autocast.Mode precisionMode(TrainingSection.Precision p, Device device) {
         switch (p) {
@@ -131,7 +120,7 @@ public final class Trainer {
         torch.manual_seed(t.seed());
 
         try (HfTokenizer tok = HfTokenizer.load(exp.model().tokenizer())) {
-            PreparedData data = DatasetPreparer.prepare(dataOptions(exp.data(), t.seed()), tok, out, t.dataloaderNumWorkers());
+            PreparedData data = DatasetPreparer.prepare(exp.data(), t.seed(), tok, out, t.dataloaderNumWorkers());
             if (data.train().isEmpty()) {
                 throw new UserError(exp.data().trainFile() + ": no training examples left after cleaning and splitting (see the data summary above)");
             }
