@@ -68,6 +68,157 @@ public record DataSection(
         return validationFile != null || validationSplit > 0;
     }
 
+    /**
+     * A data section as a file that sets only {@code train_file} gives: every other key at its default (the
+     * {@link Key} annotations above). Change keys by name: {@code DataSection.builder(f).format(Format.CHAT)
+     * .maxSeqLength(256).build()}. Not validated; {@link Experiment#load} validates what users write.
+     */
+    public static Builder builder(Path trainFile) {
+        return SectionBinder.defaults(DataSection.class).toBuilder().trainFile(trainFile);
+    }
+
+    /** A builder holding these values, to change some of them by name. */
+    public Builder toBuilder() {
+        return new Builder(this);
+    }
+
+    /** Named options for a {@link DataSection}; each setter is the key of the same (camelCase) name. */
+    public static final class Builder {
+        private Path trainFile;
+        private Path validationFile;
+        private Path testFile;
+        private Format format;
+        private String textColumn;
+        private String promptColumn;
+        private String responseColumn;
+        private String messagesColumn;
+        private String systemPrompt;
+        private double validationSplit;
+        private double testSplit;
+        private int maxSeqLength;
+        private boolean packing;
+        private boolean trainOnInputs;
+        private OnBadRow onBadRow;
+        private OnLongRow onLongRow;
+        private boolean normalizeWhitespace;
+        private boolean dropDuplicates;
+
+        private Builder(DataSection d) {
+            trainFile = d.trainFile;
+            validationFile = d.validationFile;
+            testFile = d.testFile;
+            format = d.format;
+            textColumn = d.textColumn;
+            promptColumn = d.promptColumn;
+            responseColumn = d.responseColumn;
+            messagesColumn = d.messagesColumn;
+            systemPrompt = d.systemPrompt;
+            validationSplit = d.validationSplit;
+            testSplit = d.testSplit;
+            maxSeqLength = d.maxSeqLength;
+            packing = d.packing;
+            trainOnInputs = d.trainOnInputs;
+            onBadRow = d.onBadRow;
+            onLongRow = d.onLongRow;
+            normalizeWhitespace = d.normalizeWhitespace;
+            dropDuplicates = d.dropDuplicates;
+        }
+
+        public Builder trainFile(Path v) {
+            trainFile = v;
+            return this;
+        }
+
+        public Builder validationFile(Path v) {
+            validationFile = v;
+            return this;
+        }
+
+        public Builder testFile(Path v) {
+            testFile = v;
+            return this;
+        }
+
+        public Builder format(Format v) {
+            format = v;
+            return this;
+        }
+
+        public Builder textColumn(String v) {
+            textColumn = v;
+            return this;
+        }
+
+        public Builder promptColumn(String v) {
+            promptColumn = v;
+            return this;
+        }
+
+        public Builder responseColumn(String v) {
+            responseColumn = v;
+            return this;
+        }
+
+        public Builder messagesColumn(String v) {
+            messagesColumn = v;
+            return this;
+        }
+
+        public Builder systemPrompt(String v) {
+            systemPrompt = v;
+            return this;
+        }
+
+        public Builder validationSplit(double v) {
+            validationSplit = v;
+            return this;
+        }
+
+        public Builder testSplit(double v) {
+            testSplit = v;
+            return this;
+        }
+
+        public Builder maxSeqLength(int v) {
+            maxSeqLength = v;
+            return this;
+        }
+
+        public Builder packing(boolean v) {
+            packing = v;
+            return this;
+        }
+
+        public Builder trainOnInputs(boolean v) {
+            trainOnInputs = v;
+            return this;
+        }
+
+        public Builder onBadRow(OnBadRow v) {
+            onBadRow = v;
+            return this;
+        }
+
+        public Builder onLongRow(OnLongRow v) {
+            onLongRow = v;
+            return this;
+        }
+
+        public Builder normalizeWhitespace(boolean v) {
+            normalizeWhitespace = v;
+            return this;
+        }
+
+        public Builder dropDuplicates(boolean v) {
+            dropDuplicates = v;
+            return this;
+        }
+
+        public DataSection build() {
+            return new DataSection(trainFile, validationFile, testFile, format, textColumn, promptColumn, responseColumn, messagesColumn, systemPrompt, validationSplit, testSplit, maxSeqLength, packing, trainOnInputs, onBadRow, onLongRow, normalizeWhitespace, dropDuplicates);
+        }
+    }
+
     @Override
     public void validate(Problems p) {
         file(p, "train_file", trainFile);

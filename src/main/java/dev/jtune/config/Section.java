@@ -2,8 +2,8 @@ package dev.jtune.config;
 
 /**
  * One top-level section of an experiment file ({@code model:}, {@code data:}, {@code training:}). A section is an
- * immutable record whose components are all annotated with {@link Key}; {@link Experiment} binds, fills in and
- * validates it.
+ * immutable record whose components are all annotated with {@link Key}; {@link SectionBinder} binds it and
+ * {@link ExperimentLoader} fills in and validates it.
  *
  * <p>To add a section (say {@code lora:}): write {@code record LoraSection(@Key("8") int r, ...) implements Section}
  * and add it as a component of {@link Experiment} (the component name is the section name). Nothing else needs to

@@ -1,12 +1,11 @@
 package dev.jtune.train;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.jtune.config.DataSection;
 import dev.jtune.config.Experiment;
+import dev.jtune.config.ModelChecks;
 import dev.jtune.config.Precision;
 import dev.jtune.config.TrainingSection;
 import dev.jtune.data.Batcher;
-import dev.jtune.data.DataOptions;
 import dev.jtune.data.DatasetPreparer;
 import dev.jtune.data.PreparedData;
 import dev.jtune.kernels.Ops;
@@ -86,15 +85,6 @@ public final class Trainer {
         this.seams = seams;
     }
 
-    /** Data options for the data pipeline from the experiment's data section. */
-    public static DataOptions dataOptions(DataSection d, long seed) {
-        return new DataOptions(d.trainFile(), d.validationFile(), d.testFile(),
-                DataOptions.Format.valueOf(d.format().name()), d.textColumn(), d.promptColumn(), d.responseColumn(),
-                d.messagesColumn(), d.systemPrompt(), d.validationSplit(), d.testSplit(), d.maxSeqLength(), d.packing(),
-                d.trainOnInputs(), d.onBadRow() == DataSection.OnBadRow.FAIL, d.onLongRow() == DataSection.OnLongRow.TRUNCATE,
-                d.normalizeWhitespace(), d.dropDuplicates(), seed);
-    }
-
     public Outcome run() {
         // ---- set up: nothing is read or written before the output directory's policy has spoken
         TrainingSection t = exp.training();
@@ -102,17 +92,14 @@ public final class Trainer {
         Device device = Devices.parse(t.device(), "training.device");
         Precision precision = t.precision().resolve(device.is_cuda());
         ModelConfig config = ModelConfig.read(exp.model().path());
-        if (exp.data().maxSeqLength() > config.maxPositions()) {
-            throw new UserError(exp.file() + ": data.max_seq_length " + exp.data().maxSeqLength()
-                    + " is larger than the model supports (" + config.maxPositions() + " positions in " + config.where() + ")");
-        }
+        ModelChecks.check(exp, config);   // Experiment.load ran it already; this covers experiments built in code
         Path resumeFrom = OutputDir.prepare(t, resume, overwrite, out);
         Map<String, String> dataHashes = RunManifest.dataHashes(exp.data());
         if (resumeFrom != null) RunManifest.checkSameData(resumeFrom, dataHashes);
         torch.manual_seed(t.seed());   // seed: dropout masks and LoRA's initialisation; the data order and split use it too
 
         try (HfTokenizer tok = HfTokenizer.load(exp.model().tokenizer())) {
-            PreparedData data = DatasetPreparer.prepare(dataOptions(exp.data(), t.seed()), tok, out, t.dataloaderNumWorkers());
+            PreparedData data = DatasetPreparer.prepare(exp.data(), t.seed(), tok, out, t.dataloaderNumWorkers());
             if (data.train().isEmpty()) {
                 throw new UserError(exp.data().trainFile() + ": no training examples left after cleaning and splitting (see the data summary above)");
             }

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.jtune.config.DataSection;
 import dev.jtune.util.UserError;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
@@ -15,7 +16,7 @@ import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Each kind of bad row, skipped (exact summary) and with fail_on_bad_row (file:line message). */
+/** Each kind of bad row, skipped (exact summary) and with on_bad_row: fail (file:line message). */
 class DataDefectsTest {
     @TempDir
     Path dir;
@@ -30,8 +31,8 @@ class DataDefectsTest {
     }
 
     private UserError fail(Path file) {
-        DataOptions o = instruction(file, 128).withFlags(false, true, true, true, true);
-        return assertThrows(UserError.class, () -> DatasetPreparer.prepare(o, TestData.gpt2(), null));
+        DataSection o = instruction(file, 128).toBuilder().onBadRow(DataSection.OnBadRow.FAIL).build();
+        return assertThrows(UserError.class, () -> DatasetPreparer.prepare(o, TestData.SEED, TestData.gpt2(), null));
     }
 
     @Test
@@ -109,11 +110,11 @@ class DataDefectsTest {
     void missingColumnInHeaderIsAlwaysAnError() throws Exception {
         Path f = write(dir, "h.csv", "question,answer\nq,a\n");
         UserError e = assertThrows(UserError.class,
-                () -> DatasetPreparer.prepare(instruction(f, 64), TestData.gpt2(), null));
+                () -> DatasetPreparer.prepare(instruction(f, 64), TestData.SEED, TestData.gpt2(), null));
         assertEquals(f + ": no column \"prompt\" in the header (line 1); it has [question, answer]", e.getMessage());
         Path j = write(dir, "h.jsonl", "{\"question\": \"q\", \"response\": \"a\"}\n");
         UserError e2 = assertThrows(UserError.class,
-                () -> DatasetPreparer.prepare(instruction(j, 64), TestData.gpt2(), null));
+                () -> DatasetPreparer.prepare(instruction(j, 64), TestData.SEED, TestData.gpt2(), null));
         assertEquals(j + ": no object has the key \"prompt\"; the first one has [question, response]", e2.getMessage());
     }
 
@@ -122,9 +123,9 @@ class DataDefectsTest {
         Path f = write(dir, "e.csv", HEADER + GOOD + "Empty?,\nEmpty too?,\"   \"\n"
                 + "What is a mean?,The average of the values.\n" + "What  is a   mean?,The average of the values.  \n");
         assertEquals("data: 7 rows read, 3 kept, 4 dropped (2 duplicates, 2 empty responses)", summary(f));
-        // fail_on_bad_row is about unreadable rows only
-        DataOptions o = instruction(f, 128).withFlags(false, true, true, true, true);
-        assertEquals(3, DatasetPreparer.prepare(o, TestData.gpt2(), null).train().size());
+        // on_bad_row: fail is about unreadable rows only
+        DataSection o = instruction(f, 128).toBuilder().onBadRow(DataSection.OnBadRow.FAIL).build();
+        assertEquals(3, DatasetPreparer.prepare(o, TestData.SEED, TestData.gpt2(), null).train().size());
     }
 
     @Test
@@ -143,7 +144,7 @@ class DataDefectsTest {
     void unknownExtension() throws Exception {
         Path f = write(dir, "data.txt", "x");
         UserError e = assertThrows(UserError.class,
-                () -> DatasetPreparer.prepare(instruction(f, 64), TestData.gpt2(), null));
+                () -> DatasetPreparer.prepare(instruction(f, 64), TestData.SEED, TestData.gpt2(), null));
         assertTrue(e.getMessage().startsWith(f + ": unknown data file type"), e.getMessage());
     }
 }

@@ -3,6 +3,7 @@ package dev.jtune.data;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.jtune.config.DataSection;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -15,9 +16,9 @@ class DemoDatasetTest {
     @Test
     void summaryShowsTheDeliberateDefects() throws Exception {
         assertTrue(Files.size(DEMO) < 120 * 1024);
-        DataOptions o = DataOptions.defaults(DEMO, DataOptions.Format.INSTRUCTION, 256)
-                .withColumns("text", "question", "answer", "messages").withSplits(0.1, 0, 42);
-        TestData.Run run = TestData.prepare(o, TestData.gpt2());
+        DataSection o = TestData.data(DEMO, DataSection.Format.INSTRUCTION, 256)
+                .promptColumn("question").responseColumn("answer").validationSplit(0.1).build();
+        TestData.Run run = TestData.prepare(o, 42, TestData.gpt2());
         List<String> lines = run.lines();
         System.out.println(String.join("\n", lines));
         assertEquals("data: 302 rows read, 290 kept, 12 dropped (8 duplicates, 3 empty responses, 1 bad quoting at line 153)",

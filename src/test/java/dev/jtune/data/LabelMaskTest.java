@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.jtune.config.DataSection;
 import dev.jtune.tokenizer.HfTokenizer;
 import java.nio.file.Path;
 import java.util.List;
@@ -23,7 +24,7 @@ class LabelMaskTest {
     @Test
     void textTrainsOnEverythingPlusEos() throws Exception {
         Path f = write(dir, "t.csv", "text\n\"Gradient descent\nfollows the slope.\"\n");
-        DataOptions o = DataOptions.defaults(f, DataOptions.Format.TEXT, 64).withSplits(0, 0, 1);
+        DataSection o = TestData.whole(f, DataSection.Format.TEXT, 64);
         Example e = prepare(o, TestData.gpt2()).data().train().get(0);
         assertArrayEquals(e.inputIds(), e.labels());
         assertEquals(List.of("Gradient descent\nfollows the slope.<|endoftext|>"), labelledSpans(e, TestData.gpt2()));
@@ -32,7 +33,7 @@ class LabelMaskTest {
     @Test
     void instructionWithDefaultTemplateTrainsOnResponsePlusEos() throws Exception {
         Path f = write(dir, "i.csv", "prompt,response\nWhat is overfitting?,\"Memorising noise:\n- train up\n- test down\"\n");
-        PreparedData d = prepare(instruction(f, 128).withSystemPrompt("Be brief."), TestData.gpt2()).data();
+        PreparedData d = prepare(instruction(f, 128).toBuilder().systemPrompt("Be brief.").build(), TestData.gpt2()).data();
         HfTokenizer tok = TestData.gpt2();
         Example e = d.train().get(0);
         assertEquals(List.of("Memorising noise:\n- train up\n- test down<|endoftext|>"), labelledSpans(e, tok));
@@ -72,7 +73,7 @@ class LabelMaskTest {
                 + " {\"role\": \"assistant\", \"content\": \"P(data this extreme | H0).\"},"
                 + " {\"role\": \"user\", \"content\": \"trailing question, no answer\"}]}\n");
         HfTokenizer tok = TestData.qwen25();
-        DataOptions o = DataOptions.defaults(f, DataOptions.Format.CHAT, 256).withSplits(0, 0, 1);
+        DataSection o = TestData.whole(f, DataSection.Format.CHAT, 256);
         TestData.Run run = prepare(o, tok);
         Example e = run.data().train().get(0);
         assertEquals(List.of("Hello!<|im_end|>\n", "P(data this extreme | H0).<|im_end|>\n"), labelledSpans(e, tok));
@@ -90,7 +91,7 @@ class LabelMaskTest {
         Path f = write(dir, "c.csv", "id,messages\n1,\"[{\"\"role\"\": \"\"user\"\", \"\"content\"\": \"\"Hi\"\"},"
                 + " {\"\"role\"\": \"\"assistant\"\", \"\"content\"\": \"\"Yo\"\"}]\"\n2,not json\n3,\"{\"\"role\"\": 1}\"\n"
                 + "4,\"[{\"\"role\"\": \"\"user\"\", \"\"content\"\": \"\"no answer\"\"}]\"\n");
-        DataOptions o = DataOptions.defaults(f, DataOptions.Format.CHAT, 256).withSplits(0, 0, 1);
+        DataSection o = TestData.whole(f, DataSection.Format.CHAT, 256);
         TestData.Run run = prepare(o, TestData.qwen25());
         assertEquals("data: 4 rows read, 1 kept, 3 dropped (1 without assistant message, 2 bad messages at line 3)",
                 run.lines().get(0));
@@ -103,7 +104,7 @@ class LabelMaskTest {
                 + " {\"role\": \"assistant\", \"content\": \"Hello!\"}, {\"role\": \"user\", \"content\": \"Bye\"},"
                 + " {\"role\": \"assistant\", \"content\": \"Bye!\"}]}\n"
                 + "{\"messages\": [{\"role\": \"user\", \"content\": \"One\"}, {\"role\": \"assistant\", \"content\": \"Two\"}]}\n");
-        DataOptions o = DataOptions.defaults(f, DataOptions.Format.CHAT, 256).withSplits(0, 0, 1).withFlags(false, false, true, true, true);
+        DataSection o = TestData.whole(f, DataSection.Format.CHAT, 256);
         HfTokenizer tok = TestData.qwen3();
         TestData.Run run = prepare(o, tok);
         assertEquals(List.of("<think>\n\n</think>\n\nBye!<|im_end|>\n"), labelledSpans(run.data().train().get(0), tok));
@@ -115,7 +116,7 @@ class LabelMaskTest {
     @Test
     void trainOnInputsLabelsEverything() throws Exception {
         Path f = write(dir, "i.csv", "prompt,response\nQ?,A.\n");
-        DataOptions o = instruction(f, 64).withFlags(true, false, true, true, true);
+        DataSection o = instruction(f, 64).toBuilder().trainOnInputs(true).build();
         Example e = prepare(o, TestData.gpt2()).data().train().get(0);
         assertArrayEquals(e.inputIds(), e.labels());
         Example masked = prepare(instruction(f, 64), TestData.gpt2()).data().train().get(0);
@@ -138,7 +139,7 @@ class LabelMaskTest {
         assertEquals("<|endoftext|>### Question:\nLong?\n\n### Answer:\n", TestData.decodeUnlabelled(cut, TestData.gpt2()));
         assertTrue(labelledSpans(cut, TestData.gpt2()).get(0).startsWith("word word"));
 
-        DataOptions drop = instruction(f, 32).withFlags(false, false, false, true, true);
+        DataSection drop = instruction(f, 32).toBuilder().onLongRow(DataSection.OnLongRow.DROP).build();
         TestData.Run dropped = prepare(drop, TestData.gpt2());
         assertEquals("data: 3 rows read, 1 kept, 2 dropped (1 too long, 1 prompt too long)", dropped.lines().get(0));
     }
@@ -146,7 +147,7 @@ class LabelMaskTest {
     @Test
     void textTruncation() throws Exception {
         Path f = write(dir, "t.jsonl", "{\"text\": \"" + "token ".repeat(50).strip() + "\"}\n");
-        DataOptions o = DataOptions.defaults(f, DataOptions.Format.TEXT, 16).withSplits(0, 0, 1);
+        DataSection o = TestData.whole(f, DataSection.Format.TEXT, 16);
         Example e = prepare(o, TestData.gpt2()).data().train().get(0);
         assertEquals(16, e.length());
         assertArrayEquals(e.inputIds(), e.labels());

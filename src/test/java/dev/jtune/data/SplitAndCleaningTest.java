@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.MappingIterator;
+import dev.jtune.config.DataSection;
 import com.fasterxml.jackson.dataformat.csv.CsvMapper;
 import com.fasterxml.jackson.dataformat.csv.CsvParser;
 import java.nio.charset.StandardCharsets;
@@ -28,21 +29,21 @@ class SplitAndCleaningTest {
     void normalizeKeepsNewlinesAndIndentation() {
         // without collapsing: only line endings and the ends of the text
         assertEquals("a   b\t\tc  \ndef f():\n    return  1   \n\n- item",
-                DatasetPreparer.normalize("  a   b\t\tc  \r\ndef f():\r\n    return  1   \r\n\r\n- item\n\n", false));
+                RowCleaner.normalize("  a   b\t\tc  \r\ndef f():\r\n    return  1   \r\n\r\n- item\n\n", false));
         assertEquals("a b c\ndef f():\n    return 1\n\n- item",
-                DatasetPreparer.normalize("  a   b\t\tc  \r\ndef f():\r\n    return  1   \r\n\r\n- item\n\n", true));
-        assertEquals("x  y", DatasetPreparer.normalize(" x  y\r", false));
+                RowCleaner.normalize("  a   b\t\tc  \r\ndef f():\r\n    return  1   \r\n\r\n- item\n\n", true));
+        assertEquals("x  y", RowCleaner.normalize(" x  y\r", false));
     }
 
     @Test
     void whitespaceVariantsAreDuplicatesOnlyWhenNormalising() throws Exception {
         Path f = write(dir, "d.csv", "prompt,response\n\"What  is  SQL?\",A language.\nWhat is SQL?,A language.\r\n"
                 + "What is SQL?,\"A language.  \"\n");
-        DataOptions o = TestData.instruction(f, 64);
+        DataSection o = TestData.instruction(f, 64);
         assertEquals("data: 3 rows read, 1 kept, 2 dropped (2 duplicates)", prepare(o, TestData.gpt2()).lines().get(0));
-        DataOptions raw = o.withFlags(false, false, true, false, true);
+        DataSection raw = o.toBuilder().normalizeWhitespace(false).build();
         assertEquals("data: 3 rows read, 2 kept, 1 dropped (1 duplicate)", prepare(raw, TestData.gpt2()).lines().get(0));
-        DataOptions keepDup = o.withFlags(false, false, true, true, false);
+        DataSection keepDup = o.toBuilder().dropDuplicates(false).build();
         assertEquals("data: 3 rows read, 3 kept, 0 dropped", prepare(keepDup, TestData.gpt2()).lines().get(0));
     }
 
@@ -59,10 +60,10 @@ class SplitAndCleaningTest {
     @Test
     void splitIsDeterministicDisjointAndSeeded() throws Exception {
         Path f = rows(100);
-        DataOptions o = TestData.instruction(f, 64).withSplits(0.2, 0.1, 7);
-        PreparedData a = prepare(o, TestData.gpt2()).data();
-        PreparedData b = prepare(o, TestData.gpt2()).data();
-        PreparedData c = prepare(o.withSplits(0.2, 0.1, 8), TestData.gpt2()).data();
+        DataSection o = TestData.instruction(f, 64).toBuilder().validationSplit(0.2).testSplit(0.1).build();
+        PreparedData a = prepare(o, 7, TestData.gpt2()).data();
+        PreparedData b = prepare(o, 7, TestData.gpt2()).data();
+        PreparedData c = prepare(o, 8, TestData.gpt2()).data();
         assertEquals(70, a.train().size());
         assertEquals(20, a.validation().size());
         assertEquals(10, a.test().size());
@@ -86,9 +87,9 @@ class SplitAndCleaningTest {
         }
         Path f = write(dir, "dups.csv", sb.toString());
         for (long seed = 0; seed < 5; seed++) {
-            DataOptions o = TestData.instruction(f, 64).withSplits(0.25, 0.25, seed)
-                    .withFlags(false, false, true, true, false); // keep the duplicates
-            PreparedData d = prepare(o, TestData.gpt2()).data();
+            DataSection o = TestData.instruction(f, 64).toBuilder().validationSplit(0.25).testSplit(0.25)
+                    .dropDuplicates(false).build(); // keep the duplicates
+            PreparedData d = prepare(o, seed, TestData.gpt2()).data();
             Set<String> tr = texts(d.train());
             Set<String> va = texts(d.validation());
             Set<String> te = texts(d.test());
@@ -102,7 +103,7 @@ class SplitAndCleaningTest {
     void separateValidationFileGetsItsOwnSummary() throws Exception {
         Path train = rows(10);
         Path val = write(dir, "val.jsonl", "{\"prompt\": \"v?\", \"response\": \"w.\"}\n{\"prompt\": \"v?\", \"response\": \"w.\"}\nnope\n");
-        DataOptions o = TestData.instruction(train, 64).withSplits(0.5, 0, 1).withFiles(val, null);
+        DataSection o = TestData.instruction(train, 64).toBuilder().validationSplit(0.5).validationFile(val).build();
         TestData.Run run = prepare(o, TestData.gpt2());
         assertEquals("data: 10 rows read, 10 kept, 0 dropped", run.lines().get(0));
         assertEquals("data: validation file val.jsonl: 3 rows read, 1 kept, 2 dropped (1 duplicate, 1 bad JSON at line 3)",

@@ -1,6 +1,7 @@
 package dev.jtune.data;
 
 import dev.jtune.util.Labels;
+import dev.jtune.config.DataSection;
 import dev.jtune.tokenizer.HfTokenizer;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -76,17 +77,34 @@ final class TestData {
 
     record Run(PreparedData data, List<String> lines) {}
 
-    static Run prepare(DataOptions o, HfTokenizer tok) {
+    /** The split seed of {@link #prepare(DataSection, HfTokenizer)}. */
+    static final long SEED = 1;
+
+    static Run prepare(DataSection o, HfTokenizer tok) {
+        return prepare(o, SEED, tok);
+    }
+
+    static Run prepare(DataSection o, long seed, HfTokenizer tok) {
         ByteArrayOutputStream buf = new ByteArrayOutputStream();
         PrintStream ps = new PrintStream(buf, true, StandardCharsets.UTF_8);
-        PreparedData d = DatasetPreparer.prepare(o, tok, ps);
+        PreparedData d = DatasetPreparer.prepare(o, seed, tok, ps);
         String out = buf.toString(StandardCharsets.UTF_8);
         return new Run(d, List.of(out.split("\n")));
     }
 
-    /** Options for instruction rows with columns prompt/response, no held-out split. */
-    static DataOptions instruction(Path file, int max) {
-        return DataOptions.defaults(file, DataOptions.Format.INSTRUCTION, max).withSplits(0, 0, 1);
+    /** The data section for {@code file} in {@code format}, every other key at its default (10% validation). */
+    static DataSection.Builder data(Path file, DataSection.Format format, int maxSeqLength) {
+        return DataSection.builder(file).format(format).maxSeqLength(maxSeqLength);
+    }
+
+    /** {@link #data} with nothing held out: every row trains. */
+    static DataSection whole(Path file, DataSection.Format format, int maxSeqLength) {
+        return data(file, format, maxSeqLength).validationSplit(0).build();
+    }
+
+    /** Instruction rows with columns prompt/response, nothing held out. */
+    static DataSection instruction(Path file, int max) {
+        return whole(file, DataSection.Format.INSTRUCTION, max);
     }
 
     /** The decoded text of each maximal run of labelled positions. */

@@ -1,7 +1,7 @@
 package dev.jtune.fuzz;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
-import dev.jtune.data.DataOptions;
+import dev.jtune.config.DataSection;
 import dev.jtune.data.DataReport;
 import dev.jtune.data.DatasetPreparer;
 import dev.jtune.data.PreparedData;
@@ -68,11 +68,11 @@ class DatasetFuzzTest {
     }
 
     private static void skipMode(Path file) {
-        DataOptions o = new DataOptions(file, null, null, DataOptions.Format.INSTRUCTION, "text", "question", "answer",
-                "messages", null, 0.1, 0.0, 32, false, false, false, true, true, true, 42L);
+        DataSection o = DataSection.builder(file).format(DataSection.Format.INSTRUCTION)
+                .promptColumn("question").responseColumn("answer").maxSeqLength(32).build();
         PreparedData data;
         try {
-            data = DatasetPreparer.prepare(o, tokenizer(), NOWHERE, 1);
+            data = DatasetPreparer.prepare(o, 42, tokenizer(), NOWHERE, 1);
         } catch (UserError e) {
             Matcher m = SUMMARY.matcher(e.getMessage());
             if (e.getMessage().contains("no training examples left") && m.find()) {
@@ -91,10 +91,12 @@ class DatasetFuzzTest {
     }
 
     private static void strictMode(Path file) {
-        DataOptions o = new DataOptions(file, null, null, DataOptions.Format.INSTRUCTION, "text", "question", "answer",
-                "messages", "Answer briefly.", 0.0, 0.0, 64, false, true, true, false, false, false, 7L);
+        DataSection o = DataSection.builder(file).format(DataSection.Format.INSTRUCTION)
+                .promptColumn("question").responseColumn("answer").systemPrompt("Answer briefly.")
+                .validationSplit(0).maxSeqLength(64).trainOnInputs(true).onBadRow(DataSection.OnBadRow.FAIL)
+                .onLongRow(DataSection.OnLongRow.DROP).normalizeWhitespace(false).dropDuplicates(false).build();
         try {
-            DatasetPreparer.prepare(o, tokenizer(), NOWHERE, 1);
+            DatasetPreparer.prepare(o, 7, tokenizer(), NOWHERE, 1);
         } catch (UserError expected) {
             // refused with a message: fine
         }

@@ -151,7 +151,7 @@ class TrainerTest {
         assertTrue(o.bestEvalLoss() != null);
         try (HfTokenizer tok = HfTokenizer.load(o.finalDir());
              CausalLM m = ModelLoader.load(o.finalDir(), ScalarType.Float, new Device("cpu"))) {
-            var data = dev.jtune.data.DatasetPreparer.prepare(Trainer.dataOptions(e.data(), e.training().seed()), tok,
+            var data = dev.jtune.data.DatasetPreparer.prepare(e.data(), e.training().seed(), tok,
                     new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8));
             Evaluator.Result r = Evaluator.evaluate(m, data.validation(), 8, 64, tok.paddingId(), Precision.FP32);
             assertEquals(o.bestEvalLoss(), r.loss(), 1e-5);
@@ -214,7 +214,7 @@ class TrainerTest {
         // the saved adapter on the base reproduces the best validation loss
         try (HfTokenizer tok = HfTokenizer.load(o.finalDir());
              CausalLM m = dev.jtune.peft.Adapters.load(model, o.finalDir(), ScalarType.Float, new Device("cpu"))) {
-            var data = dev.jtune.data.DatasetPreparer.prepare(Trainer.dataOptions(e.data(), e.training().seed()), tok,
+            var data = dev.jtune.data.DatasetPreparer.prepare(e.data(), e.training().seed(), tok,
                     new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8));
             assertEquals(o.bestEvalLoss(), Evaluator.evaluate(m, data.validation(), 8, 64, tok.paddingId(), Precision.FP32).loss(), 1e-5);
         }
