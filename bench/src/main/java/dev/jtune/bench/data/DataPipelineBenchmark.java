@@ -1,6 +1,6 @@
 package dev.jtune.bench.data;
 
-import dev.jtune.data.DataOptions;
+import dev.jtune.config.DataSection;
 import dev.jtune.data.DatasetPreparer;
 import dev.jtune.data.PreparedData;
 import dev.jtune.tokenizer.HfTokenizer;
@@ -45,17 +45,18 @@ public class DataPipelineBenchmark {
     @Param({"1", "2"})
     public int workers;
 
+    static final long SEED = 42;   // configs/demo.yaml's training.seed
     HfTokenizer tok;
-    DataOptions options;
+    DataSection options;
     final PrintStream quiet = new PrintStream(OutputStream.nullOutputStream());
 
     @Setup(Level.Trial)
     public void setup() {
         tok = HfTokenizer.load(Path.of(tokenizer));
         // configs/demo.yaml's data section
-        options = new DataOptions(Path.of(csv), null, null, DataOptions.Format.INSTRUCTION, "text", "question", "answer", "messages",
-                null, 0.1, 0.1, 128, false, false, false, true, true, true, 42);
-        PreparedData d = DatasetPreparer.prepare(options, tok, quiet, workers);
+        options = DataSection.builder(Path.of(csv)).format(DataSection.Format.INSTRUCTION).promptColumn("question")
+                .responseColumn("answer").validationSplit(0.1).testSplit(0.1).maxSeqLength(128).build();
+        PreparedData d = DatasetPreparer.prepare(options, SEED, tok, quiet, workers);
         System.out.printf("%n[DataPipelineBenchmark] %s%n", String.join("; ", d.report().lines()));
     }
 
@@ -66,6 +67,6 @@ public class DataPipelineBenchmark {
 
     @Benchmark
     public PreparedData prepareDemoCsv() {
-        return DatasetPreparer.prepare(options, tok, quiet, workers);
+        return DatasetPreparer.prepare(options, SEED, tok, quiet, workers);
     }
 }
