@@ -92,6 +92,38 @@ class QuantizedCheckpointTest {
         assertTrue(Files.isRegularFile(out.resolve("generation_config.json")));
     }
 
+    /**
+     * A checkpoint written by the independent Python quantizer and safetensors writer
+     * ({@code src/test/python/quant/write_bnb_checkpoint.py}): jtune reads it, dequantizes every weight to
+     * the Python values exactly, and its own {@code quantize} of the same model writes identical tensors.
+     */
+    @Test
+    void readsACheckpointItDidNotWriteAndWritesTheSameOne() throws IOException {
+        Path python = Path.of("src/test/resources/quant/llama-tiny-nf4-python");
+        JsonNode expected = JSON.readTree(python.resolve("expected.json").toFile()).get("dequantized_f32");
+        Path ours = tmp.resolve("ours");
+        ModelQuantizer.quantize(Path.of("src/test/resources/models/llama-tiny"), ours, QuantType.NF4, true, List.of(),
+                ModelQuantizer.MAX_SHARD_BYTES);
+        try (PointerScope scope = new PointerScope();
+             QuantizedCheckpoint theirs = QuantizedCheckpoint.open(python);
+             QuantizedCheckpoint mine = QuantizedCheckpoint.open(ours)) {
+            assertEquals(expected.size(), theirs.quantized().size());
+            assertEquals(List.of("lm_head"), theirs.config().effectiveSkipModules(), "llm_int8_skip_modules null = the head");
+            for (Map.Entry<String, QuantizedTensor> e : theirs.quantized().entrySet()) {
+                String name = e.getKey();
+                FourBitReferenceTest.assertValues(FourBitReferenceTest.f32(expected.get(name).asText()),
+                        Tensors.toFloats(theirs.dequantize(name)), name + " (python file)");
+                QuantizedTensor a = e.getValue(), b = mine.quantized().get(name);
+                assertEquals(a.state(), b.state(), name);
+                assertTrue(torch.equal(a.packed(), b.packed()) && torch.equal(a.absmax(), b.absmax())
+                        && torch.equal(a.quantMap(), b.quantMap()) && torch.equal(a.nestedAbsmax(), b.nestedAbsmax())
+                        && torch.equal(a.nestedQuantMap(), b.nestedQuantMap()), name + ": the same tensors as jtune writes");
+            }
+            assertEquals(theirs.plain(), mine.plain());
+            for (String p : theirs.plain()) assertTrue(torch.equal(theirs.tensor(p), mine.tensor(p)), p);
+        }
+    }
+
     @Test
     void storedLayoutIsBitsandbytes() throws IOException {
         Path out = tmp.resolve("q");
