@@ -12,7 +12,10 @@ Layout per quantized Linear (bitsandbytes' Params4bit / QuantState.as_dict(packe
   <m>.weight.nested_absmax   float32 [ceil(blocks/256)]
   <m>.weight.nested_quant_map float32 [256]
   <m>.weight.quant_state.bitsandbytes__nf4  uint8 [len]  json.dumps of the quant state
-expected.json holds the dequantized values (float32, base64) of every quantized weight.
+expected.json holds the dequantized values (float32, base64) of every quantized weight, and the logits and
+mean next-token NLL of a sequence through the model with those weights, computed in float64 by
+src/test/python/reference/reference_forward.py (the pure-Python transcription of transformers' Llama):
+a wrong unpacking changes them far beyond fp32 noise.
 Run from the repository root: /usr/bin/python3 src/test/python/quant/write_bnb_checkpoint.py
 """
 import base64
@@ -85,9 +88,6 @@ def main():
         deq = ref.dequantize4(q["packed"], len(values), "nf4", "float32", qabsmax=q["qabsmax"],
                               nested_absmax=q["nested_absmax"], offset=q["offset"])
         expected[name] = base64.b64encode(np.array(deq, dtype="<f4").tobytes()).decode("ascii")
-    out.update(f32)
-    out.update(u8)
-    write_safetensors(os.path.join(DST, "model.safetensors"), out)
     config = json.load(open(os.path.join(SRC, "config.json")))
     config["quantization_config"] = {
         "_load_in_4bit": True, "_load_in_8bit": False, "bnb_4bit_compute_dtype": "float32",
@@ -95,8 +95,24 @@ def main():
         "llm_int8_enable_fp32_cpu_offload": False, "llm_int8_has_fp16_weight": False,
         "llm_int8_skip_modules": None, "llm_int8_threshold": 6.0, "load_in_4bit": True, "load_in_8bit": False,
         "quant_method": "bitsandbytes"}
+    out.update(f32)
+    out.update(u8)
+    write_safetensors(os.path.join(DST, "model.safetensors"), out)
     json.dump(config, open(os.path.join(DST, "config.json"), "w"), indent=2)
-    json.dump({"generator": "src/test/python/quant/write_bnb_checkpoint.py", "dequantized_f32": expected},
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+    import reference_forward as rf
+    tensors = rf.load_safetensors(os.path.join(SRC, "model.safetensors"))
+    for name, b64 in expected.items():
+        tensors[name] = (tensors[name][0], [float(v) for v in np.frombuffer(base64.b64decode(b64), dtype="<f4")])
+    ids = [1, 17, 5, 99, 42, 8, 63, 120, 3, 77, 14, 2]
+    logits = rf.build_model(config, tensors).forward(ids)
+    nll = 0.0
+    for t in range(len(ids) - 1):
+        row = logits[t]
+        m = max(row)
+        nll += m + np.log(sum(np.exp(v - m) for v in row)) - row[ids[t + 1]]
+    json.dump({"generator": "src/test/python/quant/write_bnb_checkpoint.py", "dequantized_f32": expected,
+               "input_ids": ids, "logits": logits, "mean_nll": nll / (len(ids) - 1)},
               open(os.path.join(DST, "expected.json"), "w"), indent=1)
     print(f"wrote {DST}: {len(expected)} quantized weights, {len(out)} tensors")
 

@@ -5,7 +5,15 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.cli.CliTest;
 import dev.jtune.io.SafetensorsFile;
 import dev.jtune.io.WeightFiles;
+import dev.jtune.model.CausalLM;
+import dev.jtune.model.ModelConfig;
+import dev.jtune.model.ModelLoader;
+import dev.jtune.model.ParameterSpec;
 import dev.jtune.util.Tensors;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
@@ -17,6 +25,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -122,6 +131,57 @@ class QuantizedCheckpointTest {
             assertEquals(theirs.plain(), mine.plain());
             for (String p : theirs.plain()) assertTrue(torch.equal(theirs.tensor(p), mine.tensor(p)), p);
         }
+    }
+
+    /**
+     * The model over the dequantized weights of the Python-written checkpoint gives the logits and mean NLL
+     * the independent float64 transcription of transformers' Llama computed over the same weights (1e-4, fp32);
+     * the same weights unpacked with the nibbles swapped do not (the test can fail).
+     */
+    @Test
+    void modelOnDequantizedWeightsGivesTheIndependentLogits() throws IOException {
+        Path python = Path.of("src/test/resources/quant/llama-tiny-nf4-python");
+        JsonNode exp = JSON.readTree(python.resolve("expected.json").toFile());
+        long[] ids = new long[exp.get("input_ids").size()];
+        for (int i = 0; i < ids.length; i++) ids[i] = exp.get("input_ids").get(i).asLong();
+        double[] nll = new double[2];
+        for (int swapped = 0; swapped < 2; swapped++) {
+            QuantizedCheckpoint c = QuantizedCheckpoint.open(python);
+            ModelConfig mc = ModelConfig.read(python);
+            Map<String, Tensor> params = new LinkedHashMap<>();
+            for (ParameterSpec.Entry e : ParameterSpec.of(mc).values()) {
+                QuantizedTensor q = c.quantized().get(e.name());
+                if (q != null && swapped == 1) {
+                    Tensor p = q.packed();
+                    Tensor wrong = p.bitwise_and(new Scalar(15)).bitwise_left_shift(new Scalar(4)).bitwise_or(p.bitwise_right_shift(new Scalar(4)));
+                    q = new QuantizedTensor(q.state(), wrong, q.absmax(), q.quantMap(), q.nestedAbsmax(), q.nestedQuantMap());
+                }
+                Tensor t = q != null ? FourBitCodec.dequantize(q) : c.tensor(e.name());
+                t.retainReference();
+                params.put(e.name(), t);
+            }
+            try (CausalLM model = ModelLoader.create(mc, params, ScalarType.Float, new Device("cpu"), c);
+                 PointerScope scope = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
+                float[] got = Tensors.toFloats(model.forward(Tensors.longs(new long[][] {ids})));
+                int v = (int) mc.vocabSize();
+                double sum = 0;
+                for (int t = 0; t + 1 < ids.length; t++) {
+                    double m = Double.NEGATIVE_INFINITY, z = 0;
+                    for (int k = 0; k < v; k++) m = Math.max(m, got[t * v + k]);
+                    for (int k = 0; k < v; k++) z += Math.exp(got[t * v + k] - m);
+                    sum += m + Math.log(z) - got[t * v + (int) ids[t + 1]];
+                    if (swapped == 0) {
+                        for (int k = 0; k < v; k++) {
+                            double want = exp.get("logits").get(t).get(k).asDouble();
+                            assertEquals(want, got[t * v + k], 1e-4 * (1 + Math.abs(want)), "logit [" + t + ", " + k + "]");
+                        }
+                    }
+                }
+                nll[swapped] = sum / (ids.length - 1);
+            }
+        }
+        assertEquals(exp.get("mean_nll").asDouble(), nll[0], 1e-4, "mean NLL over the dequantized weights");
+        assertTrue(Math.abs(nll[1] - nll[0]) > 1e-2, "swapped nibbles must change the NLL: " + nll[1] + " vs " + nll[0]);
     }
 
     @Test
