@@ -10,7 +10,7 @@ import java.util.List;
 import java.util.Locale;
 
 @Command(name = "quantize", mixinStandardHelpOptions = true,
-        description = "Write a 4-bit (bitsandbytes NF4/FP4, QLoRA) copy of a model directory that transformers + bitsandbytes load.")
+        description = "Write a 4-bit (bitsandbytes NF4/FP4, QLoRA) copy of a model directory, in the layout transformers + bitsandbytes save.")
 final class QuantizeCommand implements Runnable {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Model directory (config.json + safetensors, 16 or 32 bit).")
     Path model;
