@@ -80,6 +80,17 @@ jtk_status jtk_cross_entropy(float *loss, void *logits, const int64_t *targets, 
                              int64_t ld, int64_t ignore_index, float grad_scale,
                              jtk_dtype dtype, cudaStream_t stream);
 
+/* ---- Dequantize bitsandbytes' 4-bit block-wise format (NF4/FP4), kernels/dequantize_4bit.cu ----
+ * packed: (n+1)/2 bytes, element 2i in the high nibble of byte i; quant_map: 16 f32 code values.
+ * Plain: absmax (f32, one per block of blocksize), qabsmax NULL. Double quantization: absmax NULL,
+ * qabsmax (u8, one per block), nested_absmax (f32, one per nested_blocksize blocks), nested_map (256 f32),
+ * offset: absmax[b] = nested_map[qabsmax[b]] * nested_absmax[b / nested_blocksize] + offset.
+ * out[i] = dtype(quant_map[code_i] * absmax[i / blocksize]), products and sums rounded separately. */
+jtk_status jtk_dequantize_4bit(void *out, const uint8_t *packed, const float *absmax, const uint8_t *qabsmax,
+                               const float *nested_absmax, const float *nested_map, float offset,
+                               int64_t nested_blocksize, const float *quant_map, int64_t n, int64_t blocksize,
+                               jtk_dtype dtype, cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

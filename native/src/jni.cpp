@@ -64,4 +64,12 @@ FN(crossEntropy)(JNIEnv *, jclass, jlong loss, jlong logits, jlong targets, jlon
                              scale, (jtk_dtype) dtype, S(stream));
 }
 
+FN(dequantize4bit)(JNIEnv *, jclass, jlong out, jlong packed, jlong absmax, jlong qabsmax, jlong nestedAbsmax,
+                   jlong nestedMap, jfloat offset, jlong nestedBlocksize, jlong quantMap, jlong n, jlong blocksize,
+                   jint dtype, jlong stream) {
+    return jtk_dequantize_4bit(P(out), (const uint8_t *) P(packed), (const float *) P(absmax), (const uint8_t *) P(qabsmax),
+                               (const float *) P(nestedAbsmax), (const float *) P(nestedMap), offset, nestedBlocksize,
+                               (const float *) P(quantMap), n, blocksize, (jtk_dtype) dtype, S(stream));
+}
+
 }  // extern "C"

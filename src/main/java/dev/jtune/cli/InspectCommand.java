@@ -2,6 +2,7 @@ package dev.jtune.cli;
 
 import dev.jtune.model.ModelConfig;
 import dev.jtune.model.ModelLoader;
+import dev.jtune.quant.QuantizedCheckpoint;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -23,6 +24,10 @@ final class InspectCommand implements Runnable {
 
     @Override
     public void run() {
+        if (QuantizedCheckpoint.isQuantized(dir)) {   // 4-bit bitsandbytes directory: its own report
+            QuantizedInspect.print(dir, json);
+            return;
+        }
         ModelLoader.Report r = ModelLoader.inspect(dir);
         ModelConfig c = r.config();
         long n = r.parameterCount();

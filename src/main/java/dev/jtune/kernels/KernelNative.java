@@ -39,4 +39,9 @@ final class KernelNative {
 
     static native int crossEntropy(long loss, long logits, long targets, long rows, long vocab, long ld, long ignoreIndex,
                                    float scale, int dtype, long stream);
+
+    /** bitsandbytes 4-bit dequantization (kernels/dequantize_4bit.cu); absmax or qabsmax is 0 (see the header). */
+    static native int dequantize4bit(long out, long packed, long absmax, long qabsmax, long nestedAbsmax, long nestedMap,
+                                     float offset, long nestedBlocksize, long quantMap, long n, long blocksize, int dtype,
+                                     long stream);
 }

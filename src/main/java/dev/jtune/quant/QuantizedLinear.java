@@ -1,0 +1,115 @@
+package dev.jtune.quant;
+
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.GradMode;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorBase;
+import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.TensorTensorHook;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.UnaryOperator;
+
+/**
+ * A linear layer over a frozen 4-bit weight: {@code y = x W^T + b} with W (out, in) dequantized to the
+ * compute dtype inside the op, and dequantized again in the backward, so no dequantized copy outlives the
+ * call (LibTorch's own {@code linear} would keep W alive from the forward to the backward, one full
+ * 16-bit weight per layer). The gradient flows to x only: W and b are frozen (QLoRA's base).
+ *
+ * <p>How it joins autograd without a C++ {@code autograd::Function} (not subclassable from Java), as the
+ * kernel paths in {@code dev.jtune.kernels.Ops} do: the output is made by a cheap differentiable op on a
+ * "carrier" view of x, its values are overwritten under no-grad; a hook on the output captures dy and
+ * computes {@code dx = dy W}, a hook on the carrier hands x that gradient. Limits: no double backward,
+ * no second backward through the same graph. The reference is {@link #reference}, LibTorch's composition.
+ */
+@SuppressWarnings("try")
+public final class QuantizedLinear {
+    /** Hooks waiting for their backward pass (kept reachable: native code holds them only weakly). */
+    private static final Set<Hook> PENDING = ConcurrentHashMap.newKeySet();
+
+    private QuantizedLinear() {}
+
+    /**
+     * @param x       (..., in), any floating dtype; cast to {@code compute}
+     * @param w       the quantized weight, state shape (out, in)
+     * @param bias    (out) or null; frozen
+     * @param compute the dtype of the matrix product and of the result
+     * @return (..., out) in {@code compute}
+     */
+    public static Tensor forward(Tensor x, QuantizedTensor w, Tensor bias, ScalarType compute) {
+        long[] ws = w.state().shape();
+        if (ws.length != 2) throw new IllegalArgumentException("quantized linear: weight shape must be (out, in), got " + ws.length + "-D");
+        long outF = ws[0], in = ws[1];
+        long[] xs = x.sizes().vec().get();
+        if (xs[xs.length - 1] != in) {
+            throw new IllegalArgumentException("quantized linear: input's last dimension " + xs[xs.length - 1] + " != weight's in " + in);
+        }
+        long[] ys = xs.clone();
+        ys[ys.length - 1] = outF;
+        TensorOptional b = bias == null ? new TensorOptional() : new TensorOptional(bias.to(compute));
+        if (!x.requires_grad() || !GradMode.is_enabled()) {
+            try (NoGradGuard ng = new NoGradGuard()) {
+                return torch.linear(x.to(compute), FourBitCodec.dequantize(w, compute).to(x.device(), compute), b);
+            }
+        }
+        long rows = x.numel() / in;
+        Tensor xc = x.contiguous().view(rows, in);                                   // the carrier (rows, in)
+        Tensor out = xc.narrow(1, 0, 1).to(compute).expand(rows, outF).contiguous(); // depends on x, values replaced
+        Tensor xd = keep(xc.detach());
+        try (NoGradGuard ng = new NoGradGuard(); PointerScope s = new PointerScope()) {
+            out.copy_(torch.linear(xd.to(compute), FourBitCodec.dequantize(w, compute).to(x.device(), compute), b));
+        }
+        Tensor[] dx = new Tensor[1];
+        ScalarType xType = x.scalar_type().intern();
+        hook(out, g -> {
+            try (NoGradGuard ng = new NoGradGuard()) {
+                Tensor weight = FourBitCodec.dequantize(w, compute).to(g.device(), compute);      // (out, in), again
+                dx[0] = keep(g.to(compute).mm(weight).to(xType));                                // (rows, in)
+            }
+            return g;
+        });
+        hook(xc, g -> {
+            Tensor r = dx[0];
+            dx[0] = null;
+            if (r == null) throw new IllegalStateException("quantized linear backward: the output's hook did not run first");
+            return r;
+        });
+        return out.view(ys);
+    }
+
+    /** The LibTorch composition the op is tested against: dequantize, then autograd's linear. */
+    public static Tensor reference(Tensor x, QuantizedTensor w, Tensor bias, ScalarType compute) {
+        Tensor weight = FourBitCodec.dequantize(w, compute).to(x.device(), compute);
+        return torch.linear(x.to(compute), weight, bias == null ? new TensorOptional() : new TensorOptional(bias.to(compute)));
+    }
+
+    private static Tensor keep(Tensor t) {
+        if (PointerScope.getInnerScope() != null) t.retainReference();
+        return t;
+    }
+
+    private static void hook(Tensor t, UnaryOperator<Tensor> f) {
+        t.register_hook(new Hook(f));
+    }
+
+    /** A tensor hook calling back into Java; reachable through PENDING until it ran. */
+    private static final class Hook extends TensorTensorHook {
+        private final UnaryOperator<Tensor> f;
+
+        Hook(UnaryOperator<Tensor> f) {
+            this.f = f;
+            if (PointerScope.getInnerScope() != null) retainReference();
+            PENDING.add(this);
+        }
+
+        @Override
+        public TensorBase call(TensorBase grad) {
+            PENDING.remove(this);
+            return f.apply(new Tensor(grad));
+        }
+    }
+}
