@@ -57,10 +57,14 @@ class BenchCommandTest {
         assertEquals(128 / st.get("mean").asDouble(), tps, tps * 1e-6, "tokens/s = tokens per step / mean step time");
         assertEquals(Flops.fullPerToken(Shapes.config("tiny", null), 32), j.get("flops_per_token").get("full_6n_attn").asDouble(), 1e-6);
         assertTrue(j.get("flops_per_token").get("lora_adjusted").isNull());
-        for (String k : new String[] {"vs_gemm_same_dtype", "vs_gemm_best"}) {
-            double mfu = j.get("mfu").get(k).asDouble();
-            assertTrue(mfu > 0 && mfu <= 1, k + " = " + mfu);
-        }
+        // MFU is the model's FLOP/s over the GEMM measured in the same run. Whether it stays below 1 depends on the
+        // machine (a 256-wide GEMM on a loaded 2-core box can be slower than the model's larger products), so the test
+        // checks the arithmetic of the reported fields, which does not depend on timing.
+        double model = j.get("model_tflops").get("full_6n_attn").asDouble();
+        assertEquals(j.get("flops_per_token").get("full_6n_attn").asDouble() * tps / 1e12, model, model * 1e-9);
+        double fp32 = j.get("gemm").get("fp32_tflops").asDouble(), bf16 = j.get("gemm").get("bf16_tflops").asDouble();
+        assertEquals(model / fp32, j.get("mfu").get("vs_gemm_same_dtype").asDouble(), model / fp32 * 1e-9, "fp32 run: same dtype is fp32");
+        assertEquals(model / Math.max(fp32, bf16), j.get("mfu").get("vs_gemm_best").asDouble(), model / fp32 * 1e-9);
         assertTrue(j.get("mfu").get("vs_datasheet").isNull(), "no datasheet peak on a CPU");
         assertTrue(j.get("gemm").get("fp32_tflops").asDouble() > 0 && j.get("gemm").get("bf16_tflops").asDouble() > 0);
         assertEquals("process_peak_rss", j.get("memory").get("kind").asText());
