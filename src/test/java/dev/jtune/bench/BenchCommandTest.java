@@ -65,6 +65,7 @@ class BenchCommandTest {
         assertTrue(j.get("gemm").get("fp32_tflops").asDouble() > 0 && j.get("gemm").get("bf16_tflops").asDouble() > 0);
         assertEquals("process_peak_rss", j.get("memory").get("kind").asText());
         assertTrue(j.get("memory").get("peak_bytes").asLong() > 50L << 20, "peak RSS of a JVM with LibTorch");
+        assertTrue(j.get("memory").get("step_peak_bytes").asLong() > 50L << 20, j.get("memory").toString());
         assertTrue(Double.isFinite(j.get("loss").get("last").asDouble()));
         JsonNode p = j.get("profile");
         assertNotNull(p);
@@ -91,7 +92,39 @@ class BenchCommandTest {
 
         CliTest.Run table = run("bench", "--shape", "tiny", "--seq-len", "16", "--steps", "1", "--warmup", "0", "--gemm-size", "128");
         assertEquals(0, table.code(), table.err());
-        assertTrue(table.out().contains("tokens/s") && table.out().contains("MFU") && table.out().contains("peak memory"), table.out());
+        assertTrue(table.out().contains("tokens/s") && table.out().contains("MFU") && table.out().contains("load memory") && table.out().contains("step memory"), table.out());
+    }
+
+    /**
+     * memory.step_peak_bytes: the peak over the timed steps alone (VmHWM reset after warm-up). Each bench runs in a child
+     * JVM of its own, so that no earlier test's resident memory sets the baseline. The step's peak is positive, within
+     * reach of the load peak (the same process, the same step), and grows with the sequence: 8 × 512 tokens keep about
+     * 60 MiB more activations and loss buffers than 8 × 32 (jtune plan's activation model, checked in PlanAccuracy).
+     */
+    @Test
+    void stepPeakIsTheStepsAndGrowsWithSequenceLength(@TempDir Path tmp) throws Exception {
+        JsonNode shortRun = benchChild(tmp, "32").get("memory");
+        JsonNode longRun = benchChild(tmp, "512").get("memory");
+        for (JsonNode m : List.of(shortRun, longRun)) {
+            assertEquals("process_peak_rss", m.get("kind").asText(), m.toString());
+            long step = m.get("step_peak_bytes").asLong(), start = m.get("step_start_bytes").asLong(), load = m.get("peak_bytes").asLong();
+            assertTrue(step > 100L << 20, "a JVM with LibTorch and a model resides in more than 100 MiB: " + m);
+            assertTrue(step >= start, "the window's peak is at least what was resident when it opened: " + m);
+            assertTrue(step < load + (128L << 20), "the timed steps repeat the warm-up step; their peak is the load's or near it: " + m);
+        }
+        long grown = longRun.get("step_peak_bytes").asLong() - shortRun.get("step_peak_bytes").asLong();
+        assertTrue(grown > 30L << 20, "8 × 512 tokens need more step memory than 8 × 32: +" + (grown >> 20) + " MiB");
+    }
+
+    /** `jtune bench --shape tiny` (full fine-tuning, fp32, micro-batch 8) at a sequence length, in a child JVM. */
+    static JsonNode benchChild(Path tmp, String seqLen) throws Exception {
+        List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-cp", System.getProperty("java.class.path"),
+                "dev.jtune.cli.Main", "bench", "--shape", "tiny", "--seq-len", seqLen, "--micro-batch", "8", "--steps", "2", "--warmup", "1",
+                "--gemm-size", "64", "--json");
+        Path out = tmp.resolve("bench-" + seqLen + ".json"), err = tmp.resolve("bench-" + seqLen + ".err");
+        Process p = new ProcessBuilder(cmd).redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+        assertEquals(0, p.waitFor(), Files.readString(err));
+        return JSON.readTree(out.toFile());
     }
 
     /** The formula against a hand computation for the tiny config (hidden 64, 2 layers, 4 heads of 16, 2 KV heads, MLP 176, vocab 50,257, untied). */
