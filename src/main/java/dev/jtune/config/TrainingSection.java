@@ -28,6 +28,7 @@ import java.util.regex.Pattern;
  * @param loadBestModelAtEnd     finish with the checkpoint of lowest validation loss (ignored without validation data)
  * @param maxBadSteps            consecutive steps with a non-finite loss or gradients (each skipped) before the run stops
  * @param kernels                {@code auto} or {@code off}: whether the op layer may use jtune's fused CUDA kernels
+ * @param skipMemoryCheck        start even when jtune plan's prediction says the run does not fit in the device's memory
  */
 public record TrainingSection(
         @Key(Key.REQUIRED) Path outputDir,
@@ -58,7 +59,8 @@ public record TrainingSection(
         @Key("true") boolean loadBestModelAtEnd,
         @Key("2") int dataloaderNumWorkers,
         @Key("5") int maxBadSteps,
-        @Key("auto") Kernels kernels) implements Section {
+        @Key("auto") Kernels kernels,
+        @Key("false") boolean skipMemoryCheck) implements Section {
 
     public enum Scheduler { CONSTANT, LINEAR, COSINE }
 
@@ -76,7 +78,7 @@ public record TrainingSection(
                 perDeviceTrainBatchSize, perDeviceEvalBatchSize, gradientAccumulationSteps, learningRate,
                 lrSchedulerType, warmupSteps, warmupRatio, weightDecay, adamBeta1, adamBeta2, adamEpsilon, maxGradNorm,
                 loggingSteps, evalSteps, saveSteps, saveTotalLimit, seed, precision, device, earlyStoppingPatience,
-                earlyStoppingThreshold, loadBestModelAtEnd, dataloaderNumWorkers, maxBadSteps, kernels);
+                earlyStoppingThreshold, loadBestModelAtEnd, dataloaderNumWorkers, maxBadSteps, kernels, skipMemoryCheck);
     }
 
     @Override
