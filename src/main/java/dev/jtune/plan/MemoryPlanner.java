@@ -69,8 +69,8 @@ public final class MemoryPlanner {
         // the output projection's copy is the loss's (Ops.crossEntropySum casts it itself)
         long castWeights = !autocast ? 0 : r.lora() ? adapters : matmul - (long) c.vocabSize() * c.hiddenSize();
         parts.add(new Part("master_copies", "autocast weight copies", castWeights * 2,
-                autocast ? String.format("%,d matrix weights × 2 B: %s working copies of the fp32 weights, saved for backward",
-                        castWeights, r.precision() == Autocast.Mode.FP16 ? "fp16" : "bf16")
+                autocast ? String.format("%,d %s weights × 2 B: %s working copies of the fp32 weights, saved for backward",
+                        castWeights, r.lora() ? "adapter" : "block matrix", r.precision() == Autocast.Mode.FP16 ? "fp16" : "bf16")
                         : "none (fp32: no separate master copy)"));
         parts.add(new Part("gradients", "gradients", trainable * 4L, String.format("%,d × 4 B (fp32)", trainable)));
         parts.add(new Part("optimizer_state", "optimizer state", trainable * 8L, String.format("AdamW: 2 moments × %,d × 4 B", trainable)));
