@@ -57,10 +57,13 @@ class BenchCommandTest {
         assertEquals(128 / st.get("mean").asDouble(), tps, tps * 1e-6, "tokens/s = tokens per step / mean step time");
         assertEquals(Flops.fullPerToken(Shapes.config("tiny", null), 32), j.get("flops_per_token").get("full_6n_attn").asDouble(), 1e-6);
         assertTrue(j.get("flops_per_token").get("lora_adjusted").isNull());
-        for (String k : new String[] {"vs_gemm_same_dtype", "vs_gemm_best"}) {
-            double mfu = j.get("mfu").get(k).asDouble();
-            assertTrue(mfu > 0 && mfu <= 1, k + " = " + mfu);
-        }
+        // MFU is the model's FLOP/s over the GEMM's, both measured in this run: checked as that ratio, not as <= 1, which a
+        // machine shared with other jobs breaks (the GEMM measured while a neighbour ran: 4.2 seen here)
+        double model = j.get("model_tflops").get("full_6n_attn").asDouble();
+        double fp32 = j.get("gemm").get("fp32_tflops").asDouble(), best = Math.max(fp32, j.get("gemm").get("bf16_tflops").asDouble());
+        assertTrue(model > 0 && Double.isFinite(model), "model TFLOP/s " + model);
+        assertEquals(model / fp32, j.get("mfu").get("vs_gemm_same_dtype").asDouble(), 1e-9 * model / fp32);
+        assertEquals(model / best, j.get("mfu").get("vs_gemm_best").asDouble(), 1e-9 * model / best);
         assertTrue(j.get("mfu").get("vs_datasheet").isNull(), "no datasheet peak on a CPU");
         assertTrue(j.get("gemm").get("fp32_tflops").asDouble() > 0 && j.get("gemm").get("bf16_tflops").asDouble() > 0);
         assertEquals("process_peak_rss", j.get("memory").get("kind").asText());
