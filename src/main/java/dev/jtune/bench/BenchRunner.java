@@ -145,6 +145,9 @@ public final class BenchRunner {
         List<Double> losses = new ArrayList<>();
         for (int i = 0; i < o.warmup(); i++) losses.add(step.step(batches, lr).loss());
         DeviceInfo.sync(device);
+        // the peak up to here is the load's (and warm-up's); the timed steps get a window of their own
+        DeviceInfo.Memory loadMem = DeviceInfo.peakMemory(device);
+        DeviceInfo.Window window = DeviceInfo.resetPeak(device);
 
         var threads = ManagementFactory.getThreadMXBean();
         var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
@@ -174,7 +177,8 @@ public final class BenchRunner {
         }
         long cpu1 = os.getProcessCpuTime(), thread1 = threads.getCurrentThreadCpuTime();
         double busy1 = machineBusySeconds();
-        DeviceInfo.Memory mem = DeviceInfo.peakMemory(device);
+        DeviceInfo.Memory stepMem = DeviceInfo.peakMemory(device);
+        DeviceInfo.Memory mem = window.resetNote() == null ? loadMem : stepMem;   // not reset: the step's peak is the process's
 
         // the hardware's own rate, same process and thread pool
         int gemmN = o.gemmSize() != null ? o.gemmSize() : device.is_cuda() ? 8192 : 2048;
@@ -277,7 +281,19 @@ public final class BenchRunner {
         else m.putNull("peak_bytes");
         if (mem.peakReservedBytes() != null) m.put("peak_reserved_bytes", mem.peakReservedBytes());
         else m.putNull("peak_reserved_bytes");
-        m.put("note", mem.note());
+        m.put("note", mem.note() + "; measured after the warm-up steps, before the timed ones (load + warm-up)");
+        // the timed steps alone: the peak since the window was reset after warm-up
+        Long stepPeak = window.resetNote() == null ? stepMem.peakBytes() : null;
+        if (stepPeak != null) m.put("step_peak_bytes", stepPeak);
+        else m.putNull("step_peak_bytes");
+        if (window.resetNote() == null && stepMem.peakReservedBytes() != null) m.put("step_peak_reserved_bytes", stepMem.peakReservedBytes());
+        else m.putNull("step_peak_reserved_bytes");
+        if (window.startBytes() != null) m.put("step_start_bytes", window.startBytes());
+        else m.putNull("step_start_bytes");
+        m.put("step_note", window.resetNote() != null ? window.resetNote()
+                : device.is_cuda() ? "peak allocated bytes over the timed steps (peak statistics reset after warm-up); step_start_bytes: allocated then"
+                : "VmHWM over the timed steps (reset through /proc/self/clear_refs after warm-up): the whole process's resident set, "
+                        + "JVM and LibTorch included; step_start_bytes: VmRSS then");
         ObjectNode cpu = j.putObject("cpu_time_s");
         cpu.put("wall", wall);
         cpu.put("process", (cpu1 - cpu0) / 1e9);
@@ -352,9 +368,12 @@ public final class BenchRunner {
                 mfu.get("vs_datasheet").isNull() ? "" : String.format(Locale.ROOT, ", %.1f%% of the datasheet", 100 * mfu.get("vs_datasheet").asDouble()),
                 mfu.get("flops").asText()));
         var m = j.get("memory");
-        row(b, "peak memory", m.get("peak_bytes").isNull() ? "unknown (" + m.get("note").asText() + ")"
-                : String.format(Locale.ROOT, "%.1f MiB %s%s", m.get("peak_bytes").asLong() / 1048576.0, m.get("kind").asText(),
+        row(b, "load memory", m.get("peak_bytes").isNull() ? "unknown (" + m.get("note").asText() + ")"
+                : String.format(Locale.ROOT, "%.1f MiB peak, load and warm-up, %s%s", m.get("peak_bytes").asLong() / 1048576.0, m.get("kind").asText(),
                 m.get("peak_reserved_bytes").isNull() ? "" : String.format(Locale.ROOT, " (%.1f MiB reserved)", m.get("peak_reserved_bytes").asLong() / 1048576.0)));
+        row(b, "step memory", m.path("step_peak_bytes").isNull() ? "unknown (" + m.path("step_note").asText() + ")"
+                : String.format(Locale.ROOT, "%.1f MiB peak over the timed steps (%.1f MiB in use when they started)",
+                m.get("step_peak_bytes").asLong() / 1048576.0, m.path("step_start_bytes").asLong() / 1048576.0));
         var cpu = j.get("cpu_time_s");
         row(b, "CPU time", String.format(Locale.ROOT, "process %.2f s, bench thread %.2f s, other processes %.2f s, over %.2f s wall on %d cores",
                 cpu.get("process").asDouble(), cpu.get("bench_thread").asDouble(), cpu.path("other_processes").asDouble(Double.NaN),

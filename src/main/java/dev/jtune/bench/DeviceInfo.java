@@ -112,6 +112,39 @@ public final class DeviceInfo {
                 "VmHWM of the whole process (JVM heap and code included), not only tensors");
     }
 
+    /**
+     * The start of a peak window, and what was in use at that moment: {@code startBytes} is allocated bytes on CUDA,
+     * the resident set (VmRSS) on the CPU; {@code resetNote} is null when the peak was reset, else why it could not be.
+     */
+    public record Window(Long startBytes, String resetNote) {}
+
+    /**
+     * Starts a new peak window, so that {@link #peakMemory} afterwards reports the peak since this call.
+     * CUDA: {@code at::accelerator::resetPeakStats} (bound as {@code torch.resetPeakStats}; what
+     * torch.cuda.reset_peak_memory_stats calls), the caching allocator's peak allocated and reserved bytes.
+     * CPU: writing "5" to {@code /proc/self/clear_refs} resets the kernel's high-water mark (VmHWM) to the current
+     * resident set (Linux 4.0+); the kernel then tracks every later peak exactly, with no sampling thread to miss one.
+     */
+    public static Window resetPeak(Device device) {
+        if (device.is_cuda()) {
+            byte idx = (byte) (device.has_index() ? device.index() : 0);
+            try {
+                torch.resetPeakStats(idx);
+                return new Window(torch.getDeviceStats(idx).allocated_bytes().current(), null);
+            } catch (Throwable t) {
+                return new Window(null, "cannot reset the caching allocator's peak statistics: " + t);
+            }
+        }
+        try {
+            Files.writeString(Path.of("/proc/self/clear_refs"), "5");
+        } catch (IOException | RuntimeException e) {
+            long rss = procStatusKb("VmRSS");
+            return new Window(rss < 0 ? null : rss * 1024, "cannot reset VmHWM through /proc/self/clear_refs: " + e.getMessage());
+        }
+        long rss = procStatusKb("VmRSS");
+        return new Window(rss < 0 ? null : rss * 1024, null);
+    }
+
     /** A field of /proc/self/status in kB, or -1. */
     static long procStatusKb(String field) {
         try {

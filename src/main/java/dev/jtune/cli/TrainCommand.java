@@ -1,6 +1,7 @@
 package dev.jtune.cli;
 
 import dev.jtune.config.Experiment;
+import dev.jtune.plan.MemoryCheck;
 import dev.jtune.train.Trainer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -33,6 +34,7 @@ final class TrainCommand implements Runnable {
     public void run() {
         Experiment exp = Experiment.load(experiment, overrides);
         if (resume != null && overwrite) throw new dev.jtune.util.UserError("--resume and --overwrite contradict each other; choose one");
+        MemoryCheck.before(exp);   // the memory plan, before anything loads: refuses a run that cannot fit (exit 2)
         new Trainer(exp, System.out, resume, overwrite).run();
     }
 }

@@ -34,6 +34,7 @@ import java.util.regex.Pattern;
  * @param loadBestModelAtEnd     finish with the checkpoint of lowest validation loss (ignored without validation data)
  * @param maxBadSteps            consecutive steps with a non-finite loss or gradients (each skipped) before the run stops
  * @param kernels                {@code auto} or {@code off}: whether the op layer may use jtune's fused CUDA kernels
+ * @param skipMemoryCheck        start even when jtune plan's prediction says the run does not fit in the device's memory
  */
 public record TrainingSection(
         @Key(Key.REQUIRED) Path outputDir,
@@ -65,7 +66,8 @@ public record TrainingSection(
         @Key("true") boolean loadBestModelAtEnd,
         @Key("2") int dataloaderNumWorkers,
         @Key("5") int maxBadSteps,
-        @Key("auto") KernelMode kernels) implements Section {
+        @Key("auto") KernelMode kernels,
+        @Key("false") boolean skipMemoryCheck) implements Section {
 
     /** transformers' {@code SchedulerType} values that jtune implements (see train.LrSchedule for the formulas). */
     public enum Scheduler { LINEAR, COSINE, COSINE_WITH_RESTARTS, POLYNOMIAL, CONSTANT, CONSTANT_WITH_WARMUP, INVERSE_SQRT, COSINE_WITH_MIN_LR }
@@ -93,7 +95,7 @@ public record TrainingSection(
                 perDeviceTrainBatchSize, perDeviceEvalBatchSize, gradientAccumulationSteps, learningRate,
                 lrSchedulerType, lrSchedulerKwargs, warmupSteps, warmupRatio, weightDecay, adamBeta1, adamBeta2, adamEpsilon, maxGradNorm,
                 loggingSteps, evalSteps, saveSteps, saveTotalLimit, seed, precision, device, earlyStoppingPatience,
-                earlyStoppingThreshold, loadBestModelAtEnd, dataloaderNumWorkers, maxBadSteps, kernels);
+                earlyStoppingThreshold, loadBestModelAtEnd, dataloaderNumWorkers, maxBadSteps, kernels, skipMemoryCheck);
     }
 
     @Override

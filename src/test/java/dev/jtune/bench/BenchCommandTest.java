@@ -57,18 +57,18 @@ class BenchCommandTest {
         assertEquals(128 / st.get("mean").asDouble(), tps, tps * 1e-6, "tokens/s = tokens per step / mean step time");
         assertEquals(Flops.fullPerToken(Shapes.config("tiny", null), 32), j.get("flops_per_token").get("full_6n_attn").asDouble(), 1e-6);
         assertTrue(j.get("flops_per_token").get("lora_adjusted").isNull());
-        // MFU is the model's FLOP/s over the GEMM measured in the same run. Whether it stays below 1 depends on the
-        // machine (a 256-wide GEMM on a loaded 2-core box can be slower than the model's larger products), so the test
-        // checks the arithmetic of the reported fields, which does not depend on timing.
+        // MFU is the model's FLOP/s over the GEMM's, both measured in this run: checked as that ratio, not as <= 1, which a
+        // machine shared with other jobs breaks (the GEMM measured while a neighbour ran: 4.2 seen here)
         double model = j.get("model_tflops").get("full_6n_attn").asDouble();
-        assertEquals(j.get("flops_per_token").get("full_6n_attn").asDouble() * tps / 1e12, model, model * 1e-9);
-        double fp32 = j.get("gemm").get("fp32_tflops").asDouble(), bf16 = j.get("gemm").get("bf16_tflops").asDouble();
-        assertEquals(model / fp32, j.get("mfu").get("vs_gemm_same_dtype").asDouble(), model / fp32 * 1e-9, "fp32 run: same dtype is fp32");
-        assertEquals(model / Math.max(fp32, bf16), j.get("mfu").get("vs_gemm_best").asDouble(), model / fp32 * 1e-9);
+        double fp32 = j.get("gemm").get("fp32_tflops").asDouble(), best = Math.max(fp32, j.get("gemm").get("bf16_tflops").asDouble());
+        assertTrue(model > 0 && Double.isFinite(model), "model TFLOP/s " + model);
+        assertEquals(model / fp32, j.get("mfu").get("vs_gemm_same_dtype").asDouble(), 1e-9 * model / fp32);
+        assertEquals(model / best, j.get("mfu").get("vs_gemm_best").asDouble(), 1e-9 * model / best);
         assertTrue(j.get("mfu").get("vs_datasheet").isNull(), "no datasheet peak on a CPU");
         assertTrue(j.get("gemm").get("fp32_tflops").asDouble() > 0 && j.get("gemm").get("bf16_tflops").asDouble() > 0);
         assertEquals("process_peak_rss", j.get("memory").get("kind").asText());
         assertTrue(j.get("memory").get("peak_bytes").asLong() > 50L << 20, "peak RSS of a JVM with LibTorch");
+        assertTrue(j.get("memory").get("step_peak_bytes").asLong() > 50L << 20, j.get("memory").toString());
         assertTrue(Double.isFinite(j.get("loss").get("last").asDouble()));
         JsonNode p = j.get("profile");
         assertNotNull(p);
@@ -95,7 +95,48 @@ class BenchCommandTest {
 
         CliTest.Run table = run("bench", "--shape", "tiny", "--seq-len", "16", "--steps", "1", "--warmup", "0", "--gemm-size", "128");
         assertEquals(0, table.code(), table.err());
-        assertTrue(table.out().contains("tokens/s") && table.out().contains("MFU") && table.out().contains("peak memory"), table.out());
+        assertTrue(table.out().contains("tokens/s") && table.out().contains("MFU") && table.out().contains("load memory") && table.out().contains("step memory"), table.out());
+    }
+
+    /**
+     * memory.step_peak_bytes: the peak over the timed steps alone (VmHWM reset after warm-up). Each bench runs in a child
+     * JVM of its own, so that no earlier test's resident memory sets the baseline. The step's peak is positive, within
+     * reach of the load peak (the same process, the same step), and grows with the sequence: 16 × 512 tokens against
+     * 16 × 32, by at least half of what jtune plan predicts (~200 MiB of activations and loss buffers; the JVM's own
+     * resident set moves by tens of MiB between runs).
+     */
+    @Test
+    void stepPeakIsTheStepsAndGrowsWithSequenceLength(@TempDir Path tmp) throws Exception {
+        JsonNode shortRun = benchChild(tmp, "32").get("memory");
+        JsonNode longRun = benchChild(tmp, "512").get("memory");
+        for (JsonNode m : List.of(shortRun, longRun)) {
+            assertEquals("process_peak_rss", m.get("kind").asText(), m.toString());
+            long step = m.get("step_peak_bytes").asLong(), start = m.get("step_start_bytes").asLong(), load = m.get("peak_bytes").asLong();
+            assertTrue(step > 100L << 20, "a JVM with LibTorch and a model resides in more than 100 MiB: " + m);
+            assertTrue(step >= start, "the window's peak is at least what was resident when it opened: " + m);
+            assertTrue(step < load + (128L << 20), "the timed steps repeat the warm-up step; their peak is the load's or near it: " + m);
+        }
+        long grown = longRun.get("step_peak_bytes").asLong() - shortRun.get("step_peak_bytes").asLong();
+        long predicted = plannedPeak(512) - plannedPeak(32);
+        assertTrue(predicted > 150L << 20, "the plan's growth: " + (predicted >> 20) + " MiB");
+        assertTrue(grown > predicted / 2, "16 × 512 tokens need more step memory than 16 × 32: +" + (grown >> 20)
+                + " MiB measured, +" + (predicted >> 20) + " MiB planned");
+    }
+
+    static long plannedPeak(int seqLen) {
+        return dev.jtune.plan.MemoryPlanner.plan(new dev.jtune.plan.PlanRequest(Shapes.config("tiny", null), seqLen, 16, 1, 0, List.of(),
+                dev.jtune.config.Precision.FP32, 4, false, false)).totalBytes();
+    }
+
+    /** `jtune bench --shape tiny` (full fine-tuning, fp32, micro-batch 16) at a sequence length, in a child JVM. */
+    static JsonNode benchChild(Path tmp, String seqLen) throws Exception {
+        List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-cp", System.getProperty("java.class.path"),
+                "dev.jtune.cli.Main", "bench", "--shape", "tiny", "--seq-len", seqLen, "--micro-batch", "16", "--steps", "2", "--warmup", "1",
+                "--gemm-size", "64", "--json");
+        Path out = tmp.resolve("bench-" + seqLen + ".json"), err = tmp.resolve("bench-" + seqLen + ".err");
+        Process p = new ProcessBuilder(cmd).redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+        assertEquals(0, p.waitFor(), Files.readString(err));
+        return JSON.readTree(out.toFile());
     }
 
     /** The formula against a hand computation for the tiny config (hidden 64, 2 layers, 4 heads of 16, 2 KV heads, MLP 176, vocab 50,257, untied). */

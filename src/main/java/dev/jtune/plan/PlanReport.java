@@ -1,0 +1,98 @@
+package dev.jtune.plan;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jtune.config.Experiment;
+import dev.jtune.model.ModelConfig;
+import dev.jtune.config.Precision;
+import dev.jtune.util.Devices;
+import dev.jtune.util.Tensors;
+import org.bytedeco.pytorch.Device;
+
+import java.util.List;
+import java.util.Locale;
+
+/** A plan against a memory budget: the breakdown, whether it fits, the limits, the suggestions; as text or JSON. */
+public record PlanReport(String source, MemoryPlanner.Plan plan, DeviceMemory.Budget budget, boolean fits,
+                         int longestSeqLen, int largestMicroBatch, List<String> suggestions) {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    public static PlanReport of(String source, PlanRequest r, DeviceMemory.Budget budget) {
+        MemoryPlanner.Plan p = MemoryPlanner.plan(r);
+        return new PlanReport(source, p, budget, MemoryPlanner.fits(p, budget.bytes()), MemoryPlanner.longestSeqLen(r, budget.bytes()),
+                MemoryPlanner.largestMicroBatch(r, budget.bytes()), MemoryPlanner.suggestions(p, budget.bytes()));
+    }
+
+    /** The request an experiment makes: its model's config, max_seq_length, batch, LoRA and precision on its device. */
+    public static PlanRequest request(Experiment exp) {
+        ModelConfig config = ModelConfig.read(exp.model().path());
+        Device device = Devices.parse(exp.training().device(), "training.device");
+        Precision precision = exp.training().precision().resolve(device.is_cuda());
+        boolean lora = exp.lora().enabled();
+        int base = exp.model().dtype() != null ? Tensors.elementSize(Tensors.parseDtype(exp.model().dtype(), "model.dtype"))
+                : PlanRequest.defaultBaseBytes(precision);
+        return new PlanRequest(config, exp.data().maxSeqLength(), exp.training().perDeviceTrainBatchSize(),
+                exp.training().gradientAccumulationSteps(), lora ? exp.lora().r() : 0, lora ? exp.lora().targetModules() : List.of(),
+                precision, base, false, device.is_cuda());
+    }
+
+    public ObjectNode json() {
+        PlanRequest r = plan.request();
+        ObjectNode j = JSON.createObjectNode();
+        j.put("source", source);
+        ObjectNode c = j.putObject("config");
+        c.put("model_type", r.config().modelType());
+        c.put("blocks", r.config().numLayers());
+        c.put("mode", r.lora() ? "lora" : "full");
+        if (r.lora()) {
+            c.put("lora_r", r.loraR());
+            c.put("base_bytes_per_parameter", r.baseBytes());
+        }
+        c.put("precision", r.precision().name().toLowerCase(Locale.ROOT));
+        c.put("seq_len", r.seqLen());
+        c.put("micro_batch", r.microBatch());
+        c.put("grad_accum", r.gradAccum());
+        c.put("gradient_checkpointing", r.gradientCheckpointing());
+        c.put("device", r.cuda() ? "cuda" : "cpu");
+        ObjectNode parts = j.putObject("breakdown");
+        for (MemoryPlanner.Part p : plan.parts()) {
+            ObjectNode o = parts.putObject(p.key());
+            o.put("bytes", p.bytes());
+            o.put("detail", p.detail());
+        }
+        j.put("total_bytes", plan.totalBytes());
+        j.put("memory_bytes", budget.bytes());
+        j.put("memory_source", budget.source());
+        j.put("fits", fits);
+        j.put("longest_seq_len", longestSeqLen);
+        j.put("largest_micro_batch", largestMicroBatch);
+        ArrayNode s = j.putArray("suggestions");
+        suggestions.forEach(s::add);
+        return j;
+    }
+
+    public String table() {
+        PlanRequest r = plan.request();
+        StringBuilder b = new StringBuilder();
+        b.append(String.format(Locale.ROOT, "%s: %s, %d blocks; %s, %s; %d × %d tokens per micro-batch%s; %s%n", source,
+                r.config().modelType(), r.config().numLayers(), r.lora() ? "LoRA r=" + r.loraR() : "full fine-tuning",
+                r.precision().name().toLowerCase(Locale.ROOT), r.microBatch(), r.seqLen(),
+                r.gradientCheckpointing() ? ", gradient checkpointing" : "", r.cuda() ? "CUDA" : "CPU"));
+        for (MemoryPlanner.Part p : plan.parts()) {
+            b.append(String.format(Locale.ROOT, "  %-24s %12s  %s%n", p.label(), MemoryPlanner.human(p.bytes()), p.detail()));
+        }
+        b.append(String.format(Locale.ROOT, "  %-24s %12s%n", "predicted peak", MemoryPlanner.human(plan.totalBytes())));
+        b.append(String.format(Locale.ROOT, "  %-24s %12s  %s%n", "memory", MemoryPlanner.human(budget.bytes()), budget.source()));
+        b.append(fits ? String.format(Locale.ROOT, "fits (%s to spare)%n", MemoryPlanner.human(budget.bytes() - plan.totalBytes()))
+                : String.format(Locale.ROOT, "does NOT fit: %s short%n", MemoryPlanner.human(plan.totalBytes() - budget.bytes())));
+        b.append(String.format(Locale.ROOT, "longest sequence that fits: %s; largest micro-batch that fits at %d tokens: %s%n",
+                longestSeqLen == 0 ? "none" : String.valueOf(longestSeqLen), r.seqLen(),
+                largestMicroBatch == 0 ? "none" : String.valueOf(largestMicroBatch)));
+        if (!suggestions.isEmpty()) {
+            b.append("to make it fit:\n");
+            for (String s : suggestions) b.append("  - ").append(s).append('\n');
+        }
+        return b.toString();
+    }
+}
