@@ -114,10 +114,13 @@ class SweepTest {
 
     @Test
     void gridCoversExactlyTheProduct() throws IOException {
-        Path yaml = fx.experiment("grid", 2);
+        // the grid and one key in the file's sweep: section, which jtune train reads and ignores; one more key on the command line
+        Path yaml = fx.experiment("grid", 2, "sweep:", "  method: grid", "  params:", "    - training.learning_rate=[1e-3,3e-3]",
+                "    - training.warmup_steps=[5]");
+        assertEquals(dev.jtune.config.SweepSection.Method.GRID, Experiment.load(yaml, List.of()).sweep().method());
         Path dir = tmp.resolve("grid-sweep");
-        CliTest.Run r = SweepFixture.sweep(yaml.toString(), "--method", "grid", "--param", "training.learning_rate=[1e-3,3e-3]",
-                "--param", "training.warmup_steps=int(0,1)", "--set", "training.lr_scheduler_type=constant_with_warmup", "--out", dir.toString());
+        CliTest.Run r = SweepFixture.sweep(yaml.toString(), "--param", "training.warmup_steps=int(0,1)",
+                "--set", "training.lr_scheduler_type=constant_with_warmup", "--out", dir.toString());
         assertEquals(0, r.code(), r.err() + r.out());
         JsonNode board = SweepFixture.leaderboard(dir);
         Set<String> seen = new HashSet<>();
@@ -137,6 +140,24 @@ class SweepTest {
                 spec.direction(), spec.seed(), spec.eta());
         assertEquals(4, TrialSampler.plan(spec).size());
         assertEquals(TrialSampler.plan(spec).subList(0, 3), TrialSampler.plan(capped));
+    }
+
+    /** A value only the run can refuse (a Llama's 512 positions are checked when the model loads): failed, and the sweep goes on. */
+    @Test
+    void aFailingTrialIsRecordedAndTheSweepGoesOn() throws IOException {
+        Path yaml = fx.experiment("failing", 2);
+        Path dir = tmp.resolve("failing-sweep");
+        CliTest.Run r = SweepFixture.sweep(yaml.toString(), "--method", "grid", "--param", "data.max_seq_length=[4096,48]", "--out", dir.toString());
+        assertEquals(0, r.code(), r.err() + r.out());
+        JsonNode board = SweepFixture.leaderboard(dir);
+        JsonNode first = board.get("trials").get(0), last = board.get("trials").get(1);
+        assertEquals(2, first.get("trial").asInt());
+        assertEquals("complete", first.get("status").asText());
+        assertEquals(1, last.get("trial").asInt());
+        assertEquals("failed", last.get("status").asText());
+        assertTrue(last.get("note").asText().contains("max_seq_length 4096"), last.toString());
+        assertTrue(last.get("eval_loss").isNull());
+        assertEquals(2, board.get("best_trial").asInt());
     }
 
     @Test
