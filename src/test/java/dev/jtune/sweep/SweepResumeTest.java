@@ -64,9 +64,7 @@ class SweepResumeTest {
     void killedSweepResumesToTheSameLeaderboard() throws Exception {
         Path yaml = fx.experiment("resume", 6);
         Path whole = tmp.resolve("whole"), cut = tmp.resolve("cut");
-        Process ref = child(tmp.resolve("whole.log"), sweepArgs(yaml, whole));
-        assertEquals(0, ref.waitFor(), Files.readString(tmp.resolve("whole.log")));
-
+        Process ref = child(tmp.resolve("whole.log"), sweepArgs(yaml, whole));   // both at once: one thread each
         Process victim = child(tmp.resolve("cut.log"), sweepArgs(yaml, cut));
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(180);
         while (lastLoggedStep(cut.resolve("trial-002")) < 3) {   // after trial 2's checkpoint at step 2
@@ -77,6 +75,7 @@ class SweepResumeTest {
         victim.destroyForcibly().waitFor();   // SIGKILL: no chance to clean up
         assertTrue(Files.readString(cut.resolve("sweep.json")).contains("\"running\""), "killed during a trial");
 
+        assertEquals(0, ref.waitFor(), Files.readString(tmp.resolve("whole.log")));
         Process resumed = child(tmp.resolve("resume.log"), "--resume", cut.toString());
         assertEquals(0, resumed.waitFor(), Files.readString(tmp.resolve("resume.log")));
         String log = Files.readString(tmp.resolve("resume.log"));
