@@ -286,11 +286,12 @@ public record Experiment(Path file, ModelSection model, DataSection data, Traini
     private static String topLevelSuggestion(String name) {
         String hint = HINTS.get(name);
         if (hint != null) return "; " + hint;
-        String close = Yaml.closest(name, SECTIONS.keySet());
-        if (close != null) return "; did you mean '" + close + "'?";
+        // a key first: a top-level 'seed:' is training.seed, not a misspelt 'sweep:'
         for (String s : SECTIONS.keySet()) {
             if (keys(s).contains(name)) return "; '" + name + "' is a key of the " + s + " section (indent it under " + s + ":)";
         }
+        String close = Yaml.closest(name, SECTIONS.keySet());
+        if (close != null) return "; did you mean '" + close + "'?";
         return "";
     }
 
