@@ -32,7 +32,8 @@ import java.util.Objects;
  *
  * @param file the experiment file it was read from (absolute), for messages
  */
-public record Experiment(Path file, ModelSection model, DataSection data, TrainingSection training, LoraSection lora) {
+public record Experiment(Path file, ModelSection model, DataSection data, TrainingSection training, LoraSection lora,
+                         SweepSection sweep) {
 
     /** Section name → record type, in the order of the components (and of the resolved file). */
     private static final Map<String, Class<? extends Section>> SECTIONS = sectionTypes();
@@ -42,6 +43,7 @@ public record Experiment(Path file, ModelSection model, DataSection data, Traini
         Objects.requireNonNull(data, "data");
         Objects.requireNonNull(training, "training");
         Objects.requireNonNull(lora, "lora");
+        Objects.requireNonNull(sweep, "sweep");
     }
 
     /** The names of the sections an experiment file may have, in order. */
@@ -97,7 +99,7 @@ public record Experiment(Path file, ModelSection model, DataSection data, Traini
 
     /** A copy read from another file; the settings are unchanged. */
     public Experiment withFile(Path file) {
-        return new Experiment(file, model, data, training, lora);
+        return new Experiment(file, model, data, training, lora, sweep);
     }
 
     /** The sections in order, as records. */

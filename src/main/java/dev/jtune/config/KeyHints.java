@@ -44,11 +44,12 @@ final class KeyHints {
     static String forSection(String name) {
         String hint = HINTS.get(name);
         if (hint != null) return "; " + hint;
-        String close = Yaml.closest(name, Experiment.sectionNames());
-        if (close != null) return "; did you mean '" + close + "'?";
+        // a key first: a top-level 'seed:' is training.seed, not a misspelt 'sweep:'
         for (String s : Experiment.sectionNames()) {
             if (Experiment.keys(s).contains(name)) return "; '" + name + "' is a key of the " + s + " section (indent it under " + s + ":)";
         }
+        String close = Yaml.closest(name, Experiment.sectionNames());
+        if (close != null) return "; did you mean '" + close + "'?";
         return "";
     }
 }

@@ -207,7 +207,7 @@ public final class HtmlReport {
     }
 
     /** Escapes text for HTML element content and attribute values. */
-    static String escape(String s) {
+    public static String escape(String s) {
         if (s == null) {
             return "";
         }
@@ -226,7 +226,8 @@ public final class HtmlReport {
         return b.toString();
     }
 
-    private static final String CSS = """
+    /** The report's style sheet (charts, tables), for other pages that embed {@link SvgChart}s. */
+    public static final String CSS = """
             body { margin: 0; background: #f6f7f9; color: #1f2937;
                    font: 15px/1.5 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
             main { max-width: 960px; margin: 0 auto; padding: 24px 20px 48px; }

@@ -11,11 +11,11 @@ import java.util.function.DoubleFunction;
  * in a note. Very long series are thinned to the minimum and maximum of each of
  * {@link #MAX_POINTS}/2 buckets, which keeps spikes visible.
  */
-final class SvgChart {
+public final class SvgChart {
     static final int MAX_POINTS = 5000;
 
     /** One line; {@code id} becomes its CSS class, {@code label} its legend entry. */
-    record Series(String id, String label, String color, double[] xs, double[] ys, boolean markers, double width) {}
+    public record Series(String id, String label, String color, double[] xs, double[] ys, boolean markers, double width) {}
 
     private final int width;
     private final int height;
@@ -31,7 +31,7 @@ final class SvgChart {
     private static final int TOP = 34; // the legend sits above the plot, where it never hides data
     private static final int BOTTOM = 46;
 
-    SvgChart(int width, int height, String xLabel, String yLabel, DoubleFunction<String> yFormat) {
+    public SvgChart(int width, int height, String xLabel, String yLabel, DoubleFunction<String> yFormat) {
         this.width = width;
         this.height = height;
         this.xLabel = xLabel;
@@ -39,19 +39,19 @@ final class SvgChart {
         this.yFormat = yFormat;
     }
 
-    SvgChart add(Series s) {
+    public SvgChart add(Series s) {
         series.add(s);
         return this;
     }
 
     /** A dashed vertical line at {@code x} with a short label (for example the best checkpoint). */
-    SvgChart verticalMarker(double x, String label) {
+    public SvgChart verticalMarker(double x, String label) {
         this.markerX = x;
         this.markerLabel = label;
         return this;
     }
 
-    String render(String ariaLabel) {
+    public String render(String ariaLabel) {
         StringBuilder sb = new StringBuilder();
         sb.append(String.format(Locale.ROOT,
                 "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"%s\">\n",

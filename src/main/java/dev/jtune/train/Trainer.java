@@ -63,6 +63,7 @@ public final class Trainer {
     private final String resume;
     private final boolean overwrite;
     private final Seams seams;
+    private EvalListener evalListener = EvalListener.NONE;
 
     public Trainer(Experiment exp, PrintStream out) {
         this(exp, out, null, false);
@@ -83,6 +84,12 @@ public final class Trainer {
         this.resume = resume;
         this.overwrite = overwrite;
         this.seams = seams;
+    }
+
+    /** Consults {@code listener} at every validation evaluation; it may stop the run there (jtune sweep's pruning). */
+    public Trainer withEvalListener(EvalListener listener) {
+        this.evalListener = listener;
+        return this;
     }
 
     public Outcome run() {
@@ -130,6 +137,7 @@ public final class Trainer {
                 MetricSinks sinks = new MetricSinks();
                 ObjectNode manifest = RunManifest.base(device, dataHashes);
                 TrainingLoop loop = new TrainingLoop(exp, plan, batcher, data, step, evaluation, sinks, chatTemplate, manifest);
+                loop.evalListener = evalListener;
                 if (resumeFrom != null) {
                     TrainerState.restore(resumeFrom, step, device, loop.state, sinks, outDir.resolve("metrics.jsonl"), out);
                 }

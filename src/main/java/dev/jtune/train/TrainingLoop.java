@@ -40,6 +40,7 @@ final class TrainingLoop {
     Evaluator.Result test;
     String preempted;   // the signal that stopped the run, or null
     String phase = "training";   // what the run is doing, for an out-of-memory message
+    EvalListener evalListener = EvalListener.NONE;   // may stop the run at an evaluation (jtune sweep's pruning)
 
     TrainingLoop(Experiment exp, TrainingPlan plan, Batcher batcher, PreparedData data, OptimizerStep step, Evaluation evaluation,
                  MetricSinks sinks, String chatTemplate, ObjectNode manifestBase) {
@@ -131,11 +132,14 @@ final class TrainingLoop {
     private String afterStep(boolean epochEnd, Preemption preemption) {
         long now = state.position.step;
         boolean evalNow = t.evalSteps() > 0 ? now % t.evalSteps() == 0 : epochEnd;
-        boolean stop = false;
-        if (evalNow && !data.validation().isEmpty()) stop = evaluate();
+        String stop = null;
+        if (evalNow && !data.validation().isEmpty()) {
+            stop = evaluate();
+            if (stop == null) stop = askListener();
+        }
         boolean saveNow = t.saveSteps() > 0 ? now % t.saveSteps() == 0 || now == plan.totalSteps() : epochEnd;
         if (saveNow && !Files.isDirectory(checkpoints.dirFor(now))) save();
-        if (stop) return "early stopping: no improvement in " + t.earlyStoppingPatience() + " evaluations";
+        if (stop != null) return stop;
         if (preemption != null && preemption.requested() != null) {
             preempted = preemption.requested();
             if (!Files.isDirectory(checkpoints.dirFor(now))) save();
@@ -144,8 +148,8 @@ final class TrainingLoop {
         return null;
     }
 
-    /** Evaluates on the validation split; returns true when early stopping says stop. */
-    private boolean evaluate() {
+    /** Evaluates on the validation split; returns why the run stops here (early stopping, the listener), or null. */
+    private String evaluate() {
         long now = state.position.step;
         Evaluator.Result r = evaluation.run(data.validation(), "validation");
         EvalPoint p = new EvalPoint(now, epochs(), r.loss(), r.perplexity());
@@ -159,7 +163,16 @@ final class TrainingLoop {
                 + "no improvement (" + best.badEvals + (patience == null ? "" : "/" + patience) + ")";
         sinks.message(String.format(Locale.ROOT, "eval @ step %d (epoch %.2f): loss %.4f, perplexity %.2f, %s",
                 now, p.epoch(), r.loss(), r.perplexity(), mark));
-        return patience != null && best.badEvals >= patience;
+        if (patience != null && best.badEvals >= patience) return "early stopping: no improvement in " + patience + " evaluations";
+        return null;
+    }
+
+    /** Asks the evaluation listener about the evaluation just made; returns its reason to stop, or null. */
+    private String askListener() {
+        EvalPoint last = sinks.evalLog.get(sinks.evalLog.size() - 1);
+        String stop = evalListener.stopAfter(last.step(), java.util.Map.of("eval_loss", last.loss(), "eval_perplexity", last.perplexity()));
+        if (stop != null) sinks.message(stop);
+        return stop;
     }
 
     private void save() {

@@ -164,7 +164,7 @@ class ExperimentLoadTest {
 
     @Test
     void schemaIsSnakeCaseOfTheRecords() {
-        assertEquals(List.of("model", "data", "training", "lora"), Experiment.sectionNames());
+        assertEquals(List.of("model", "data", "training", "lora", "sweep"), Experiment.sectionNames());
         assertEquals(List.of("enabled", "r", "alpha", "dropout", "target_modules", "use_rslora", "init_weights", "adapter_path"),
                 Experiment.keys("lora"));
         assertTrue(Experiment.keys("training").containsAll(List.of("output_dir", "num_train_epochs",

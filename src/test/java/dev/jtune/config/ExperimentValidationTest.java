@@ -65,7 +65,7 @@ class ExperimentValidationTest {
                 "unknown section", "did you mean 'training'?");
         // sections other issues will add are unknown until their record is registered
         assertProblem(fx.fails(fx.minimal("", "", "") + "kernels:\n  mode: auto\n"), "kernels",
-                "unknown section; expected one of: model, data, training, lora");
+                "unknown section; expected one of: model, data, training, lora, sweep");
         assertProblem(fx.fails(fx.minimal("", "", "") + "seed: 1\n"), "seed", "key of the training section");
     }
 
