@@ -46,11 +46,15 @@ class ActivationCheckpointingTest {
     private static final Device CPU = new Device("cpu");
 
     /** Trainable copies of a reference model (full: every weight in fp32; LoRA: random A and B, dropout 0.2). */
-    private record Setup(CausalLM model, Map<String, Tensor> trainable) {}
+    record Setup(CausalLM model, Map<String, Tensor> trainable) {}
 
-    private static Setup setup(String name, boolean lora, Ops ops) {
+    static Setup setup(String name, boolean lora, Ops ops) {
+        return setup(name, lora, ops, CPU);
+    }
+
+    static Setup setup(String name, boolean lora, Ops ops, Device device) {
         Map<String, Tensor> params = new LinkedHashMap<>();
-        CausalLM loaded = ModelLoader.load(Path.of("src/test/resources/models", name), ScalarType.Float, CPU);
+        CausalLM loaded = ModelLoader.load(Path.of("src/test/resources/models", name), ScalarType.Float, device);
         try (PointerScope scope = new PointerScope()) {
             loaded.parameters().forEach((k, v) -> {
                 Tensor c = v.clone();
@@ -58,11 +62,11 @@ class ActivationCheckpointingTest {
                 params.put(k, c.retainReference());
             });
         }
-        CausalLM model = ModelLoader.create(loaded.config(), params, ScalarType.Float, CPU, loaded, ops);
+        CausalLM model = ModelLoader.create(loaded.config(), params, ScalarType.Float, device, loaded, ops);
         if (!lora) return new Setup(model, model.parameters());
         Map<String, LoraAdapter> adapters;
         try (PointerScope scope = new PointerScope()) {
-            adapters = Lora.create(loaded.config(), new LoraSpec(4, 8, 0.2, List.of("all-linear"), false, false), 5, CPU, "test");
+            adapters = Lora.create(loaded.config(), new LoraSpec(4, 8, 0.2, List.of("all-linear"), false, false), 5, device, "test");
         }
         model.setAdapters(adapters);
         return new Setup(model, Lora.tensors(adapters));
@@ -88,13 +92,14 @@ class ActivationCheckpointingTest {
     }
 
     /** Loss of one packed batch and every trainable gradient (copied out, then zeroed), with or without checkpointing. */
-    private static Map<String, float[]> lossAndGradients(Setup s, Batch batch, Precision precision, boolean checkpointing, double[] lossOut) {
+    static Map<String, float[]> lossAndGradients(Setup s, Batch batch, Precision precision, boolean checkpointing, double[] lossOut) {
         CausalLM m = s.model();
+        Device device = m.device();
         torch.manual_seed(11);
         m.setTraining(true);
         Map<String, float[]> grads = new LinkedHashMap<>();
         try (PointerScope scope = new PointerScope()) {
-            TensorBatch tb = batch.toTensors(CPU);
+            TensorBatch tb = batch.toTensors(device);
             double targets = batch.targetTokens();
             Tensor loss;
             if (checkpointing) {
@@ -102,15 +107,15 @@ class ActivationCheckpointingTest {
                         last -> CausalLmLoss.sumAtTargets(m, m.finalNorm(last), tb.labels()),
                         l -> l.div(new Scalar(targets)));
             } else {
-                try (Autocast ac = Autocast.enter(precision, CPU)) {
+                try (Autocast ac = Autocast.enter(precision, device)) {
                     loss = CausalLmLoss.sumAtTargets(m, m.hidden(tb.inputIds(), tb.positionIds(), tb.attentionMask(), null), tb.labels());
                 }
                 loss.div(new Scalar(targets)).backward();
             }
             lossOut[0] = loss.item_double();
-            lossOut[1] = torch.rand(1).item_double();   // the generator after the step: where the plain step leaves it
+            lossOut[1] = torch.rand(new long[] {1}, Tensors.options(ScalarType.Float, device)).item_double();   // the generator after the step: where the plain step leaves it
             s.trainable().forEach((k, p) -> {
-                grads.put(k, Tensors.toFloats(Tensors.gradOf(p).to(ScalarType.Float).contiguous()));
+                grads.put(k, Tensors.toFloats(Tensors.gradOf(p).to(new Device("cpu"), ScalarType.Float).contiguous()));
                 p.grad().zero_();
             });
         } finally {
