@@ -41,7 +41,8 @@ public final class BenchRunner {
     /** What to run. {@code experiment} or {@code shape} (exactly one); the others override or default. */
     public record Options(Path experiment, String shape, String arch, String precision, Integer loraR, List<String> loraTargets,
                           Integer seqLen, Integer microBatch, Integer gradAccum, String device, int steps, int warmup,
-                          Integer gemmSize, Path profile, int profilePeriodMs, long seed, String kernels) {}
+                          Integer gemmSize, Path profile, int profilePeriodMs, long seed, String kernels,
+                          boolean gradientCheckpointing) {}
 
     private BenchRunner() {}
 
@@ -96,6 +97,8 @@ public final class BenchRunner {
                     Ops.of(o.kernels() != null ? kernelsMode(o.kernels()) : KernelMode.AUTO));
             source = "shape " + o.shape() + " (random weights)";
         }
+        // --gradient-checkpointing turns it on; without it an experiment's own training.gradient_checkpointing holds
+        if (o.gradientCheckpointing()) step.checkpointing(new dev.jtune.train.ActivationCheckpointing.Settings(true, false));
         try {
             return measure(o, step, config, seqLen, micro, accum, source);
         } finally {

@@ -66,13 +66,16 @@ final class BenchCommand implements Runnable {
     @Option(names = "--kernels", paramLabel = "auto|off", description = "jtune's fused CUDA kernels where they apply (auto) or LibTorch only (off). Default: the experiment's training.kernels, or auto.")
     String kernels;
 
+    @Option(names = "--gradient-checkpointing", description = "Activation checkpointing (training.gradient_checkpointing) on; default: the experiment's, or off.")
+    boolean gradientCheckpointing;
+
     @Option(names = "--json", description = "Print one JSON document instead of the table.")
     boolean json;
 
     @Override
     public void run() {
         var result = BenchRunner.run(new BenchRunner.Options(experiment, shape, arch, precision, loraR, loraTargets, seqLen, microBatch,
-                gradAccum, device, steps, warmup, gemmSize, profile, profilePeriodMs, seed, kernels));
+                gradAccum, device, steps, warmup, gemmSize, profile, profilePeriodMs, seed, kernels, gradientCheckpointing));
         if (json) JsonOut.print(result);
         else System.out.print(BenchRunner.table(result));
     }

@@ -11,7 +11,7 @@ import java.lang.annotation.Target;
  * this annotation.
  *
  * <p>Supported component types: {@code String}, {@code java.nio.file.Path}, {@code double}, {@code int},
- * {@code long}, {@code boolean}, their boxed forms, enums (written in lower case in YAML), {@code List<String>} and {@code Map<String, Double>} (a YAML mapping).
+ * {@code long}, {@code boolean}, their boxed forms, enums (written in lower case in YAML), {@code List<String>}, {@code Map<String, Double>} and {@code Map<String, Boolean>} (YAML mappings).
  */
 @Retention(RetentionPolicy.RUNTIME)
 @Target(ElementType.RECORD_COMPONENT)

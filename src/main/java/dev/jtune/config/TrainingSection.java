@@ -35,6 +35,10 @@ import java.util.regex.Pattern;
  * @param maxBadSteps            consecutive steps with a non-finite loss or gradients (each skipped) before the run stops
  * @param kernels                {@code auto} or {@code off}: whether the op layer may use jtune's fused CUDA kernels
  * @param skipMemoryCheck        start even when jtune plan's prediction says the run does not fit in the device's memory
+ * @param gradientCheckpointing  activation checkpointing: keep only each decoder block's input and recompute the block
+ *                               in the backward (less memory, about one more forward of compute)
+ * @param gradientCheckpointingKwargs {@code offload: true} keeps the saved block inputs in pinned host memory on CUDA
+ *                               (a no-op on the CPU)
  */
 public record TrainingSection(
         @Key(Key.REQUIRED) Path outputDir,
@@ -67,7 +71,12 @@ public record TrainingSection(
         @Key("2") int dataloaderNumWorkers,
         @Key("5") int maxBadSteps,
         @Key("auto") KernelMode kernels,
-        @Key("false") boolean skipMemoryCheck) implements Section {
+        @Key("false") boolean skipMemoryCheck,
+        @Key("false") boolean gradientCheckpointing,
+        @Key("{}") Map<String, Boolean> gradientCheckpointingKwargs) implements Section {
+
+    /** The {@code gradient_checkpointing_kwargs} jtune reads. */
+    public static final List<String> GRADIENT_CHECKPOINTING_KWARGS = List.of("offload");
 
     /** transformers' {@code SchedulerType} values that jtune implements (see train.LrSchedule for the formulas). */
     public enum Scheduler { LINEAR, COSINE, COSINE_WITH_RESTARTS, POLYNOMIAL, CONSTANT, CONSTANT_WITH_WARMUP, INVERSE_SQRT, COSINE_WITH_MIN_LR }
@@ -95,7 +104,8 @@ public record TrainingSection(
                 perDeviceTrainBatchSize, perDeviceEvalBatchSize, gradientAccumulationSteps, learningRate,
                 lrSchedulerType, lrSchedulerKwargs, warmupSteps, warmupRatio, weightDecay, adamBeta1, adamBeta2, adamEpsilon, maxGradNorm,
                 loggingSteps, evalSteps, saveSteps, saveTotalLimit, seed, precision, device, earlyStoppingPatience,
-                earlyStoppingThreshold, loadBestModelAtEnd, dataloaderNumWorkers, maxBadSteps, kernels, skipMemoryCheck);
+                earlyStoppingThreshold, loadBestModelAtEnd, dataloaderNumWorkers, maxBadSteps, kernels, skipMemoryCheck, gradientCheckpointing,
+                gradientCheckpointingKwargs);
     }
 
     @Override
@@ -134,6 +144,12 @@ public record TrainingSection(
         p.check(earlyStoppingThreshold >= 0, "early_stopping_threshold", "must not be negative, got " + earlyStoppingThreshold);
         atLeast(p, "dataloader_num_workers", dataloaderNumWorkers, 0);
         atLeast(p, "max_bad_steps", maxBadSteps, 1);
+        if (gradientCheckpointingKwargs != null) {
+            for (String k : gradientCheckpointingKwargs.keySet()) {
+                p.check(GRADIENT_CHECKPOINTING_KWARGS.contains(k), "gradient_checkpointing_kwargs",
+                        "'" + k + "' is not a key jtune reads; it takes: " + String.join(", ", GRADIENT_CHECKPOINTING_KWARGS));
+            }
+        }
     }
 
     private void validateScheduler(Problems p) {

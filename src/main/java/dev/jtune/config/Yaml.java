@@ -199,6 +199,17 @@ final class Yaml {
             }
             return java.util.Collections.unmodifiableMap(out);
         }
+        if (type instanceof ParameterizedType pt && pt.getRawType() == Map.class
+                && pt.getActualTypeArguments()[0] == String.class && pt.getActualTypeArguments()[1] == Boolean.class) {
+            if (!n.isObject()) throw mismatch("a mapping of names to true or false, e.g. {offload: true}", n);
+            Map<String, Boolean> out = new java.util.LinkedHashMap<>();
+            for (Iterator<Map.Entry<String, JsonNode>> it = n.fields(); it.hasNext(); ) {
+                Map.Entry<String, JsonNode> e = it.next();
+                if (!e.getValue().isBoolean()) throw new Mismatch(e.getKey() + ": expected true or false, got " + describe(e.getValue()));
+                out.put(e.getKey(), e.getValue().booleanValue());
+            }
+            return java.util.Collections.unmodifiableMap(out);
+        }
         throw new IllegalStateException("unsupported @Key type " + type);
     }
 

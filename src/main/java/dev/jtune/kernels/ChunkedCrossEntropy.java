@@ -1,6 +1,7 @@
 package dev.jtune.kernels;
 
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.DoubleOptional;
 import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
@@ -9,7 +10,10 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
+import static dev.jtune.kernels.AutogradBridge.hook;
+import static dev.jtune.kernels.AutogradBridge.keep;
 import static dev.jtune.kernels.AutogradBridge.needsGrad;
+import static dev.jtune.kernels.AutogradBridge.take;
 import static dev.jtune.kernels.KernelArgs.computeDtype;
 import static dev.jtune.kernels.KernelArgs.opts;
 import static dev.jtune.kernels.KernelArgs.sameDevice;
@@ -21,8 +25,8 @@ import static dev.jtune.util.Labels.IGNORE_INDEX;
  * one chunk of logits (chunk, V) exists at once. The kernel path runs kernels/cross_entropy.cu on each chunk.
  *
  * <p>The input gradients are computed during the forward, chunk by chunk (as Liger's fused linear cross-entropy
- * does), and the result is {@code loss + (lin - lin.detach())} with {@code lin = sum(hidden * dHidden) +
- * sum(weight * dWeight)}: the value is the loss, the gradient is exact (times whatever scale backward brings).
+ * does), and handed to autograd through the bridge's hooks ({@link #handOver}): the weight's gradient costs the one
+ * (V, D) buffer it accumulates in, nothing more.
  */
 final class ChunkedCrossEntropy {
     /** The loss (0-d float32) and the largest logits buffer (elements) it needed: the peak the chunking allows. */
@@ -93,13 +97,39 @@ final class ChunkedCrossEntropy {
         }
         long peak = rows * v;
         if (!grad) return new Result(total, peak);
-        Tensor lin = null;
-        if (gh) lin = hidden.mul(dh).sum(new ScalarTypeOptional(ScalarType.Float));
-        if (gw) {
-            Tensor l = weight.mul(dw).sum(new ScalarTypeOptional(ScalarType.Float));
-            lin = lin == null ? l : lin.add(l);
+        return new Result(handOver(total, hidden, weight, dh, dw), peak);
+    }
+
+    /**
+     * The loss joined to autograd through the bridge ({@link AutogradBridge}): the output is {@code total} plus zero
+     * times the sums of carrier views of hidden and weight. A sum's backward is an expand (a view: nothing allocated),
+     * so the carriers' hooks receive a free (N, D) / (V, D) placeholder and hand over dh and dw, scaled in place by
+     * the gradient arriving at the loss (1 / targets, times the fp16 loss scale). No (V, D) tensor besides dw itself.
+     */
+    private static Tensor handOver(Tensor total, Tensor hidden, Tensor weight, Tensor dh, Tensor dw) {
+        Tensor hCarrier = dh == null ? null : hidden.expand(hidden.sizes());    // (N, D) view
+        Tensor wCarrier = dw == null ? null : weight.expand(weight.sizes());    // (V, D) view
+        Tensor link = null;
+        if (hCarrier != null) link = hCarrier.sum(new ScalarTypeOptional(ScalarType.Float));
+        if (wCarrier != null) {
+            Tensor l = wCarrier.sum(new ScalarTypeOptional(ScalarType.Float));
+            link = link == null ? l : link.add(l);
         }
-        return new Result(total.add(lin.sub(lin.detach())), peak);   // value: the loss; gradient: dh, dw times the incoming scale
+        // zero times a finite sum; nan_to_num keeps a non-finite weight from turning the loss's value into NaN
+        Tensor out = total.add(torch.nan_to_num(link.mul(new Scalar(0.0)), new DoubleOptional(0.0), new DoubleOptional(0.0), new DoubleOptional(0.0)));
+        Tensor[] grads = new Tensor[2];
+        Tensor dhKept = dh == null ? null : keep(dh), dwKept = dw == null ? null : keep(dw);
+        hook(out, g -> {
+            try (NoGradGuard ng = new NoGradGuard()) {
+                Tensor scale = g.to(ScalarType.Float);                          // 0-d, on the device: no host sync
+                if (dhKept != null) grads[0] = keep(dhKept.mul_(scale));
+                if (dwKept != null) grads[1] = keep(dwKept.mul_(scale));
+            }
+            return g;
+        });
+        if (hCarrier != null) hook(hCarrier, g -> take(grads, 0));
+        if (wCarrier != null) hook(wCarrier, g -> take(grads, 1));
+        return out;
     }
 
     /**
@@ -122,8 +152,7 @@ final class ChunkedCrossEntropy {
         if (!grad) return;
         logp.exp_();                                                                         // softmax
         logp.scatter_add_(1, safe, validF.neg());                                            // - onehot(target)
-        Tensor ignored = torch.nonzero(valid.logical_not()).squeeze(1);
-        if (ignored.numel() > 0) logp.index_fill_(0, ignored, new Scalar(0));
+        logp.masked_fill_(valid.logical_not().unsqueeze(1), new Scalar(0));                 // ignored rows: 0 (no host sync)
         if (!inPlace) logits.copy_(logp);                                                    // back to the compute dtype
     }
 }

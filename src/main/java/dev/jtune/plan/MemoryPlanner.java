@@ -175,7 +175,7 @@ public final class MemoryPlanner {
         PlanRequest r = p.request();
         if (!r.gradientCheckpointing()) {
             Plan ck = plan(r.withCheckpointing(true));
-            out.add(String.format("training.gradient_checkpointing: true would need %s%s (not built yet: issue 14, part 2)",
+            out.add(String.format("training.gradient_checkpointing: true would need %s%s",
                     human(ck.totalBytes()), fits(ck, deviceBytes) ? ", which fits" : ""));
         }
         if (!r.lora()) {

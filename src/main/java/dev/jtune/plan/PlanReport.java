@@ -34,7 +34,7 @@ public record PlanReport(String source, MemoryPlanner.Plan plan, DeviceMemory.Bu
                 : PlanRequest.defaultBaseBytes(precision);
         return new PlanRequest(config, exp.data().maxSeqLength(), exp.training().perDeviceTrainBatchSize(),
                 exp.training().gradientAccumulationSteps(), lora ? exp.lora().r() : 0, lora ? exp.lora().targetModules() : List.of(),
-                precision, base, false, device.is_cuda());
+                precision, base, exp.training().gradientCheckpointing(), device.is_cuda());
     }
 
     public ObjectNode json() {

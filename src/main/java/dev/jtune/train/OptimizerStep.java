@@ -17,18 +17,25 @@ class OptimizerStep {
     final LossScaler scaler;
     final Precision precision;
     final double maxGradNorm;
+    final ActivationCheckpointing.Settings checkpointing;
 
     OptimizerStep(Trainable trained, AdamW optimizer, LossScaler scaler, Precision precision, double maxGradNorm) {
+        this(trained, optimizer, scaler, precision, maxGradNorm, ActivationCheckpointing.Settings.OFF);
+    }
+
+    OptimizerStep(Trainable trained, AdamW optimizer, LossScaler scaler, Precision precision, double maxGradNorm,
+                  ActivationCheckpointing.Settings checkpointing) {
         this.trained = trained;
         this.optimizer = optimizer;
         this.scaler = scaler;
         this.precision = precision;
         this.maxGradNorm = maxGradNorm;
+        this.checkpointing = checkpointing;
     }
 
     /** For decorators: the same step, bound to the same objects. */
     OptimizerStep(OptimizerStep other) {
-        this(other.trained, other.optimizer, other.scaler, other.precision, other.maxGradNorm);
+        this(other.trained, other.optimizer, other.scaler, other.precision, other.maxGradNorm, other.checkpointing);
     }
 
     /** One step over the micro-batches of one effective batch at learning rate {@code lr}. */
@@ -38,6 +45,6 @@ class OptimizerStep {
 
     /** @param nanLoss make the loss NaN before backward (for decorators that simulate a corrupt batch) */
     final TrainStep.Result run(List<Batch> micro, double lr, boolean nanLoss) {
-        return TrainStep.run(trained.model, trained.parameters(), optimizer, scaler, precision, maxGradNorm, micro, lr, nanLoss);
+        return TrainStep.run(trained.model, trained.parameters(), optimizer, scaler, precision, maxGradNorm, checkpointing, micro, lr, nanLoss);
     }
 }

@@ -48,6 +48,7 @@ public final class TrainStep implements AutoCloseable {
     private final Precision precision;
     private final double maxGradNorm;
     private final AutoCloseable owner;
+    private ActivationCheckpointing.Settings checkpointing = ActivationCheckpointing.Settings.OFF;
 
     private TrainStep(CausalLM model, Map<String, Tensor> trainable, Map<String, LoraAdapter> adapters, AdamW optimizer,
                       Precision precision, double maxGradNorm, AutoCloseable owner) {
@@ -74,7 +75,8 @@ public final class TrainStep implements AutoCloseable {
         Map<String, LoraAdapter> adapters = exp.lora().enabled() ? adaptersOf(t.model) : Map.of();
         var tr = exp.training();
         AdamW optimizer = new AdamW(t.parameters(), t.decayed(), tr.weightDecay(), tr.adamBeta1(), tr.adamBeta2(), tr.adamEpsilon());
-        return new TrainStep(t.model, t.parameters(), adapters, optimizer, precision, tr.maxGradNorm(), t);
+        return new TrainStep(t.model, t.parameters(), adapters, optimizer, precision, tr.maxGradNorm(), t)
+                .checkpointing(checkpointingOf(tr));
     }
 
     /**
@@ -112,6 +114,18 @@ public final class TrainStep implements AutoCloseable {
         return new TrainStep(model, tensors, adapters, optimizer, precision, maxGradNorm, model);
     }
 
+    /** The experiment's {@code gradient_checkpointing} and its {@code offload} kwarg. */
+    static ActivationCheckpointing.Settings checkpointingOf(dev.jtune.config.TrainingSection t) {
+        return new ActivationCheckpointing.Settings(t.gradientCheckpointing(),
+                Boolean.TRUE.equals(t.gradientCheckpointingKwargs().get("offload")));
+    }
+
+    /** Runs later steps with (or without) activation checkpointing; returns this. */
+    public TrainStep checkpointing(ActivationCheckpointing.Settings settings) {
+        this.checkpointing = java.util.Objects.requireNonNull(settings);
+        return this;
+    }
+
     @SuppressWarnings("unchecked")
     private static Map<String, LoraAdapter> adaptersOf(CausalLM model) {
         Map<String, LoraAdapter> out = new LinkedHashMap<>();
@@ -123,7 +137,7 @@ public final class TrainStep implements AutoCloseable {
 
     /** One optimizer step over the micro-batches of one effective batch, at learning rate {@code lr}. */
     public Result step(List<Batch> micro, double lr) {
-        return run(model, trainable, optimizer, scaler, precision, maxGradNorm, micro, lr, false);
+        return run(model, trainable, optimizer, scaler, precision, maxGradNorm, checkpointing, micro, lr, false);
     }
 
     /**
@@ -133,10 +147,14 @@ public final class TrainStep implements AutoCloseable {
      * one host read of the loss per micro-batch; then unscale and check, clip, step, zero_grad. A non-finite
      * gradient norm (any precision) skips the update.
      *
+     * <p>With {@code checkpointing} enabled, forward and backward of each micro-batch go through
+     * {@link ActivationCheckpointing} (the same loss and gradients, blocks recomputed in the backward).
+     *
      * @param poisonLoss make the loss NaN (the trainer's test hook for a corrupt batch)
      */
     static Result run(CausalLM model, Map<String, Tensor> trainable, AdamW optimizer, LossScaler scaler, Precision precision,
-                      double maxGradNorm, List<Batch> micro, double lr, boolean poisonLoss) {
+                      double maxGradNorm, ActivationCheckpointing.Settings checkpointing, List<Batch> micro, double lr,
+                      boolean poisonLoss) {
         long targets = 0, tokens = 0;
         for (Batch b : micro) {
             targets += b.targetTokens();
@@ -149,14 +167,22 @@ public final class TrainStep implements AutoCloseable {
                 if (b.targetTokens() == 0) continue;
                 try (PointerScope scope = new PointerScope()) {
                     TensorBatch tb = b.toTensors(model.device());
-                    Tensor loss;
-                    try (Autocast ac = Autocast.enter(precision, model.device())) {
-                        Tensor hidden = model.hidden(tb.inputIds(), tb.positionIds(), tb.attentionMask(), null);
-                        loss = CausalLmLoss.sumAtTargets(model, hidden, tb.labels());
-                    }
-                    if (poisonLoss) loss = loss.mul(new Scalar(Double.NaN));
                     // fp16: the loss is scaled up before backward so small gradients do not flush to zero
-                    scaler.scale(loss.div(new Scalar((double) Math.max(1, targets)))).backward();
+                    long divisor = Math.max(1, targets);
+                    java.util.function.UnaryOperator<Tensor> backwardOf = l -> scaler.scale(l.div(new Scalar((double) divisor)));
+                    Tensor loss;
+                    if (checkpointing.enabled()) {
+                        loss = ActivationCheckpointing.lossAndBackward(model, tb, precision, checkpointing.offload(),
+                                last -> poison(CausalLmLoss.sumAtTargets(model, model.finalNorm(last), tb.labels()), poisonLoss),
+                                backwardOf);
+                    } else {
+                        try (Autocast ac = Autocast.enter(precision, model.device())) {
+                            Tensor hidden = model.hidden(tb.inputIds(), tb.positionIds(), tb.attentionMask(), null);
+                            loss = CausalLmLoss.sumAtTargets(model, hidden, tb.labels());
+                        }
+                        loss = poison(loss, poisonLoss);
+                        backwardOf.apply(loss).backward();
+                    }
                     lossSum += loss.item_double();   // host sync per micro-batch (the unscaled loss is logged)
                 }
             }
@@ -175,6 +201,10 @@ public final class TrainStep implements AutoCloseable {
             scaler.update();
         }
         return new Result(lossSum / Math.max(1, targets), norm, tokens, skipped);
+    }
+
+    private static Tensor poison(Tensor loss, boolean poisonLoss) {
+        return poisonLoss ? loss.mul(new Scalar(Double.NaN)) : loss;
     }
 
     /** The optimizer this step drives (with the experiment's betas, epsilon and weight decay under {@link #fromExperiment}). */

@@ -121,27 +121,32 @@ class ResumeTest {
      * checkpoint, `--resume auto` continues it, and every loss after the resume point equals the uninterrupted
      * run bit for bit (fp32, CPU). LoRA with dropout, so the random generator's state matters too.
      */
-    @Test
-    void sigkillThenResumeGivesTheSameLossesBitForBit() throws Exception {
-        String[] lora = {"lora:", "  enabled: true", "  r: 4", "  dropout: 0.1", "  target_modules: all-linear"};
-        Path whole = experiment("whole", lora), cut = experiment("cut", lora);
-        Process ref = child(whole, tmp.resolve("whole.log"));
-        assertEquals(0, ref.waitFor(), Files.readString(tmp.resolve("whole.log")));
-        Map<Long, Double> want = losses(tmp.resolve("whole"));
+    /** With activation checkpointing too: the recompute redraws the dropout masks, and the generator state still resumes. */
+    @org.junit.jupiter.params.ParameterizedTest(name = "gradient_checkpointing={0}")
+    @org.junit.jupiter.params.provider.ValueSource(booleans = {false, true})
+    void sigkillThenResumeGivesTheSameLossesBitForBit(boolean checkpointing) throws Exception {
+        String[] lora = {"  gradient_checkpointing: " + checkpointing, "lora:", "  enabled: true", "  r: 4", "  dropout: 0.1",
+                "  target_modules: all-linear"};
+        String whole = "whole" + checkpointing, cutName = "cut" + checkpointing;
+        Path cut = experiment(cutName, lora);
+        Process ref = child(experiment(whole, lora), tmp.resolve(whole + ".log"));
+        assertEquals(0, ref.waitFor(), Files.readString(tmp.resolve(whole + ".log")));
+        Map<Long, Double> want = losses(tmp.resolve(whole));
         assertEquals(12, want.size());
 
         int killAt = 4 + new Random().nextInt(5);   // steps 4..8: after the checkpoint at 3 or 6
-        Process victim = child(cut, tmp.resolve("cut.log"));
-        waitForStep(victim, tmp.resolve("cut"), killAt);
+        Process victim = child(cut, tmp.resolve(cutName + ".log"));
+        waitForStep(victim, tmp.resolve(cutName), killAt);
         victim.destroyForcibly().waitFor();   // SIGKILL: no chance to clean up
-        long reached = lastLoggedStep(tmp.resolve("cut"));
+        long reached = lastLoggedStep(tmp.resolve(cutName));
         assertTrue(reached < 12, "killed before the end (reached " + reached + ")");
 
-        Process resumed = child(cut, tmp.resolve("resume.log"), "--resume", "auto");
-        assertEquals(0, resumed.waitFor(), Files.readString(tmp.resolve("resume.log")));
-        String log = Files.readString(tmp.resolve("resume.log"));
+        Path resumeLog = tmp.resolve("resume" + checkpointing + ".log");
+        Process resumed = child(cut, resumeLog, "--resume", "auto");
+        assertEquals(0, resumed.waitFor(), Files.readString(resumeLog));
+        String log = Files.readString(resumeLog);
         assertTrue(log.contains("resume: continuing from"), log);
-        Map<Long, Double> got = losses(tmp.resolve("cut"));
+        Map<Long, Double> got = losses(tmp.resolve(cutName));
         assertEquals(want.keySet(), got.keySet(), "every step logged exactly once");
         for (long s = 1; s <= 12; s++) assertEquals(want.get(s), got.get(s), "step " + s + " (killed after step " + reached + ")");
     }
