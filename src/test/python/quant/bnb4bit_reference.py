@@ -26,10 +26,11 @@ Plain Python floats and numpy float32 scalars, one element at a time: nothing sh
 side, which uses LibTorch tensor ops (torch, if installed, only reports how far torch's own
 linspace would move the dynamic map).
 
-Writes src/test/resources/quant/bnb4bit_reference.json. Run from the repository root:
+Writes src/test/resources/quant/bnb4bit_reference.json.gz. Run from the repository root:
     /usr/bin/python3 src/test/python/quant/bnb4bit_reference.py
 """
 import base64
+import gzip
 import json
 import math
 import os
@@ -249,7 +250,7 @@ def inputs():
 
 def main():
     root = os.path.dirname(os.path.abspath(__file__))
-    out_path = os.path.normpath(os.path.join(root, "../../resources/quant/bnb4bit_reference.json"))
+    out_path = os.path.normpath(os.path.join(root, "../../resources/quant/bnb4bit_reference.json.gz"))
     dmap = dynamic_map()
     doc = {
         "generator": "src/test/python/quant/bnb4bit_reference.py",
@@ -286,9 +287,9 @@ def main():
             case["quant_state"] = state
             case["dequantized_f32"] = f32_b64(deq)
             doc["cases"].append(case)
-    with open(out_path, "w") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
+    # gzipped (mtime 0, so the same cases give the same bytes): the plain JSON is 645 KB of the repository's ~6 MB
+    with open(out_path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as f:
+        f.write((json.dumps(doc, indent=1) + "\n").encode("utf-8"))
     print(f"wrote {out_path}: {len(doc['cases'])} cases")
 
 

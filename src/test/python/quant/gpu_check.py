@@ -11,14 +11,14 @@ and target/quant-check:
 
 What it checks:
  1. kernels/dequantize_4bit.cu through the C ABI (ctypes) against the independent reference's values
-    (src/test/resources/quant/bnb4bit_reference.json): NaN-poisoned outputs with guard elements past n, odd
+    (src/test/resources/quant/bnb4bit_reference.json.gz): NaN-poisoned outputs with guard elements past n, odd
     sizes, f32 and bf16 (fp16 cases: f32 output rounded to fp16); a null pointer comes back as a status with a
     message; a 4096 x 14336 + 3 weight against a torch composition, exact, with timings and GB/s.
  2. If bitsandbytes is installed: bitsandbytes dequantizes jtune's files (QuantState.from_dict) to the
     same values, its own quantizer's bytes vs jtune's, transformers loads jtune's directories, and a
     transformers-saved 4-bit llama-tiny goes to $OUT/hfq for jtune to read back (QuantizedCheckpoint).
 """
-import base64, ctypes, json, os, sys, time
+import base64, ctypes, gzip, json, os, sys, time
 import numpy as np
 import torch
 
@@ -62,7 +62,7 @@ def kernel(n, packed, quant_map, absmax=None, qabsmax=None, nested_absmax=None, 
     return out[:n]
 
 
-doc = json.load(open("src/test/resources/quant/bnb4bit_reference.json"))
+doc = json.load(gzip.open("src/test/resources/quant/bnb4bit_reference.json.gz", "rt"))
 fails, checked = [], 0
 for c in doc["cases"]:
     n = int(np.prod(c["shape"]))

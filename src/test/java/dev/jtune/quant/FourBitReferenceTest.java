@@ -30,7 +30,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 /**
  * jtune's 4-bit codec against the independent Python implementation
  * ({@code src/test/python/quant/bnb4bit_reference.py}, outputs in
- * {@code src/test/resources/quant/bnb4bit_reference.json}): packed bytes, absmax, double-quantized absmax
+ * {@code src/test/resources/quant/bnb4bit_reference.json.gz}): packed bytes, absmax, double-quantized absmax
  * and nested absmax bit for bit, and dequantized values element by element, for odd sizes (1, 63, 65,
  * 4097, 3x67, 17000), a zero block, an all-zero tensor, extreme values (±3e38, subnormals, values on the
  * decision boundaries), bf16 and fp16 inputs, nf4 and fp4, with and without double quantization.
@@ -41,7 +41,9 @@ class FourBitReferenceTest {
 
     @BeforeAll
     static void load() throws IOException {
-        doc = new ObjectMapper().readTree(Path.of("src/test/resources/quant/bnb4bit_reference.json").toFile());
+        try (var in = new java.util.zip.GZIPInputStream(java.nio.file.Files.newInputStream(Path.of("src/test/resources/quant/bnb4bit_reference.json.gz")))) {
+            doc = new ObjectMapper().readTree(in);
+        }
     }
 
     @Test
