@@ -60,7 +60,6 @@ public final class LossScaler {
     private final Tensor foundInf;       // 0-d float32, this step's verdict, read by update()
     private final OperatorHandle unscaleOp, updateOp;
     private boolean unscaled;            // unscaleAndCheck ran since the last update()
-    private long skipped;
 
     /**
      * @param device         where the scale and growth tracker live (the parameters' device)
@@ -156,7 +155,6 @@ public final class LossScaler {
             allFinite = foundInf.item_double() == 0.0;   // host sync: the skip decision
         }
         unscaled = true;
-        if (!allFinite) skipped++;
         return allFinite;
     }
 
@@ -194,11 +192,6 @@ public final class LossScaler {
         }
     }
 
-    /** Optimizer steps skipped because of inf/NaN gradients, since construction (not checkpointed). */
-    public long skippedSteps() {
-        return skipped;
-    }
-
     /**
      * {@code {"scale": 0-d float32, "growth_tracker": 0-d int32}}, the live tensors (copy them if
      * they must not change); empty when disabled, as GradScaler's state_dict.
@@ -227,6 +220,6 @@ public final class LossScaler {
     @Override
     public String toString() {
         return "LossScaler{" + (enabled ? "scale=" + scaleValue() + ", growth=" + growthFactor + ", backoff=" + backoffFactor
-                + ", interval=" + growthInterval + ", init=" + initScale + ", skipped=" + skipped : "disabled") + "}";
+                + ", interval=" + growthInterval + ", init=" + initScale : "disabled") + "}";
     }
 }
