@@ -17,9 +17,10 @@ import java.util.function.UnaryOperator;
  * no-grad, and tensor hooks replace the gradients: a hook on the output runs the backward kernel and parks the input
  * gradients ({@link #park}), hooks on the carriers hand each input its own ({@link #take}).
  *
- * <p>Limits: no double backward, no {@code retain_graph} second pass.
+ * <p>Limits: no double backward, no {@code retain_graph} second pass. Public for the ops outside this package that join
+ * autograd the same way ({@code quant.QuantizedLinear}): one bridge, one place that owns the hooks and saved tensors.
  */
-final class AutogradBridge {
+public final class AutogradBridge {
     /** Hooks waiting for their backward pass (kept reachable: native code holds them only weakly). */
     private static final Set<Hook> PENDING = ConcurrentHashMap.newKeySet();
 
@@ -39,7 +40,7 @@ final class AutogradBridge {
      * Survives the current PointerScope (a backward hook may run after it closed): one more reference,
      * so the scope's close leaves the tensor to the garbage collector. (PointerScope.detach would free it.)
      */
-    static Tensor keep(Tensor t) {
+    public static Tensor keep(Tensor t) {
         if (PointerScope.getInnerScope() != null) t.retainReference();
         return t;
     }
@@ -53,7 +54,7 @@ final class AutogradBridge {
     }
 
     /** Runs {@code f} on t's incoming gradient during backward; what f returns replaces it. */
-    static void hook(Tensor t, UnaryOperator<Tensor> f) {
+    public static void hook(Tensor t, UnaryOperator<Tensor> f) {
         t.register_hook(new Hook(f));
     }
 

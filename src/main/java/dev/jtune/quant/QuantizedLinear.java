@@ -4,15 +4,12 @@ import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.GradMode;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorBase;
 import org.bytedeco.pytorch.TensorOptional;
-import org.bytedeco.pytorch.TensorTensorHook;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
-import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.function.UnaryOperator;
+import static dev.jtune.kernels.AutogradBridge.hook;
+import static dev.jtune.kernels.AutogradBridge.keep;
 
 /**
  * A linear layer over a frozen 4-bit weight: {@code y = x W^T + b} with W (out, in) dequantized to the
@@ -28,9 +25,6 @@ import java.util.function.UnaryOperator;
  */
 @SuppressWarnings("try")
 public final class QuantizedLinear {
-    /** Hooks waiting for their backward pass (kept reachable: native code holds them only weakly). */
-    private static final Set<Hook> PENDING = ConcurrentHashMap.newKeySet();
-
     private QuantizedLinear() {}
 
     /**
@@ -85,31 +79,5 @@ public final class QuantizedLinear {
     public static Tensor reference(Tensor x, QuantizedTensor w, Tensor bias, ScalarType compute) {
         Tensor weight = FourBitCodec.dequantize(w, compute).to(x.device(), compute);
         return torch.linear(x.to(compute), weight, bias == null ? new TensorOptional() : new TensorOptional(bias.to(compute)));
-    }
-
-    private static Tensor keep(Tensor t) {
-        if (PointerScope.getInnerScope() != null) t.retainReference();
-        return t;
-    }
-
-    private static void hook(Tensor t, UnaryOperator<Tensor> f) {
-        t.register_hook(new Hook(f));
-    }
-
-    /** A tensor hook calling back into Java; reachable through PENDING until it ran. */
-    private static final class Hook extends TensorTensorHook {
-        private final UnaryOperator<Tensor> f;
-
-        Hook(UnaryOperator<Tensor> f) {
-            this.f = f;
-            if (PointerScope.getInnerScope() != null) retainReference();
-            PENDING.add(this);
-        }
-
-        @Override
-        public TensorBase call(TensorBase grad) {
-            PENDING.remove(this);
-            return f.apply(new Tensor(grad));
-        }
     }
 }
