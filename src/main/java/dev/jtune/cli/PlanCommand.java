@@ -46,7 +46,7 @@ final class PlanCommand implements Runnable {
     @Option(names = "--device", description = "cpu or cuda (with --shape; default cpu). Only which kernels and memory; no device is needed.")
     String device;
 
-    @Option(names = "--gradient-checkpointing", description = "Plan with activation checkpointing (with --shape; jtune train cannot run it yet).")
+    @Option(names = "--gradient-checkpointing", description = "Plan with activation checkpointing (with --shape; an experiment file says it with training.gradient_checkpointing).")
     boolean checkpointing;
 
     @Option(names = "--memory", paramLabel = "SIZE", description = "The memory to plan for, e.g. 24GiB or 80GB (default: detected).")
