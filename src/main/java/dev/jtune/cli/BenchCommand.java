@@ -1,6 +1,7 @@
 package dev.jtune.cli;
 
 import dev.jtune.bench.BenchRunner;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -14,7 +15,7 @@ import java.util.List;
                 + "datasheet peak and a matrix product measured in the same run, and peak memory.",
                 "Either an experiment file (its model, precision, LoRA and batch settings; sequences of data.max_seq_length) or "
                         + "--shape for random weights of a real model's shape (no files needed)."})
-final class BenchCommand implements Runnable {
+final class BenchCommand implements Runnable, CommandLine.IExitCodeGenerator {
     @Parameters(index = "0", arity = "0..1", paramLabel = "EXPERIMENT", description = "An experiment YAML file (or use --shape).")
     Path experiment;
 
@@ -72,11 +73,28 @@ final class BenchCommand implements Runnable {
     @Option(names = "--json", description = "Print one JSON document instead of the table.")
     boolean json;
 
+    @CommandLine.Mixin
+    LaunchOptions launch = new LaunchOptions();
+    private int exitCode;
+
     @Override
     public void run() {
+        if (launch.requested()) {   // this process only starts and watches the ranks; their logs go to a fresh temporary directory
+            try {
+                exitCode = launch.launch(java.nio.file.Files.createTempDirectory("jtune-bench-logs-"));
+            } catch (java.io.IOException e) {
+                throw new dev.jtune.util.UserError("cannot create a temporary directory for the ranks' logs: " + e.getMessage(), e);
+            }
+            return;
+        }
         var result = BenchRunner.run(new BenchRunner.Options(experiment, shape, arch, precision, loraR, loraTargets, seqLen, microBatch,
                 gradAccum, device, steps, warmup, gemmSize, profile, profilePeriodMs, seed, kernels, gradientCheckpointing));
         if (json) JsonOut.print(result);
         else System.out.print(BenchRunner.table(result));
+    }
+
+    @Override
+    public int getExitCode() {
+        return exitCode;
     }
 }

@@ -30,6 +30,7 @@ public final class Main implements Runnable {
 
     public static void main(String[] args) {
         NativeRuntime.configureEnvironment();   // before LibTorch's OpenMP runtime loads
+        dev.jtune.dist.Launcher.exitWithLauncher();   // a rank of `--nproc-per-node` does not outlive its launcher
         System.exit(run(args));
     }
 

@@ -3,6 +3,7 @@ package dev.jtune.cli;
 import dev.jtune.config.Experiment;
 import dev.jtune.plan.MemoryCheck;
 import dev.jtune.train.Trainer;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -15,7 +16,7 @@ import java.util.List;
         description = {"Fine-tune a model as an experiment file describes it.",
                 "Writes output_dir/checkpoint-STEP/, output_dir/final/ (a Hugging Face model directory), metrics.jsonl, "
                         + "config.resolved.yaml, report.html, and TensorBoard events in logging_dir."})
-final class TrainCommand implements Runnable {
+final class TrainCommand implements Runnable, CommandLine.IExitCodeGenerator {
     @Parameters(index = "0", paramLabel = "EXPERIMENT", description = "The experiment YAML file.")
     Path experiment;
 
@@ -30,11 +31,24 @@ final class TrainCommand implements Runnable {
     @Option(names = "--overwrite", description = "Start over in an output_dir that holds an earlier run's outputs (deletes only what jtune wrote there).")
     boolean overwrite;
 
+    @CommandLine.Mixin
+    LaunchOptions launch = new LaunchOptions();
+    private int exitCode;
+
     @Override
     public void run() {
         Experiment exp = Experiment.load(experiment, overrides);
         if (resume != null && overwrite) throw new dev.jtune.util.UserError("--resume and --overwrite contradict each other; choose one");
+        if (launch.requested()) {   // this process only starts and watches the ranks
+            exitCode = launch.launch(exp.training().outputDir().resolve("logs"));
+            return;
+        }
         MemoryCheck.before(exp);   // the memory plan, before anything loads: refuses a run that cannot fit (exit 2)
         new Trainer(exp, System.out, resume, overwrite).run();
+    }
+
+    @Override
+    public int getExitCode() {
+        return exitCode;
     }
 }
