@@ -178,7 +178,7 @@ public final class Launcher {
         } else {
             Path log = logFile(rank);
             try {
-                Files.writeString(log, "=== " + Instant.now() + " jtune launcher: rank " + rank + " of " + n + ": " + String.join(" ", command)
+                Files.writeString(log, "=== " + Instant.now() + " jtune launcher: rank " + rank + " of " + n + ": " + shown(command)
                         + "\n", StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
             } catch (IOException e) {
                 throw new UserError(log + ": cannot write rank " + rank + "'s log: " + e.getMessage(), e);
@@ -240,6 +240,7 @@ public final class Launcher {
             console.println("jtune launcher: exit code " + failed.code() + " (rank " + failed.rank() + ")");
             return failed.code();
         }
+        if (n > 1) console.println("jtune launcher: all " + n + " ranks exited 0");
         return 0;
     }
 
@@ -262,6 +263,14 @@ public final class Launcher {
         synchronized (ranks) {
             for (Process p : ranks) if (p.isAlive()) p.destroyForcibly();
         }
+    }
+
+    /** The command line for a log header, the class path (often thousands of characters) elided. */
+    private static String shown(List<String> command) {
+        List<String> shown = new ArrayList<>(command);
+        int cp = Math.max(shown.indexOf("-cp"), shown.indexOf("-classpath"));
+        if (cp >= 0 && cp + 1 < shown.size()) shown.set(cp + 1, "<class path>");
+        return String.join(" ", shown);
     }
 
     private Path logFile(int rank) {
