@@ -19,7 +19,8 @@ import java.util.TreeSet;
  * A rank that reports what it sees, for the launcher tests: {@code LaunchProbe DIR [behaviour…]} reads
  * {@link LaunchEnv#fromEnvironment}, prints one line to stdout, writes {@code DIR/rankR-attemptA.properties}
  * (the LaunchEnv, its pid, parent pid and session), and, on the store's host, meets every other rank over TCP at
- * MASTER_ADDR:MASTER_PORT (proof that the address and port work and that all ranks share them). Behaviours:
+ * MASTER_ADDR:MASTER_PORT (proof that the address and port work and that all ranks share them; on torchelastic's
+ * agent store it connects to the agent's server instead and reports "agent"). Behaviours:
  * <ul>
  *   <li>{@code exit=R:C} rank R exits with code C after reporting;</li>
  *   <li>{@code fail-first-attempt=R:C} rank R exits with C on attempt 0 only (torchrun's restarts);</li>
@@ -117,7 +118,11 @@ public final class LaunchProbe {
             for (int r : met) out.add("" + r);
             return String.join(",", out);
         }
-        if (env.agentStore()) return "";   // the agent holds the port; nothing to meet here
+        if (env.agentStore()) {   // the agent's TCPStore listens there; the ranks are its clients
+            try (Socket s = new Socket(env.masterAddr(), env.masterPort())) {
+                return "agent";
+            }
+        }
         long deadline = System.currentTimeMillis() + 30_000;
         while (true) {
             try (Socket s = new Socket(env.masterAddr(), env.masterPort())) {
