@@ -10,6 +10,7 @@ import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Properties;
@@ -24,7 +25,7 @@ import java.util.TreeSet;
  * <ul>
  *   <li>{@code exit=R:C} rank R exits with code C after reporting;</li>
  *   <li>{@code fail-first-attempt=R:C} rank R exits with C on attempt 0 only (torchrun's restarts);</li>
- *   <li>{@code wait} wait for SIGTERM/SIGINT, write {@code DIR/rankR.signal} with its name, exit 0;</li>
+ *   <li>{@code wait} wait for SIGTERM/SIGINT, append its name to {@code DIR/rankR.signal}, exit 0;</li>
  *   <li>{@code ignore-term} with wait: write the file but keep running (the launcher must SIGKILL it);</li>
  *   <li>{@code kill9=R} rank R sends itself SIGKILL.</li>
  * </ul>
@@ -41,7 +42,8 @@ public final class LaunchProbe {
             for (String name : new String[] {"TERM", "INT"}) {
                 Signal.handle(new Signal(name), sig -> {
                     try {
-                        Files.writeString(dir.resolve("rank" + rank + ".signal"), "SIG" + sig.getName());
+                        Files.writeString(dir.resolve("rank" + rank + ".signal"), "SIG" + sig.getName() + "\n", StandardOpenOption.CREATE,
+                                StandardOpenOption.APPEND);   // one line per signal: the tests see a double delivery
                     } catch (IOException e) {
                         throw new RuntimeException(e);
                     }

@@ -123,8 +123,8 @@ class LauncherTest {
     void aFailingRankStopsTheOthersAndLendsTheLauncherItsExitCode() throws Exception {
         Launch l = launch(3, 20_000, "wait", "exit=1:7");
         assertEquals(7, l.await(), l.err());
-        assertEquals("SIGTERM", Files.readString(l.reports().resolve("rank0.signal")), "rank 0 was asked to stop");
-        assertEquals("SIGTERM", Files.readString(l.reports().resolve("rank2.signal")));
+        assertEquals("SIGTERM\n", Files.readString(l.reports().resolve("rank0.signal")), "rank 0 was asked to stop");
+        assertEquals("SIGTERM\n", Files.readString(l.reports().resolve("rank2.signal")));
         String err = l.err();
         assertTrue(err.contains("jtune launcher: rank 1 exited with code 7; stopping the other ranks (SIGTERM, then SIGKILL after 20 s)"), err);
         assertTrue(err.contains("  | probe rank 1: exiting with 7"), "the failed rank's log tail is on the console: " + err);
@@ -136,7 +136,7 @@ class LauncherTest {
         long start = System.nanoTime();
         Launch l = launch(2, 1500, "wait", "ignore-term", "exit=1:3");
         assertEquals(3, l.await(), l.err());
-        assertEquals("SIGTERM", Files.readString(l.reports().resolve("rank0.signal")), "rank 0 got SIGTERM first");
+        assertEquals("SIGTERM\n", Files.readString(l.reports().resolve("rank0.signal")), "rank 0 got SIGTERM first");
         assertTrue(l.err().contains("the other ranks did not stop within 1 s; killing them"), l.err());
         assertTrue((System.nanoTime() - start) / 1e9 < 60, "killed after the grace period, not after the probe's own 120 s");
     }
@@ -154,8 +154,8 @@ class LauncherTest {
         l.awaitReports(2);
         l.process().destroy();   // SIGTERM to the launcher alone, as Kubernetes or `kill PID` sends it
         assertEquals(0, l.await(), "every rank exited 0 after its SIGTERM: " + l.err());
-        assertEquals("SIGTERM", Files.readString(l.reports().resolve("rank0.signal")));
-        assertEquals("SIGTERM", Files.readString(l.reports().resolve("rank1.signal")));
+        assertEquals("SIGTERM\n", Files.readString(l.reports().resolve("rank0.signal")));
+        assertEquals("SIGTERM\n", Files.readString(l.reports().resolve("rank1.signal")));
         assertTrue(l.err().contains("jtune launcher: SIGTERM: passing it on to the ranks"), l.err());
         assertTrue(Files.readString(l.logs().resolve("rank1.log")).contains("probe rank 1: got SIGTERM"));
     }
@@ -166,8 +166,8 @@ class LauncherTest {
         l.awaitReports(2);
         assertEquals(0, new ProcessBuilder("kill", "-INT", "" + l.process().pid()).start().waitFor());
         assertEquals(0, l.await(), l.err());
-        assertEquals("SIGINT", Files.readString(l.reports().resolve("rank0.signal")));
-        assertEquals("SIGINT", Files.readString(l.reports().resolve("rank1.signal")));
+        assertEquals("SIGINT\n", Files.readString(l.reports().resolve("rank0.signal")));
+        assertEquals("SIGINT\n", Files.readString(l.reports().resolve("rank1.signal")));
     }
 
     /** A rank whose launcher vanished (SIGKILL: nothing could forward) exits instead of running on alone in its session. */
