@@ -123,7 +123,7 @@ public final class Trainer {
                 AdamW optimizer = new AdamW(trained.parameters(), trained.decayed(), t.weightDecay(), t.adamBeta1(), t.adamBeta2(), t.adamEpsilon());
                 OptimizerStep step = seams.step().apply(new OptimizerStep(trained, optimizer,
                         new LossScaler(model.device(), precision == Precision.FP16), precision, t.maxGradNorm(),
-                        TrainStep.checkpointingOf(t)));
+                        TrainStep.checkpointingOf(t), t.labelSmoothingFactor()));
                 Evaluation evaluation = seams.evaluation().apply(
                         Evaluation.of(model, t.perDeviceEvalBatchSize(), exp.data().maxSeqLength(), padId, precision));
                 Batcher batcher = new Batcher(data.train(), t.perDeviceTrainBatchSize(), true, t.seed(),

@@ -169,7 +169,7 @@ class ActivationCheckpointingTest {
                 for (int step = 0; step < 3; step++) {
                     List<Batch> micro = batches.subList(2 * step, 2 * step + 2);
                     losses[c][step] = TrainStep.run(m, s.trainable(), opt, scaler, precision, 1.0,
-                            new ActivationCheckpointing.Settings(ckpt, false), micro, 1e-3, false).loss();
+                            new ActivationCheckpointing.Settings(ckpt, false), 0.0, micro, 1e-3, false).loss();
                 }
                 Map<String, float[]> w = new LinkedHashMap<>();
                 try (PointerScope scope = new PointerScope()) {
