@@ -76,7 +76,7 @@ def neftune_cases():
         m = neftune_magnitude(alpha, length, dim)
         assert m.dtype == torch.float32
         mags.append({"length": length, "dim": dim, "alpha": alpha, "magnitude": m.item()})
-    seed, shape, alpha = 1234, [2, 5, 8], 5.0
+    seed, shape, alpha = 1234, [2, 5, 32], 5.0   # (B, T, D) of the embeddings of src/test/resources/models/llama-tiny
     m = neftune_magnitude(alpha, shape[1], shape[2])
     torch.manual_seed(seed)
     output = torch.zeros(shape)   # the hook's output tensor; its values do not change the noise

@@ -196,12 +196,13 @@ public abstract class CausalLM implements AutoCloseable {
     }
 
     /**
-     * The NEFTune magnitude for embeddings of length T and width D, computed as transformers computes it: the square
-     * root of an integer tensor is float32, and alpha divided by it stays float32.
+     * The NEFTune magnitude for embeddings of length T and width D, computed as transformers computes it, to the bit:
+     * {@code alpha / torch.sqrt(torch.tensor(T * D))} takes the square root of an integer tensor in float32, and a
+     * number divided by a tensor is {@code tensor.reciprocal() * number} (torch's {@code __rdiv__}), in float32.
      */
     public static double neftuneMagnitude(double alpha, long t, long d) {
         float sqrt = (float) Math.sqrt((float) (t * d));
-        return (float) alpha / sqrt;
+        return (1f / sqrt) * (float) alpha;
     }
 
     /** Token embeddings (B, T, D) plus NEFTune noise in training mode (the embedding output's dtype), else as they are. */
