@@ -3,6 +3,8 @@ package dev.jtune.config;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.util.UserError;
 
+import java.util.List;
+
 /**
  * Every check of an experiment against its model's config.json, in one place: the file must describe a model
  * jtune implements, and {@code data.max_seq_length} must fit the positions the model has. {@link Experiment#load}
@@ -20,7 +22,7 @@ public final class ModelChecks {
      */
     public static void check(Experiment exp, ModelConfig config) {
         Problems p = new Problems(String.valueOf(exp.file()));
-        check(config, exp.data(), p);
+        check(config, exp.model(), exp.data(), p);
         p.throwIfAny();
     }
 
@@ -34,13 +36,22 @@ public final class ModelChecks {
             p.add("model.path", e.getMessage());   // malformed config.json, or a model_type jtune does not implement
             return;
         }
-        check(config, d, p);
+        check(config, m, d, p);
     }
 
     /** The checks themselves: pure over the config and the sections. */
-    static void check(ModelConfig config, DataSection d, Problems p) {
+    static void check(ModelConfig config, ModelSection m, DataSection d, Problems p) {
         if (p.ok("data.max_seq_length") && d.maxSeqLength() > config.maxPositions()) {
             p.add("data.max_seq_length", d.maxSeqLength() + " is longer than the model's " + positions(config));
+        }
+        // a dropout key of the other family would be silently ignored: the model has no such dropout
+        boolean gpt2 = config.family() == ModelConfig.Family.GPT2;
+        List<String> own = gpt2 ? ModelSection.GPT2_DROPOUT_KEYS : ModelSection.LLAMA_DROPOUT_KEYS;
+        for (String key : m.dropoutOverrides().keySet()) {
+            if (!own.contains(key)) {
+                p.add("model." + key, "a " + config.modelType() + " model has no " + key + " (" + config.where()
+                        + "); its dropout keys: " + String.join(", ", own.stream().map(k -> "model." + k).toList()));
+            }
         }
     }
 

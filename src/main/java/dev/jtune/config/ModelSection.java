@@ -15,11 +15,25 @@ import java.util.Map;
  * @param dtype     the dtype to load the weights in: {@code float32}, {@code bfloat16}, {@code float16}, or null to
  *                  keep the dtype they are stored in
  * @param tokenizer the tokenizer directory (with tokenizer.json) or tokenizer.json file; defaults to {@code path}
+ * @param attentionDropout Llama, Mistral, Qwen2, Qwen3: dropout on the attention probabilities while training, overriding
+ *                  config.json's {@code attention_dropout} (transformers' default 0.0); null = config.json's value
+ * @param attnPdrop GPT-2: dropout on the attention probabilities ({@code attn_pdrop}, transformers' default 0.1); null = config.json's
+ * @param residPdrop GPT-2: dropout on each block's attention and MLP outputs before the residual add ({@code resid_pdrop},
+ *                  default 0.1); null = config.json's
+ * @param embdPdrop GPT-2: dropout on the summed token and position embeddings ({@code embd_pdrop}, default 0.1); null = config.json's
  */
 public record ModelSection(
         @Key(Key.REQUIRED) Path path,
         @Key(value = "null", nullable = true) String dtype,
-        @Key(value = "null", nullable = true) Path tokenizer) implements Section {
+        @Key(value = "null", nullable = true) Path tokenizer,
+        @Key(value = "null", nullable = true) Double attentionDropout,
+        @Key(value = "null", nullable = true) Double attnPdrop,
+        @Key(value = "null", nullable = true) Double residPdrop,
+        @Key(value = "null", nullable = true) Double embdPdrop) implements Section {
+
+    /** The dropout keys: the config.json names transformers' {@code from_pretrained(path, attention_dropout=…)} overrides. */
+    public static final List<String> LLAMA_DROPOUT_KEYS = List.of("attention_dropout");
+    public static final List<String> GPT2_DROPOUT_KEYS = List.of("attn_pdrop", "resid_pdrop", "embd_pdrop");
 
     /** The accepted {@code dtype} values (besides null). */
     public static final List<String> DTYPES = List.of("float32", "bfloat16", "float16");
@@ -29,11 +43,25 @@ public record ModelSection(
 
     @Override
     public ModelSection withDerivedDefaults() {
-        return tokenizer == null ? new ModelSection(path, dtype, path) : this;
+        return tokenizer == null ? new ModelSection(path, dtype, path, attentionDropout, attnPdrop, residPdrop, embdPdrop) : this;
+    }
+
+    /** The dropout overrides by config.json name (only those set), in key order. */
+    public Map<String, Double> dropoutOverrides() {
+        Map<String, Double> m = new java.util.LinkedHashMap<>();
+        if (attentionDropout != null) m.put("attention_dropout", attentionDropout);
+        if (attnPdrop != null) m.put("attn_pdrop", attnPdrop);
+        if (residPdrop != null) m.put("resid_pdrop", residPdrop);
+        if (embdPdrop != null) m.put("embd_pdrop", embdPdrop);
+        return m;
     }
 
     @Override
     public void validate(Problems p) {
+        for (Map.Entry<String, Double> e : dropoutOverrides().entrySet()) {
+            double v = e.getValue();
+            p.check(v >= 0 && v < 1, e.getKey(), "must be in [0, 1) (a dropout probability; null = config.json's value), got " + v);
+        }
         if (dtype != null && !DTYPES.contains(dtype)) {
             String alias = DTYPE_ALIASES.get(dtype.toLowerCase(java.util.Locale.ROOT));
             p.add("dtype", "unknown value '" + dtype + "'; expected one of: " + String.join(", ", DTYPES)

@@ -23,6 +23,10 @@ import java.util.regex.Pattern;
  *                               {@code lr_end}, {@code power}, {@code timescale}), as transformers' {@code lr_scheduler_kwargs}
  * @param warmupSteps            linear warmup steps; when &gt; 0 it wins over {@code warmupRatio} (as in HF)
  * @param warmupRatio            warmup as a fraction of the total steps
+ * @param neftuneNoiseAlpha      NEFTune: while training, uniform noise of magnitude alpha / sqrt(L·d) added to the input
+ *                               embeddings (L = the batch's padded length, d = hidden size), as transformers does; null = off
+ * @param labelSmoothingFactor   epsilon of label smoothing on the training loss, as transformers' LabelSmoother:
+ *                               (1 - epsilon)·NLL + epsilon·(mean over the vocabulary of -log p), per target token; 0 = off
  * @param maxGradNorm            gradient clipping norm; 0 = no clipping
  * @param evalSteps              evaluate every N steps; 0 = at the end of each epoch
  * @param saveSteps              checkpoint every N steps; 0 = at the end of each epoch
@@ -54,6 +58,8 @@ public record TrainingSection(
         @Key("0") int warmupSteps,
         @Key("0.0") double warmupRatio,
         @Key("0.0") double weightDecay,
+        @Key(value = "null", nullable = true) Double neftuneNoiseAlpha,
+        @Key("0.0") double labelSmoothingFactor,
         @Key("0.9") double adamBeta1,
         @Key("0.999") double adamBeta2,
         @Key("1e-8") double adamEpsilon,
@@ -102,7 +108,7 @@ public record TrainingSection(
         if (loggingDir != null || outputDir == null) return this;
         return new TrainingSection(outputDir, outputDir.resolve("runs"), numTrainEpochs, maxSteps,
                 perDeviceTrainBatchSize, perDeviceEvalBatchSize, gradientAccumulationSteps, learningRate,
-                lrSchedulerType, lrSchedulerKwargs, warmupSteps, warmupRatio, weightDecay, adamBeta1, adamBeta2, adamEpsilon, maxGradNorm,
+                lrSchedulerType, lrSchedulerKwargs, warmupSteps, warmupRatio, weightDecay, neftuneNoiseAlpha, labelSmoothingFactor, adamBeta1, adamBeta2, adamEpsilon, maxGradNorm,
                 loggingSteps, evalSteps, saveSteps, saveTotalLimit, seed, precision, device, earlyStoppingPatience,
                 earlyStoppingThreshold, loadBestModelAtEnd, dataloaderNumWorkers, maxBadSteps, kernels, skipMemoryCheck, gradientCheckpointing,
                 gradientCheckpointingKwargs);
@@ -126,6 +132,10 @@ public record TrainingSection(
         p.check(warmupRatio >= 0 && warmupRatio < 1, "warmup_ratio", "must be in [0, 1), got " + warmupRatio);
         validateScheduler(p);
         p.check(weightDecay >= 0, "weight_decay", "must not be negative, got " + weightDecay);
+        p.check(neftuneNoiseAlpha == null || neftuneNoiseAlpha >= 0, "neftune_noise_alpha",
+                "must not be negative (the NEFTune paper uses 5 to 15; null = no noise), got " + neftuneNoiseAlpha);
+        p.check(labelSmoothingFactor >= 0 && labelSmoothingFactor < 1, "label_smoothing_factor",
+                "must be in [0, 1) (0 = no smoothing; 0.1 is usual), got " + labelSmoothingFactor);
         p.check(adamBeta1 >= 0 && adamBeta1 < 1, "adam_beta1", "must be in [0, 1), got " + adamBeta1);
         p.check(adamBeta2 >= 0 && adamBeta2 < 1, "adam_beta2", "must be in [0, 1), got " + adamBeta2);
         p.check(adamEpsilon > 0, "adam_epsilon", "must be > 0, got " + adamEpsilon);

@@ -24,6 +24,13 @@ import static dev.jtune.util.Labels.IGNORE_INDEX;
  * {@code -log softmax(hidden @ weight^T)[target]}, in float32, computed {@code chunk} rows at a time so that at most
  * one chunk of logits (chunk, V) exists at once. The kernel path runs kernels/cross_entropy.cu on each chunk.
  *
+ * <p>Label smoothing ({@code smoothing} = epsilon, {@code training.label_smoothing_factor}) replaces each target row's
+ * loss by transformers' LabelSmoother's {@code (1 - eps)·(-log p[target]) + eps·mean over the vocabulary of (-log p)}
+ * (the same as {@code torch.nn.functional.cross_entropy(label_smoothing=eps)}), and its gradient by
+ * {@code softmax - (1 - eps)·onehot(target) - eps / V}; rows with target -100 still count nothing. The kernel computes
+ * the unsmoothed loss and gradient; the kernel path adds the difference around it: {@code eps·(z[target] - mean(z))} to
+ * the loss (read from the logits before the kernel overwrites them) and {@code eps·(onehot - 1/V)} to the gradient.
+ *
  * <p>The input gradients are computed during the forward, chunk by chunk (as Liger's fused linear cross-entropy
  * does), and handed to autograd through the bridge's hooks ({@link #handOver}): the weight's gradient costs the one
  * (V, D) buffer it accumulates in, nothing more.
@@ -41,20 +48,26 @@ final class ChunkedCrossEntropy {
      * @param k the kernel backend, or null for LibTorch
      */
     static Result sum(KernelBackend k, Tensor hidden, Tensor weight, Tensor targets, long chunk) {
+        return sum(k, hidden, weight, targets, chunk, 0.0);
+    }
+
+    /** As {@link #sum(KernelBackend, Tensor, Tensor, Tensor, long)}, with label smoothing epsilon in [0, 1). */
+    static Result sum(KernelBackend k, Tensor hidden, Tensor weight, Tensor targets, long chunk, double smoothing) {
         if (hidden.dim() != 2 || weight.dim() != 2 || hidden.size(1) != weight.size(1) || targets.dim() != 1
                 || targets.size(0) != hidden.size(0)) {
             throw new IllegalArgumentException("crossEntropySum: hidden (N, D), weight (V, D), targets (N,) expected, got "
                     + hidden.sizes().vec() + ", " + weight.sizes().vec() + ", " + targets.sizes().vec());
         }
         if (chunk < 1) throw new IllegalArgumentException("crossEntropySum: chunk must be >= 1, got " + chunk);
+        if (!(smoothing >= 0 && smoothing < 1)) throw new IllegalArgumentException("crossEntropySum: smoothing must be in [0, 1), got " + smoothing);
         // under autocast the projection runs in the autocast dtype (hidden states and float32 master weights cast)
         ScalarType compute = computeDtype(hidden);
         boolean fits = k != null && (compute == ScalarType.Float || compute == ScalarType.BFloat16)
                 && sameDevice(hidden, weight) && sameDevice(hidden, targets) && targets.scalar_type().intern() == ScalarType.Long;
-        return chunked(fits ? k : null, hidden, weight, targets, chunk);
+        return chunked(fits ? k : null, hidden, weight, targets, chunk, smoothing);
     }
 
-    private static Result chunked(KernelBackend k, Tensor hidden, Tensor weight, Tensor targets, long chunk) {
+    private static Result chunked(KernelBackend k, Tensor hidden, Tensor weight, Tensor targets, long chunk, double smoothing) {
         long n = hidden.size(0), v = weight.size(0);
         boolean gh = needsGrad(hidden), gw = needsGrad(weight);
         boolean grad = gh || gw;
@@ -82,10 +95,15 @@ final class ChunkedCrossEntropy {
                     Tensor logits = torch.mm_out(logitsBuf.narrow(0, 0, len), hc, wc.t());  // (len, V), compute dtype
                     if (k != null) {
                         Tensor loss = torch.empty(new long[] {len}, opts(ScalarType.Float, hidden), new MemoryFormatOptional());
+                        Tensor smoothingShift = smoothing > 0 ? smoothingShift(logits, tc, smoothing) : null;   // before the overwrite
                         k.crossEntropy(loss, logits, tc, IGNORE_INDEX, grad ? 1.0 : 0.0);     // logits := dloss/dlogits
                         total.add_(loss.sum());
+                        if (smoothingShift != null) {
+                            total.add_(smoothingShift);
+                            if (grad) smoothGradient(logits, tc, smoothing);
+                        }
                     } else {
-                        libTorchChunk(total, logits, logpBuf == null ? null : logpBuf.narrow(0, 0, len), tc, grad);
+                        libTorchChunk(total, logits, logpBuf == null ? null : logpBuf.narrow(0, 0, len), tc, grad, smoothing);
                     }
                     if (!grad) continue;
                     if (gh && dh.scalar_type().intern() == compute) torch.mm_out(dh.narrow(0, start, len), logits, wc);   // (len, D)
@@ -141,6 +159,11 @@ final class ChunkedCrossEntropy {
      * (len, V) buffer and two more passes. logits, logp (len, V), targets (len,).
      */
     static void libTorchChunk(Tensor total, Tensor logits, Tensor logp, Tensor targets, boolean grad) {
+        libTorchChunk(total, logits, logp, targets, grad, 0.0);
+    }
+
+    /** As above with label smoothing epsilon: the loss and gradient of the class comment. */
+    static void libTorchChunk(Tensor total, Tensor logits, Tensor logp, Tensor targets, boolean grad, double smoothing) {
         boolean inPlace = logp == null;
         if (inPlace) logp = logits;
         else logp.copy_(logits);                                                             // to float32, no temporary
@@ -148,11 +171,42 @@ final class ChunkedCrossEntropy {
         Tensor valid = targets.ne(new Scalar(IGNORE_INDEX));                                 // (len,)
         Tensor safe = targets.clamp_min(new Scalar(0)).unsqueeze(1);                         // (len, 1), -100 -> 0
         Tensor validF = valid.to(ScalarType.Float).unsqueeze(1);                             // (len, 1)
-        total.sub_(logp.gather(1, safe).mul(validF).sum());
+        Tensor picked = logp.gather(1, safe).mul(validF).sum();                              // sum of log p[target]
+        if (smoothing > 0) {
+            // (1 - eps)·log p[target] + eps·mean_v log p, summed over the valid rows
+            Tensor meanLogp = logp.mean(new long[] {1}, true, new ScalarTypeOptional()).mul(validF).sum();
+            picked = picked.mul(new Scalar(1 - smoothing)).add(meanLogp.mul(new Scalar(smoothing)));
+        }
+        total.sub_(picked);
         if (!grad) return;
         logp.exp_();                                                                         // softmax
-        logp.scatter_add_(1, safe, validF.neg());                                            // - onehot(target)
+        logp.scatter_add_(1, safe, validF.mul(new Scalar(-(1 - smoothing))));                // - (1 - eps)·onehot(target)
+        if (smoothing > 0) logp.sub_(new Scalar(smoothing / logp.size(1)));                 // - eps / V
         logp.masked_fill_(valid.logical_not().unsqueeze(1), new Scalar(0));                 // ignored rows: 0 (no host sync)
         if (!inPlace) logits.copy_(logp);                                                    // back to the compute dtype
+    }
+
+    /**
+     * The kernel path's loss correction for smoothing: {@code eps · sum over valid rows of (z[target] - mean(z))}, a 0-d
+     * float32 tensor, read from the chunk's logits z (len, V) before the kernel overwrites them. Smoothed minus plain
+     * loss per row is {@code (lse - (1-eps)·z[t] - eps·mean z) - (lse - z[t])}.
+     */
+    private static Tensor smoothingShift(Tensor logits, Tensor targets, double smoothing) {
+        Tensor valid = targets.ne(new Scalar(IGNORE_INDEX)).to(ScalarType.Float);            // (len,)
+        Tensor safe = targets.clamp_min(new Scalar(0)).unsqueeze(1);                         // (len, 1)
+        Tensor zt = logits.gather(1, safe).squeeze(1).to(ScalarType.Float);                  // (len,)
+        Tensor zmean = logits.mean(new long[] {1}, false, new ScalarTypeOptional(ScalarType.Float));   // (len,), fp32 accumulation
+        return zt.sub(zmean).mul(valid).sum().mul(new Scalar(smoothing));
+    }
+
+    /**
+     * The kernel path's gradient correction for smoothing, in place over the kernel's {@code softmax - onehot} (len, V):
+     * plus {@code eps} at the target, minus {@code eps / V} everywhere, on valid rows only (ignored rows stay 0).
+     */
+    private static void smoothGradient(Tensor grad, Tensor targets, double smoothing) {
+        Tensor validF = targets.ne(new Scalar(IGNORE_INDEX)).to(grad.scalar_type()).unsqueeze(1);   // (len, 1)
+        Tensor safe = targets.clamp_min(new Scalar(0)).unsqueeze(1);
+        grad.scatter_add_(1, safe, validF.mul(new Scalar(smoothing)));
+        grad.sub_(validF.mul(new Scalar(smoothing / grad.size(1))));
     }
 }

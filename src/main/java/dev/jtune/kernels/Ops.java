@@ -72,12 +72,25 @@ public final class Ops {
      * differentiable with respect to hidden and weight. See {@link ChunkedCrossEntropy}.
      */
     public Tensor crossEntropySum(Tensor hidden, Tensor weight, Tensor targets, long chunk) {
-        return crossEntropy(hidden, weight, targets, chunk).loss();
+        return crossEntropy(hidden, weight, targets, chunk, 0.0).loss();
+    }
+
+    /**
+     * {@link #crossEntropySum} with label smoothing epsilon in [0, 1) ({@code training.label_smoothing_factor}): each
+     * target row scores {@code (1 - eps)·(-log p[target]) + eps·mean over the vocabulary of (-log p)}. Both paths take
+     * it (the kernel path corrects the kernel's plain loss and gradient around it). See {@link ChunkedCrossEntropy}.
+     */
+    public Tensor crossEntropySum(Tensor hidden, Tensor weight, Tensor targets, long chunk, double smoothing) {
+        return crossEntropy(hidden, weight, targets, chunk, smoothing).loss();
     }
 
     /** {@link #crossEntropySum} with the size of the logits buffer it used, for the tests of the chunking. */
     ChunkedCrossEntropy.Result crossEntropy(Tensor hidden, Tensor weight, Tensor targets, long chunk) {
-        return ChunkedCrossEntropy.sum(backendFor(hidden), hidden, weight, targets, chunk);
+        return crossEntropy(hidden, weight, targets, chunk, 0.0);
+    }
+
+    ChunkedCrossEntropy.Result crossEntropy(Tensor hidden, Tensor weight, Tensor targets, long chunk, double smoothing) {
+        return ChunkedCrossEntropy.sum(backendFor(hidden), hidden, weight, targets, chunk, smoothing);
     }
 
     // ------------------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 package dev.jtune.metrics;
 
+import com.fasterxml.jackson.databind.JsonNode;
+
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -10,7 +12,8 @@ import java.util.Locale;
  * what went wrong and what to do about it. A healthy run gets no warnings.
  *
  * <p>Checks, most serious first: non-finite losses; a training loss that does not go down; validation
- * loss rising while training loss falls (overfitting); too little data for the steps asked
+ * loss rising while training loss falls, or a gap between them that keeps widening (overfitting; the warning
+ * names the regularisers to set, by key: {@link #remedies}); too little data for the steps asked
  * (memorisation); no validation data, or validation data that was never evaluated.
  */
 public final class RunDiagnostics {
@@ -28,6 +31,7 @@ public final class RunDiagnostics {
         nonFinite(r, w);
         notDecreasing(r, w);
         overfitting(r, w);
+        wideningGap(r, w);
         tooLittleData(r, w);
         validation(r, w);
         return List.copyOf(w);
@@ -120,10 +124,112 @@ public final class RunDiagnostics {
         EvalPoint last = ev.get(n - 1);
         w.add(String.format(Locale.ROOT,
                 "Overfitting: the validation loss rose from its best %.4f at step %,d to %.4f at step %,d while the training loss"
-                        + " kept falling (%.4f to %.4f); the model is memorising the training set. Set early_stopping_patience"
-                        + " (for example 2 or 3 evaluations) and use the checkpoint from step %,d, train for fewer epochs, add more"
-                        + " data, or raise weight_decay.",
-                b.loss(), b.step(), last.loss(), last.step(), trainAtBest, trainLast, b.step()));
+                        + " kept falling (%.4f to %.4f); the model is memorising the training set. ",
+                b.loss(), b.step(), last.loss(), last.step(), trainAtBest, trainLast) + remedies(r, b.step()));
+    }
+
+    /**
+     * The other face of overfitting: the validation loss still falls, or stays flat, but ever more slowly than the
+     * training loss, so the gap between them (validation minus the mean training loss logged since the previous
+     * evaluation) widens at each of the last evaluations and has grown by at least max(0.1, half of its smallest value)
+     * while the training loss fell by at least 2% over those last evaluations. Not reported together with the rising validation loss above.
+     */
+    private static void wideningGap(RunRecord r, List<String> w) {
+        if (w.stream().anyMatch(s -> s.startsWith("Overfitting"))) return;
+        List<EvalPoint> ev = r.eval().stream().filter(p -> Double.isFinite(p.loss())).sorted(Comparator.comparingLong(EvalPoint::step)).toList();
+        List<TrainPoint> t = r.train().stream().filter(p -> Double.isFinite(p.loss())).toList();
+        if (ev.size() < 4) return;
+        double[] gap = new double[ev.size()], trainAt = new double[ev.size()];
+        long prev = Long.MIN_VALUE;
+        for (int i = 0; i < ev.size(); i++) {
+            long from = prev, to = ev.get(i).step();
+            List<TrainPoint> window = t.stream().filter(p -> p.step() > from && p.step() <= to).toList();
+            if (window.isEmpty()) return;
+            trainAt[i] = mean(window);
+            gap[i] = ev.get(i).loss() - trainAt[i];
+            prev = to;
+        }
+        int n = gap.length, min = 0;
+        for (int i = 1; i < n; i++) if (gap[i] < gap[min]) min = i;
+        boolean widening = gap[n - 1] > gap[n - 2] && gap[n - 2] > gap[n - 3];
+        boolean grown = gap[n - 1] - gap[min] >= Math.max(0.1, 0.5 * Math.abs(gap[min]));
+        // the training loss falls while the gap widens (a flat training loss under a rising validation loss is not this)
+        boolean trainFell = trainAt[n - 1] < trainAt[n - 3] - 0.02 * Math.abs(trainAt[n - 3]);
+        if (!(widening && grown && trainFell && min < n - 1)) return;
+        w.add(String.format(Locale.ROOT,
+                "Overfitting starts: the gap between validation and training loss widened from %.4f at step %,d to %.4f at step"
+                        + " %,d (validation %.4f, training %.4f); the model learns the training set faster than the task. ",
+                gap[min], ev.get(min).step(), gap[n - 1], ev.get(n - 1).step(), ev.get(n - 1).loss(), trainAt[n - 1])
+                + remedies(r, bestStep(ev)));
+    }
+
+    private static long bestStep(List<EvalPoint> ev) {
+        EvalPoint b = ev.get(0);
+        for (EvalPoint p : ev) if (p.loss() < b.loss()) b = p;
+        return b.step();
+    }
+
+    /**
+     * The remedies for overfitting, each with the experiment key to set and the value the run had (read from its
+     * resolved YAML): stop early, more data, weight decay, NEFTune noise, label smoothing, LoRA (or its dropout), and
+     * the model's own dropout under the names its family uses (from the report's "model" fact, e.g. "… (gpt2, …)").
+     */
+    static String remedies(RunRecord r, long bestStep) {
+        JsonNode yaml = parse(r.experimentYaml());
+        List<String> out = new ArrayList<>();
+        String patience = value(yaml, "training", "early_stopping_patience");
+        out.add(patience == null || patience.equals("null")
+                ? String.format(Locale.ROOT, "stop early with training.early_stopping_patience: 2 (and use the checkpoint from step %,d)", bestStep)
+                : String.format(Locale.ROOT, "use the checkpoint from step %,d (training.load_best_model_at_end: true)", bestStep));
+        out.add("add more training data, or train for fewer epochs (training.num_train_epochs)");
+        out.add("raise training.weight_decay to 0.01-0.1" + now(yaml, "training", "weight_decay"));
+        out.add("add NEFTune noise, training.neftune_noise_alpha: 5" + now(yaml, "training", "neftune_noise_alpha").replace("now null", "now off"));
+        out.add("smooth the labels, training.label_smoothing_factor: 0.1" + now(yaml, "training", "label_smoothing_factor"));
+        String lora = value(yaml, "lora", "enabled");
+        if ("true".equals(lora)) out.add("raise lora.dropout (PEFT's lora_dropout) to 0.05-0.1" + now(yaml, "lora", "dropout"));
+        else out.add("train LoRA adapters instead of every weight (lora.enabled: true, with lora.dropout 0.05-0.1)");
+        String type = modelType(r);
+        if (type == null) {
+            out.add("turn on the model's dropout: model.attention_dropout: 0.1 (Llama, Mistral, Qwen), or model.attn_pdrop,"
+                    + " model.resid_pdrop, model.embd_pdrop (GPT-2)");
+        } else if (type.equals("gpt2")) {
+            out.add("raise GPT-2's dropout, model.resid_pdrop, model.attn_pdrop, model.embd_pdrop (config.json's, 0.1 by default)");
+        } else {
+            out.add("turn on the model's attention dropout, model.attention_dropout: 0.1" + now(yaml, "model", "attention_dropout")
+                    .replace("now null", "now config.json's"));
+        }
+        return "Remedies: " + String.join("; ", out) + ".";
+    }
+
+    private static final java.util.regex.Pattern MODEL_TYPE = java.util.regex.Pattern.compile("\\((llama|mistral|qwen2|qwen3|gpt2),");
+
+    /** The model_type the report's "model" fact names ("path (llama, 1,234 parameters)"), or null. */
+    private static String modelType(RunRecord r) {
+        String m = r.facts().get("model");
+        if (m == null) return null;
+        java.util.regex.Matcher x = MODEL_TYPE.matcher(m);
+        return x.find() ? x.group(1) : null;
+    }
+
+    private static JsonNode parse(String yaml) {
+        try {
+            JsonNode n = new com.fasterxml.jackson.dataformat.yaml.YAMLMapper().readTree(yaml);
+            return n != null && n.isObject() ? n : null;
+        } catch (java.io.IOException | RuntimeException e) {
+            return null;   // a report of a run whose YAML is not at hand: the remedies without the current values
+        }
+    }
+
+    private static String value(JsonNode yaml, String section, String key) {
+        if (yaml == null || !yaml.path(section).isObject() || !yaml.path(section).has(key)) return null;
+        JsonNode v = yaml.path(section).get(key);
+        return v.isNull() ? "null" : v.asText();
+    }
+
+    /** " (now X)" with the run's value of section.key, or "" when the YAML does not say. */
+    private static String now(JsonNode yaml, String section, String key) {
+        String v = value(yaml, section, key);
+        return v == null ? "" : " (now " + v + ")";
     }
 
     private static void tooLittleData(RunRecord r, List<String> w) {

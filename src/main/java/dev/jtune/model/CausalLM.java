@@ -35,6 +35,8 @@ public abstract class CausalLM implements AutoCloseable {
     private final AutoCloseable weightSource;
     private Map<String, ProjectionAdapter> adapters = Map.of();
     private boolean training;
+    private ModelDropout dropout;
+    private double neftuneNoiseAlpha;
 
     protected CausalLM(ModelConfig config, Map<String, Tensor> params, ScalarType dtype, Device device,
                        AutoCloseable weightSource, Ops kernels) {
@@ -44,6 +46,7 @@ public abstract class CausalLM implements AutoCloseable {
         this.device = device;
         this.weightSource = weightSource;
         this.kernels = java.util.Objects.requireNonNull(kernels, "kernels");
+        this.dropout = ModelDropout.of(config);
     }
 
     public ModelConfig config() {
@@ -157,9 +160,61 @@ public abstract class CausalLM implements AutoCloseable {
         return adapters;
     }
 
-    /** Training mode turns adapter dropout on; evaluation and generation run with it off. */
+    /**
+     * Training mode turns on the model's dropout ({@link #setDropout}), adapter dropout and NEFTune noise
+     * ({@link #setNeftuneNoiseAlpha}); evaluation and generation run with all of them off.
+     */
     public void setTraining(boolean training) {
         this.training = training;
+    }
+
+    public boolean training() {
+        return training;
+    }
+
+    /** The model's own dropout in training mode; config.json's (with transformers' defaults) until set. */
+    public void setDropout(ModelDropout dropout) {
+        this.dropout = java.util.Objects.requireNonNull(dropout);
+    }
+
+    public ModelDropout dropout() {
+        return dropout;
+    }
+
+    /**
+     * NEFTune ({@code training.neftune_noise_alpha}): in training mode the token embeddings (B, T, D) get uniform noise
+     * U(-m, m) with m = alpha / sqrt(T·D), drawn from the default generator of their device, as transformers'
+     * {@code neftune_post_forward_hook} does on the input embedding module (T is the padded length of the batch, not
+     * the count of real tokens). 0 = off.
+     */
+    public void setNeftuneNoiseAlpha(double alpha) {
+        this.neftuneNoiseAlpha = alpha;
+    }
+
+    public double neftuneNoiseAlpha() {
+        return neftuneNoiseAlpha;
+    }
+
+    /**
+     * The NEFTune magnitude for embeddings of length T and width D, computed as transformers computes it, to the bit:
+     * {@code alpha / torch.sqrt(torch.tensor(T * D))} takes the square root of an integer tensor in float32, and a
+     * number divided by a tensor is {@code tensor.reciprocal() * number} (torch's {@code __rdiv__}), in float32.
+     */
+    public static double neftuneMagnitude(double alpha, long t, long d) {
+        float sqrt = (float) Math.sqrt((float) (t * d));
+        return (1f / sqrt) * (float) alpha;
+    }
+
+    /** Token embeddings (B, T, D) plus NEFTune noise in training mode (the embedding output's dtype), else as they are. */
+    protected Tensor withNeftuneNoise(Tensor tokenEmbeddings) {
+        if (!training || neftuneNoiseAlpha <= 0) return tokenEmbeddings;
+        double m = neftuneMagnitude(neftuneNoiseAlpha, tokenEmbeddings.size(1), tokenEmbeddings.size(2));
+        return tokenEmbeddings.add(torch.empty_like(tokenEmbeddings).uniform_(-m, m, new org.bytedeco.pytorch.GeneratorOptional()));
+    }
+
+    /** Dropout with probability p in training mode (scaled by 1 / (1 - p), as torch.nn.Dropout), identity otherwise. */
+    protected Tensor dropout(Tensor x, double p) {
+        return training && p > 0 ? torch.dropout(x, p, true) : x;
     }
 
     /** {@code y} plus the adapter's update of {@code x} when module {@code module} has one. */
@@ -193,7 +248,8 @@ public abstract class CausalLM implements AutoCloseable {
     /**
      * Scaled dot-product attention over q (B, H, T, hd) and k, v (B, KV, S, hd) with S = past + T.
      * Uses LibTorch's fused kernel with its causal flag when that is exact (no past, no window), and an
-     * explicit boolean mask otherwise. Grouped-query attention is handled by SDPA's enable_gqa.
+     * explicit boolean mask otherwise. Grouped-query attention is handled by SDPA's enable_gqa. In training mode the
+     * attention probabilities get the model's attention dropout (SDPA's dropout_p, drawn from the default generator).
      *
      * <p>A sliding window (Mistral's {@code sliding_window} W) follows transformers' masking_utils: query i sees
      * key j iff {@code j <= i} and {@code j > i - W} (absolute indices in the sequence, cache included), on top of
@@ -201,6 +257,7 @@ public abstract class CausalLM implements AutoCloseable {
      */
     protected Tensor sdpa(Tensor q, Tensor k, Tensor v, Tensor mask, long past, double scale) {
         long t = q.size(2), s = k.size(2);
+        double p = training ? dropout.attention() : 0.0;   // attention dropout: training mode only
         boolean gqa = q.size(1) != k.size(1);
         int window = config.slidingWindow();
         if (mask != null && window > 0 && s > window) {
@@ -209,14 +266,14 @@ public abstract class CausalLM implements AutoCloseable {
         } else if (mask == null) {
             boolean windowBites = window > 0 && s > window;
             if (past == 0 && !windowBites) {
-                return torch.scaled_dot_product_attention(q, k, v, new TensorOptional(), 0.0, true, new DoubleOptional(scale), gqa);
+                return torch.scaled_dot_product_attention(q, k, v, new TensorOptional(), p, true, new DoubleOptional(scale), gqa);
             }
             if (t == 1 && !windowBites) {   // one new token sees everything cached
-                return torch.scaled_dot_product_attention(q, k, v, new TensorOptional(), 0.0, false, new DoubleOptional(scale), gqa);
+                return torch.scaled_dot_product_attention(q, k, v, new TensorOptional(), p, false, new DoubleOptional(scale), gqa);
             }
             mask = causalMask(t, past, window, q.device());
         }
-        return torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false, new DoubleOptional(scale), gqa);
+        return torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), p, false, new DoubleOptional(scale), gqa);
     }
 
     /** (T, past+T) bool: query i (at index past+i) sees key j iff j <= past+i and past+i - j < window (when window > 0). */

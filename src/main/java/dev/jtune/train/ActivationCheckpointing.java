@@ -30,6 +30,9 @@ import java.util.function.UnaryOperator;
  * <li>the embedding's backward with the first block's input gradient; the generator left where the plain forward
  *     leaves it, so later steps draw what they would have drawn without checkpointing.</li>
  * </ol>
+ * Every random draw of a training step comes from that one generator: LoRA dropout, the model's own dropout inside
+ * the blocks (attention probabilities; GPT-2's residual dropout), and, outside them, NEFTune noise and GPT-2's
+ * embedding dropout in the embedding, which runs once with autograd and is never recomputed.
  * Memory: blocks × (B, T, D) saved inputs plus one block's activations, instead of every block's activations.
  * Each block runs in its own {@link PointerScope}, so its temporaries are freed when it is done, not at the end of
  * the step; a saved input is freed right after its block's backward.

@@ -33,6 +33,15 @@ public final class CausalLmLoss {
      * @param hidden (B, T, D) final hidden states  @param labels (B, T) int64
      */
     public static Tensor sumAtTargets(CausalLM model, Tensor hidden, Tensor labels) {
+        return sumAtTargets(model, hidden, labels, 0.0);
+    }
+
+    /**
+     * {@link #sumAtTargets(CausalLM, Tensor, Tensor)} with label smoothing epsilon ({@code training.label_smoothing_factor}):
+     * each target token scores {@code (1 - eps)·NLL + eps·(mean over the vocabulary of -log p)}, as transformers'
+     * LabelSmoother; tokens labelled -100 still score nothing. Divided by the target count it is LabelSmoother's value.
+     */
+    public static Tensor sumAtTargets(CausalLM model, Tensor hidden, Tensor labels, double smoothing) {
         long t = hidden.size(1), d = hidden.size(2);
         Tensor target = labels.narrow(1, 1, t - 1).reshape(-1);                      // (B·(T-1),)
         Tensor keep = torch.nonzero(target.ne(new Scalar(IGNORE_INDEX))).squeeze(1);  // (N,) host sync on CUDA
@@ -41,7 +50,7 @@ public final class CausalLmLoss {
         // that at most CHUNK_ELEMENTS logits exist at once
         Tensor w = model.outputWeight();
         long chunk = chunkRows(h.size(0), w.size(0), w.size(1), h.is_cuda());
-        return model.kernels().crossEntropySum(h, w, target.index_select(0, keep), chunk);
+        return model.kernels().crossEntropySum(h, w, target.index_select(0, keep), chunk, smoothing);
     }
 
     /**

@@ -18,24 +18,27 @@ class OptimizerStep {
     final Precision precision;
     final double maxGradNorm;
     final ActivationCheckpointing.Settings checkpointing;
+    /** {@code training.label_smoothing_factor}: the training loss is smoothed; evaluation scores the plain loss. */
+    final double labelSmoothing;
 
     OptimizerStep(Trainable trained, AdamW optimizer, LossScaler scaler, Precision precision, double maxGradNorm) {
-        this(trained, optimizer, scaler, precision, maxGradNorm, ActivationCheckpointing.Settings.OFF);
+        this(trained, optimizer, scaler, precision, maxGradNorm, ActivationCheckpointing.Settings.OFF, 0.0);
     }
 
     OptimizerStep(Trainable trained, AdamW optimizer, LossScaler scaler, Precision precision, double maxGradNorm,
-                  ActivationCheckpointing.Settings checkpointing) {
+                  ActivationCheckpointing.Settings checkpointing, double labelSmoothing) {
         this.trained = trained;
         this.optimizer = optimizer;
         this.scaler = scaler;
         this.precision = precision;
         this.maxGradNorm = maxGradNorm;
         this.checkpointing = checkpointing;
+        this.labelSmoothing = labelSmoothing;
     }
 
     /** For decorators: the same step, bound to the same objects. */
     OptimizerStep(OptimizerStep other) {
-        this(other.trained, other.optimizer, other.scaler, other.precision, other.maxGradNorm, other.checkpointing);
+        this(other.trained, other.optimizer, other.scaler, other.precision, other.maxGradNorm, other.checkpointing, other.labelSmoothing);
     }
 
     /** One step over the micro-batches of one effective batch at learning rate {@code lr}. */
@@ -45,6 +48,6 @@ class OptimizerStep {
 
     /** @param nanLoss make the loss NaN before backward (for decorators that simulate a corrupt batch) */
     final TrainStep.Result run(List<Batch> micro, double lr, boolean nanLoss) {
-        return TrainStep.run(trained.model, trained.parameters(), optimizer, scaler, precision, maxGradNorm, checkpointing, micro, lr, nanLoss);
+        return TrainStep.run(trained.model, trained.parameters(), optimizer, scaler, precision, maxGradNorm, checkpointing, labelSmoothing, micro, lr, nanLoss);
     }
 }

@@ -49,6 +49,7 @@ public final class TrainStep implements AutoCloseable {
     private final double maxGradNorm;
     private final AutoCloseable owner;
     private ActivationCheckpointing.Settings checkpointing = ActivationCheckpointing.Settings.OFF;
+    private double labelSmoothing;
 
     private TrainStep(CausalLM model, Map<String, Tensor> trainable, Map<String, LoraAdapter> adapters, AdamW optimizer,
                       Precision precision, double maxGradNorm, AutoCloseable owner) {
@@ -75,8 +76,10 @@ public final class TrainStep implements AutoCloseable {
         Map<String, LoraAdapter> adapters = exp.lora().enabled() ? adaptersOf(t.model) : Map.of();
         var tr = exp.training();
         AdamW optimizer = new AdamW(t.parameters(), t.decayed(), tr.weightDecay(), tr.adamBeta1(), tr.adamBeta2(), tr.adamEpsilon());
-        return new TrainStep(t.model, t.parameters(), adapters, optimizer, precision, tr.maxGradNorm(), t)
+        TrainStep step = new TrainStep(t.model, t.parameters(), adapters, optimizer, precision, tr.maxGradNorm(), t)
                 .checkpointing(checkpointingOf(tr));
+        step.labelSmoothing = tr.labelSmoothingFactor();
+        return step;
     }
 
     /**
@@ -137,7 +140,7 @@ public final class TrainStep implements AutoCloseable {
 
     /** One optimizer step over the micro-batches of one effective batch, at learning rate {@code lr}. */
     public Result step(List<Batch> micro, double lr) {
-        return run(model, trainable, optimizer, scaler, precision, maxGradNorm, checkpointing, micro, lr, false);
+        return run(model, trainable, optimizer, scaler, precision, maxGradNorm, checkpointing, labelSmoothing, micro, lr, false);
     }
 
     /**
@@ -150,11 +153,12 @@ public final class TrainStep implements AutoCloseable {
      * <p>With {@code checkpointing} enabled, forward and backward of each micro-batch go through
      * {@link ActivationCheckpointing} (the same loss and gradients, blocks recomputed in the backward).
      *
+     * @param labelSmoothing {@code training.label_smoothing_factor}: the loss trained on (and logged) is the smoothed one
      * @param poisonLoss make the loss NaN (the trainer's test hook for a corrupt batch)
      */
     static Result run(CausalLM model, Map<String, Tensor> trainable, AdamW optimizer, LossScaler scaler, Precision precision,
-                      double maxGradNorm, ActivationCheckpointing.Settings checkpointing, List<Batch> micro, double lr,
-                      boolean poisonLoss) {
+                      double maxGradNorm, ActivationCheckpointing.Settings checkpointing, double labelSmoothing,
+                      List<Batch> micro, double lr, boolean poisonLoss) {
         long targets = 0, tokens = 0;
         for (Batch b : micro) {
             targets += b.targetTokens();
@@ -173,12 +177,12 @@ public final class TrainStep implements AutoCloseable {
                     Tensor loss;
                     if (checkpointing.enabled()) {
                         loss = ActivationCheckpointing.lossAndBackward(model, tb, precision, checkpointing.offload(),
-                                last -> poison(CausalLmLoss.sumAtTargets(model, model.finalNorm(last), tb.labels()), poisonLoss),
+                                last -> poison(CausalLmLoss.sumAtTargets(model, model.finalNorm(last), tb.labels(), labelSmoothing), poisonLoss),
                                 backwardOf);
                     } else {
                         try (Autocast ac = Autocast.enter(precision, model.device())) {
                             Tensor hidden = model.hidden(tb.inputIds(), tb.positionIds(), tb.attentionMask(), null);
-                            loss = CausalLmLoss.sumAtTargets(model, hidden, tb.labels());
+                            loss = CausalLmLoss.sumAtTargets(model, hidden, tb.labels(), labelSmoothing);
                         }
                         loss = poison(loss, poisonLoss);
                         backwardOf.apply(loss).backward();

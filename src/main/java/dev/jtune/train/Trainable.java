@@ -40,12 +40,28 @@ abstract class Trainable implements AutoCloseable {
      */
     static Trainable forExperiment(dev.jtune.config.Experiment exp, ModelConfig config, Device device, Precision precision,
                                    Ops kernels) {
+        return regularised(build(exp, config, device, precision, kernels), exp, config);
+    }
+
+    private static Trainable build(dev.jtune.config.Experiment exp, ModelConfig config, Device device, Precision precision,
+                                   Ops kernels) {
         dev.jtune.config.LoraSection lora = exp.lora();
         if (!lora.enabled()) return new Full(config, device, kernels);
         ScalarType baseDtype = exp.model().dtype() != null ? Tensors.parseDtype(exp.model().dtype(), "model.dtype")
                 : frozenBaseDtype(precision);
         LoraSpec spec = new LoraSpec(lora.r(), lora.alpha(), lora.dropout(), lora.targetModules(), lora.useRslora(), lora.initWeights());
         return new Adapters(config, device, baseDtype, spec, lora.adapterPath(), exp.training().seed(), kernels);
+    }
+
+    /**
+     * The regularisers that live in the model, on in training mode only: its own dropout (config.json's, with the
+     * experiment's model.attention_dropout / attn_pdrop / resid_pdrop / embd_pdrop over it) and NEFTune noise.
+     */
+    private static Trainable regularised(Trainable t, dev.jtune.config.Experiment exp, ModelConfig config) {
+        t.model.setDropout(dev.jtune.model.ModelDropout.of(config, exp.model().dropoutOverrides()));
+        Double alpha = exp.training().neftuneNoiseAlpha();
+        t.model.setNeftuneNoiseAlpha(alpha == null ? 0.0 : alpha);
+        return t;
     }
 
     /** The dtype a frozen LoRA base is kept in when model.dtype does not say: that of the autocast, else fp32. */

@@ -123,7 +123,7 @@ public final class Trainer {
                 AdamW optimizer = new AdamW(trained.parameters(), trained.decayed(), t.weightDecay(), t.adamBeta1(), t.adamBeta2(), t.adamEpsilon());
                 OptimizerStep step = seams.step().apply(new OptimizerStep(trained, optimizer,
                         new LossScaler(model.device(), precision == Precision.FP16), precision, t.maxGradNorm(),
-                        TrainStep.checkpointingOf(t)));
+                        TrainStep.checkpointingOf(t), t.labelSmoothingFactor()));
                 Evaluation evaluation = seams.evaluation().apply(
                         Evaluation.of(model, t.perDeviceEvalBatchSize(), exp.data().maxSeqLength(), padId, precision));
                 Batcher batcher = new Batcher(data.train(), t.perDeviceTrainBatchSize(), true, t.seed(),
@@ -179,10 +179,24 @@ public final class Trainer {
                 device.is_cuda() ? "cuda" : "cpu");
         out.println(trained.describe());
         out.println(trained.model.kernels().describe(device.is_cuda()));
+        String reg = regularisation(trained.model, t);
+        if (reg != null) out.println("regularisation (training only): " + reg);
         out.printf(Locale.ROOT, "plan: %d steps (%.2f epochs of %d steps), effective batch %d (%d × %d accumulation), lr %.2e %s, warmup %d%n",
                 plan.totalSteps(), (double) plan.totalSteps() / plan.stepsPerEpoch(), plan.stepsPerEpoch(),
                 t.perDeviceTrainBatchSize() * plan.accumulation(), t.perDeviceTrainBatchSize(), plan.accumulation(), t.learningRate(),
                 t.lrSchedulerType().name().toLowerCase(Locale.ROOT), plan.schedule().warmup());
+    }
+
+    /** The regularisers on in this run, for the console and the report ("attention dropout 0.1, NEFTune alpha 5"); null when none. */
+    static String regularisation(CausalLM model, TrainingSection t) {
+        List<String> on = new java.util.ArrayList<>();
+        dev.jtune.model.ModelDropout d = model.dropout();
+        if (d.attention() > 0) on.add("attention dropout " + d.attention());
+        if (d.residual() > 0) on.add("residual dropout " + d.residual());
+        if (d.embedding() > 0) on.add("embedding dropout " + d.embedding());
+        if (model.neftuneNoiseAlpha() > 0) on.add("NEFTune alpha " + model.neftuneNoiseAlpha());
+        if (t.labelSmoothingFactor() > 0) on.add("label smoothing " + t.labelSmoothingFactor());
+        return on.isEmpty() ? null : String.join(", ", on);
     }
 
     private Outcome preempted(TrainingLoop loop, MetricSinks sinks) {
@@ -202,6 +216,8 @@ public final class Trainer {
                 + String.format(Locale.ROOT, "%,d", trained.model.parameterCount()) + " parameters)");
         facts.put("device", device.is_cuda() ? "cuda" : "cpu");
         facts.put("precision", trained.precisionFacts(precision));
+        String reg = regularisation(trained.model, t);
+        if (reg != null) facts.put("regularisation", reg + " (training only)");
         facts.put("final model", finalDir.toString());
         LoopState.Best best = loop.state.best;
         RunRecord record = new RunRecord("jtune: " + exp.file().getFileName(), exp.toYaml(), data.report().lines(),

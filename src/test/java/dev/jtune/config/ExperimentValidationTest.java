@@ -44,7 +44,7 @@ class ExperimentValidationTest {
     @Test
     void unknownKeyFarFromAnyNameListsTheValidOnes() {
         assertProblem(fx.fails(fx.with("model", "flavour: vanilla")), "model.flavour", "unknown key",
-                "valid keys: path, dtype, tokenizer");
+                "valid keys: path, dtype, tokenizer, ");
     }
 
     @Test

@@ -173,4 +173,19 @@ class HtmlReportTest {
         assertEquals("12 min 34 s", HtmlReport.duration(754.2));
         assertEquals("1 h 02 min 03 s", HtmlReport.duration(3723));
     }
+
+    /** An overfitting run's report shows the warning at the top with every remedy's key (issue 17). */
+    @Test
+    void overfittingWarningInTheReportNamesTheRemediesByKey() {
+        Runs.B b = Runs.healthy().trainCurve(s -> 0.2 + 2.8 * Math.exp(-s / 60.0), 0.02);
+        b.evalCurve(s -> 1.2 + 1.6 * Math.exp(-s / 40.0) + 0.004 * Math.max(0, s - 150));
+        RunRecord r = b.build();
+        String html = HtmlReport.render(r, RunDiagnostics.warnings(r));
+        int warnings = html.indexOf("<section class=\"warnings\">");
+        assertTrue(warnings >= 0 && warnings < html.indexOf("<svg"), "the warnings come before the charts");
+        for (String key : List.of("training.early_stopping_patience", "training.weight_decay", "training.neftune_noise_alpha",
+                "training.label_smoothing_factor", "lora.enabled", "model.attention_dropout", "more training data")) {
+            assertTrue(html.contains(key), key);
+        }
+    }
 }

@@ -1,6 +1,7 @@
 package dev.jtune.metrics;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
@@ -71,6 +72,51 @@ class RunDiagnosticsTest {
         assertTrue(w.contains("early_stopping_patience"), w);
         assertTrue(w.contains("weight_decay"), w);
         assertTrue(w.contains("step 150"), w);
+        for (String key : List.of("training.neftune_noise_alpha", "training.label_smoothing_factor", "training.weight_decay",
+                "lora.enabled", "model.attention_dropout", "training.early_stopping_patience", "more training data")) {
+            assertTrue(w.contains(key), key + " in: " + w);
+        }
+    }
+
+    /** Validation still falls a little while training falls fast: the widening gap is reported, with the remedies. */
+    @Test
+    void wideningGapIsReportedWithTheRemedies() {
+        Runs.B b = Runs.healthy().trainCurve(s -> 0.2 + 2.8 * Math.exp(-s / 60.0), 0.02);
+        b.evalCurve(s -> 1.2 + 1.6 * Math.exp(-s / 40.0));
+        String w = only(RunDiagnostics.warnings(b.build()));
+        assertTrue(w.startsWith("Overfitting starts: the gap between validation and training loss widened"), w);
+        assertTrue(w.contains("at step 300"), w);
+        for (String key : List.of("training.neftune_noise_alpha: 5", "training.label_smoothing_factor: 0.1", "training.weight_decay",
+                "lora.enabled: true", "model.attention_dropout: 0.1", "training.early_stopping_patience: 2", "more training data")) {
+            assertTrue(w.contains(key), key + " in: " + w);
+        }
+    }
+
+    /** The remedies use the run's own keys: its family's dropout names, LoRA's dropout when LoRA trains, the current values. */
+    @Test
+    void remediesNameTheRunsOwnKeysAndValues() {
+        Runs.B b = Runs.healthy();
+        b.facts.put("model", "runs/tiny-gpt2 (gpt2, 124,439,808 parameters)");
+        RunRecord gpt2 = new RunRecord("t", """
+                model:
+                  path: runs/tiny-gpt2
+                training:
+                  weight_decay: 0.0
+                  neftune_noise_alpha: null
+                  label_smoothing_factor: 0.0
+                  early_stopping_patience: 3
+                lora:
+                  enabled: true
+                  dropout: 0.0
+                """, List.of(), 1000, 1, 100, 0, 10, 10, 1, 8, List.of(), List.of(), null, null, null, null, "", 1, b.facts);
+        String r = RunDiagnostics.remedies(gpt2, 40);
+        for (String part : List.of("model.resid_pdrop", "model.attn_pdrop", "model.embd_pdrop", "lora.dropout (PEFT's lora_dropout) to 0.05-0.1 (now 0.0)",
+                "training.weight_decay to 0.01-0.1 (now 0.0)", "training.neftune_noise_alpha: 5 (now off)",
+                "training.label_smoothing_factor: 0.1 (now 0.0)", "checkpoint from step 40")) {
+            assertTrue(r.contains(part), part + " in: " + r);
+        }
+        assertFalse(r.contains("attention_dropout"), r);
+        assertFalse(r.contains("early_stopping_patience"), "already set: " + r);
     }
 
     @Test

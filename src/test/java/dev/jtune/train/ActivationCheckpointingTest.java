@@ -37,7 +37,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Activation checkpointing changes memory, not numbers: with and without it, the loss and every gradient of the
  * reference checkpoints (Llama, Qwen3, GPT-2) are equal, for full fine-tuning and for LoRA with dropout (the recompute
- * must draw the same dropout masks), on packed rows (block-diagonal masks), on both kernel paths, in fp32 and bf16.
+ * must draw the same dropout masks; GPT-2 also runs with its config.json's attn_pdrop, resid_pdrop and embd_pdrop of 0.1), on packed rows (block-diagonal masks), on both kernel paths, in fp32 and bf16.
  *
  * <p>Measured on the CPU: bit-identical in fp32 and in bf16 (the recompute runs the same ops on the same inputs), so
  * the comparison is exact. A whole training run (several steps, accumulation, AdamW) is compared step by step too.
@@ -169,7 +169,7 @@ class ActivationCheckpointingTest {
                 for (int step = 0; step < 3; step++) {
                     List<Batch> micro = batches.subList(2 * step, 2 * step + 2);
                     losses[c][step] = TrainStep.run(m, s.trainable(), opt, scaler, precision, 1.0,
-                            new ActivationCheckpointing.Settings(ckpt, false), micro, 1e-3, false).loss();
+                            new ActivationCheckpointing.Settings(ckpt, false), 0.0, micro, 1e-3, false).loss();
                 }
                 Map<String, float[]> w = new LinkedHashMap<>();
                 try (PointerScope scope = new PointerScope()) {

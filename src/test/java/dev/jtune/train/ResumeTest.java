@@ -61,8 +61,15 @@ class ResumeTest {
 
     /** An experiment file: 12 steps, checkpoints every 3, a loss logged every step. */
     static Path experiment(String name, String... extra) throws IOException {
+        return experiment(name, List.of(), extra);
+    }
+
+    /** As above with {@code modelExtra} lines in the model section ("  attention_dropout: 0.1"). */
+    static Path experiment(String name, List<String> modelExtra, String... extra) throws IOException {
         Path yaml = tmp.resolve(name + ".yaml");
-        List<String> lines = new ArrayList<>(List.of("model:", "  path: " + model, "data:", "  train_file: " + csv,
+        List<String> lines = new ArrayList<>(List.of("model:", "  path: " + model));
+        lines.addAll(modelExtra);
+        lines.addAll(List.of("data:", "  train_file: " + csv,
                 "  format: instruction", "  prompt_column: question", "  response_column: answer", "  validation_split: 0.2",
                 "  max_seq_length: 48", "training:", "  output_dir: " + tmp.resolve(name), "  max_steps: 12",
                 "  per_device_train_batch_size: 4", "  learning_rate: 3.0e-3", "  lr_scheduler_type: cosine", "  warmup_steps: 2",
@@ -121,15 +128,24 @@ class ResumeTest {
      * checkpoint, `--resume auto` continues it, and every loss after the resume point equals the uninterrupted
      * run bit for bit (fp32, CPU). LoRA with dropout, so the random generator's state matters too.
      */
-    /** With activation checkpointing too: the recompute redraws the dropout masks, and the generator state still resumes. */
-    @org.junit.jupiter.params.ParameterizedTest(name = "gradient_checkpointing={0}")
-    @org.junit.jupiter.params.provider.ValueSource(booleans = {false, true})
-    void sigkillThenResumeGivesTheSameLossesBitForBit(boolean checkpointing) throws Exception {
-        String[] lora = {"  gradient_checkpointing: " + checkpointing, "lora:", "  enabled: true", "  r: 4", "  dropout: 0.1",
-                "  target_modules: all-linear"};
-        String whole = "whole" + checkpointing, cutName = "cut" + checkpointing;
-        Path cut = experiment(cutName, lora);
-        Process ref = child(experiment(whole, lora), tmp.resolve(whole + ".log"));
+    /**
+     * Then with activation checkpointing and every regulariser of issue 17 on at once (one child-JVM variant, to keep
+     * the suite fast): the recompute redraws the dropout masks (LoRA's and the model's attention dropout), NEFTune
+     * noise draws from the same checkpointed generator, label smoothing changes the loss, and the generator state
+     * still resumes. {@link #regularisersAreWiredThroughAndChangeTheLoss} checks that the keys are really on.
+     */
+    @org.junit.jupiter.params.ParameterizedTest(name = "{0}")
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"plain", "regularised"})
+    void sigkillThenResumeGivesTheSameLossesBitForBit(String variant) throws Exception {
+        boolean checkpointing = !variant.equals("plain");
+        List<String> training = new ArrayList<>(List.of("  gradient_checkpointing: " + checkpointing));
+        if (variant.equals("regularised")) training.addAll(REGULARISERS);
+        training.addAll(List.of("lora:", "  enabled: true", "  r: 4", "  dropout: 0.1", "  target_modules: all-linear"));
+        String[] lora = training.toArray(String[]::new);
+        List<String> modelExtra = variant.equals("regularised") ? MODEL_DROPOUT : List.of();
+        String whole = "whole-" + variant, cutName = "cut-" + variant;
+        Path cut = experiment(cutName, modelExtra, lora);
+        Process ref = child(experiment(whole, modelExtra, lora), tmp.resolve(whole + ".log"));
         assertEquals(0, ref.waitFor(), Files.readString(tmp.resolve(whole + ".log")));
         Map<Long, Double> want = losses(tmp.resolve(whole));
         assertEquals(12, want.size());
@@ -141,7 +157,7 @@ class ResumeTest {
         long reached = lastLoggedStep(tmp.resolve(cutName));
         assertTrue(reached < 12, "killed before the end (reached " + reached + ")");
 
-        Path resumeLog = tmp.resolve("resume" + checkpointing + ".log");
+        Path resumeLog = tmp.resolve("resume-" + variant + ".log");
         Process resumed = child(cut, resumeLog, "--resume", "auto");
         assertEquals(0, resumed.waitFor(), Files.readString(resumeLog));
         String log = Files.readString(resumeLog);
@@ -150,6 +166,31 @@ class ResumeTest {
         assertEquals(want.keySet(), got.keySet(), "every step logged exactly once");
         for (long s = 1; s <= 12; s++) assertEquals(want.get(s), got.get(s), "step " + s + " (killed after step " + reached + ")");
     }
+
+    /** The training keys of the "regularised" variant, and its model key. */
+    static final List<String> REGULARISERS = List.of("  neftune_noise_alpha: 5", "  label_smoothing_factor: 0.1");
+    static final List<String> MODEL_DROPOUT = List.of("  attention_dropout: 0.1");
+
+    /**
+     * What the "regularised" resume variant relies on (a resume test of settings never applied could not fail): the
+     * model keys reach the model a run trains, and label smoothing reaches the run's step (the first loss changes).
+     * That each regulariser in the model changes the loss is RegularisationTest's.
+     */
+    @Test
+    void regularisersAreWiredThroughAndChangeTheLoss() throws Exception {
+        Experiment exp = Experiment.load(experiment("wired", MODEL_DROPOUT, REGULARISERS.toArray(String[]::new)), List.of());
+        ModelConfig config = ModelConfig.read(model);
+        try (Trainable t = Trainable.forExperiment(exp, config, new org.bytedeco.pytorch.Device("cpu"), Precision.FP32,
+                dev.jtune.kernels.Ops.AUTO)) {
+            assertEquals(new dev.jtune.model.ModelDropout(0.1, 0, 0), t.model.dropout());
+            assertEquals(5.0, t.model.neftuneNoiseAlpha());
+        }
+        double plain = train(experiment("wired-plain"), null, false, "training.max_steps=1").trainLog().get(0).loss();
+        double smoothed = train(experiment("wired-smoothed"), null, false, "training.max_steps=1", "training.label_smoothing_factor=0.1")
+                .trainLog().get(0).loss();
+        assertTrue(smoothed != plain, "label smoothing changes the first loss (the same batch, the same weights): " + smoothed + " vs " + plain);
+    }
+
 
     /** SIGTERM: the current step finishes, a checkpoint is written, exit 0 with the command to resume. */
     @Test

@@ -46,6 +46,8 @@ class TrainerReferenceTest {
         Device cpu = new Device("cpu");
         ModelConfig config = ModelConfig.read(MODEL);
         try (Trainable trained = new Trainable.Full(config, cpu, dev.jtune.kernels.Ops.AUTO)) {
+            // the reference ran with the model's dropout off (attn_pdrop = resid_pdrop = embd_pdrop = 0): no random masks
+            trained.model.setDropout(dev.jtune.model.ModelDropout.NONE);
             AdamW optimizer = new AdamW(trained.parameters(), trained.decayed(), hp.get("weight_decay").asDouble(),
                     hp.get("adam_beta1").asDouble(), hp.get("adam_beta2").asDouble(), hp.get("adam_epsilon").asDouble());
             LrSchedule schedule = new LrSchedule(Scheduler.valueOf(hp.get("lr_scheduler_type").asText().toUpperCase(Locale.ROOT)),

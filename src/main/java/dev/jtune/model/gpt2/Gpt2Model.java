@@ -19,6 +19,8 @@ import java.util.Map;
  * the Conv1D layout (in, out), so projections multiply by the weight rather than its transpose.
  * Mirrors transformers' modeling_gpt2.py (and nanoGPT's model.py); B = batch, T = new tokens, S = past + T,
  * D = n_embd, H = n_head, hd = D / H. GPT-2 uses none of the fused ops, so the kernel policy changes nothing here.
+ * In training mode, transformers' three dropouts: {@code embd_pdrop} on the embeddings, {@code attn_pdrop} on the attention
+ * probabilities, {@code resid_pdrop} on the attention and MLP outputs (see {@link dev.jtune.model.ModelDropout}).
  */
 public final class Gpt2Model extends CausalLM {
     private final Tensor wte;   // (V, D)
@@ -39,7 +41,8 @@ public final class Gpt2Model extends CausalLM {
         if (end > config.maxPositions()) {
             throw new UserError("sequence of " + end + " tokens is longer than the model's n_positions (" + config.maxPositions() + ")");
         }
-        return torch.embedding(wte, inputIds).add(torch.embedding(wpe, ctx.positionIds()));   // (B, T, D)
+        Tensor tokens = withNeftuneNoise(torch.embedding(wte, inputIds));                       // (B, T, D)
+        return dropout(tokens.add(torch.embedding(wpe, ctx.positionIds())), dropout().embedding());   // embd_pdrop
     }
 
     /** x + attn(ln_1(x)), then x + mlp(ln_2(x)): (B, T, D) -> (B, T, D). */
@@ -67,7 +70,7 @@ public final class Gpt2Model extends CausalLM {
         double scale = 1.0 / Math.sqrt(hd);
         if (config.scaleAttnByInverseLayerIdx()) scale /= (i + 1);
         Tensor o = sdpa(q, k, v, ctx.attentionMask(), ctx.past(), scale).transpose(1, 2).reshape(b, t, d);   // (B, T, D)
-        return conv1d(o, pre + "c_proj");
+        return dropout(conv1d(o, pre + "c_proj"), dropout().residual());             // resid_pdrop
     }
 
     /** c_proj(gelu(c_fc(n))): (B, T, D) -> (B, T, 4D) -> (B, T, D). */
@@ -75,7 +78,7 @@ public final class Gpt2Model extends CausalLM {
         String pre = "transformer.h." + i + ".mlp.";
         Tensor f = conv1d(n, pre + "c_fc");
         f = config.hiddenAct().equals("gelu") ? torch.gelu(f) : torch.gelu(f, "tanh");
-        return conv1d(f, pre + "c_proj");
+        return dropout(conv1d(f, pre + "c_proj"), dropout().residual());             // resid_pdrop
     }
 
     @Override

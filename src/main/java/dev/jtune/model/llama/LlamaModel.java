@@ -19,7 +19,8 @@ import java.util.Map;
  * Mirrors transformers' modeling_llama.py; B = batch, T = new tokens, S = past + T, D = hidden, H = heads,
  * KV = key/value heads, hd = head_dim, I = intermediate. RMSNorm, RoPE and SwiGLU go through the op layer
  * ({@link Ops}, under the model's kernel policy): fused CUDA kernels on the GPU, transformers' formulas in
- * LibTorch elsewhere.
+ * LibTorch elsewhere. In training mode the attention probabilities get config.json's {@code attention_dropout} (the
+ * family's only dropout; see {@link dev.jtune.model.ModelDropout}).
  */
 public final class LlamaModel extends CausalLM {
     private final Rope rope;
@@ -41,7 +42,7 @@ public final class LlamaModel extends CausalLM {
 
     @Override
     public Tensor embed(Tensor inputIds, BlockContext ctx) {
-        return torch.embedding(embedTokens, inputIds);                              // (B, T, D)
+        return withNeftuneNoise(torch.embedding(embedTokens, inputIds));            // (B, T, D)
     }
 
     /** x + attention(norm(x)), then x + mlp(norm(x)): (B, T, D) -> (B, T, D). */
