@@ -86,9 +86,9 @@ public final class BatchGenerator {
                         Tensor mask = keyValid.narrow(1, 0, l).unsqueeze(1).unsqueeze(1)     // (B, 1, 1, L)
                                 .logical_or(torch.eye(l, Tensors.options(ScalarType.Bool, model.device())))
                                 .logical_and(causal);                                          // (B, 1, L, L)
-                        logits = model.forward(Tensors.longs(ids).to(model.device(), ScalarType.Long),
-                                Tensors.longs(positions).to(model.device(), ScalarType.Long), mask, cache);    // (B, L, V)
-                        logits = logits.select(1, l - 1);                                       // (B, V)
+                        Tensor hidden = model.hidden(Tensors.longs(ids).to(model.device(), ScalarType.Long),
+                                Tensors.longs(positions).to(model.device(), ScalarType.Long), mask, cache);    // (B, L, D)
+                        logits = model.logits(hidden.select(1, l - 1));                                      // (B, V): the last position only
                     } else {
                         long s = cache.length() + 1;
                         Tensor mask = keyValid.narrow(1, 0, s).unsqueeze(1).unsqueeze(1);      // (B, 1, 1, S)
