@@ -125,16 +125,13 @@ final class ExampleEncoder {
         }
         Encoded e = fit(ids, labels, Math.max(0, promptLen), cut.lastTurnOnly());
         if (e.example() == null || lastPromptLen <= 0 || lastPromptLen >= maxSeqLength) return e;
-        return e.withAnswer(new AnswerPrompt(Arrays.copyOf(ids, lastPromptLen), lastContent(messages, "user"),
-                lastContent(messages, "assistant")));
-    }
-
-    /** The content of the last message with {@code role} ("" when there is none). */
-    private static String lastContent(List<ChatTemplate.Message> messages, String role) {
-        for (int i = messages.size() - 1; i >= 0; i--) {
-            if (messages.get(i).role().equals(role)) return messages.get(i).content();
+        int answer = messages.size() - 1;   // the last assistant message (trailing messages after it are not trained on)
+        while (!messages.get(answer).role().equals("assistant")) answer--;
+        String question = "";
+        for (int i = answer - 1; i >= 0 && question.isEmpty(); i--) {
+            if (messages.get(i).role().equals("user")) question = messages.get(i).content();
         }
-        return "";
+        return e.withAnswer(new AnswerPrompt(Arrays.copyOf(ids, lastPromptLen), question, messages.get(answer).content()));
     }
 
     /** Applies max_seq_length: keep, truncate, or drop (too long, or the prompt alone is too long). */
