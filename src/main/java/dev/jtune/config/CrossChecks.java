@@ -11,6 +11,16 @@ final class CrossChecks {
     static void check(DataSection d, TrainingSection t, Problems p) {
         earlyStopping(d, t, p);
         bestModelNeedsCheckpointsWhenEvaluating(d, t, p);
+        generationNeedsPromptsAndAnswers(d, t, p);
+    }
+
+    /** Text rows are documents: there is no prompt to answer and no reference answer to score against. */
+    private static void generationNeedsPromptsAndAnswers(DataSection d, TrainingSection t, Problems p) {
+        if (!t.predictWithGenerate() || !p.ok("training.predict_with_generate", "data.format")) return;
+        p.check(d.format() != DataSection.Format.TEXT, "training.predict_with_generate",
+                "generated answers need instruction or chat data, which split each row into a prompt and a reference "
+                        + "answer; data.format is text (plain documents, no prompt/answer split). Use data.format: "
+                        + "instruction or chat, or set predict_with_generate: false", "data.format");
     }
 
     private static void earlyStopping(DataSection d, TrainingSection t, Problems p) {

@@ -43,6 +43,13 @@ import java.util.regex.Pattern;
  *                               in the backward (less memory, about one more forward of compute)
  * @param gradientCheckpointingKwargs {@code offload: true} keeps the saved block inputs in pinned host memory on CUDA
  *                               (a no-op on the CPU)
+ * @param predictWithGenerate    answer held-out prompts (instruction and chat data) and score the answers against the
+ *                               references: the base model at the start, a validation subset at each evaluation, the
+ *                               test prompts at the end (transformers' {@code Seq2SeqTrainingArguments} name)
+ * @param generationMaxLength    new tokens per answer, at most
+ * @param generationNumBeams     1 = greedy decoding (beam search is not built: more is refused)
+ * @param evalGenerationSamples  validation prompts answered at each evaluation: the same subset each time, drawn with the seed
+ * @param generationMetrics      which scores: exact_match, token_f1, rouge_l, bleu, chrf (see dev.jtune.eval.AnswerMetric)
  */
 public record TrainingSection(
         @Key(Key.REQUIRED) Path outputDir,
@@ -79,7 +86,12 @@ public record TrainingSection(
         @Key("auto") KernelMode kernels,
         @Key("false") boolean skipMemoryCheck,
         @Key("false") boolean gradientCheckpointing,
-        @Key("{}") Map<String, Boolean> gradientCheckpointingKwargs) implements Section {
+        @Key("{}") Map<String, Boolean> gradientCheckpointingKwargs,
+        @Key("false") boolean predictWithGenerate,
+        @Key("64") int generationMaxLength,
+        @Key("1") int generationNumBeams,
+        @Key("32") int evalGenerationSamples,
+        @Key("[exact_match, token_f1, rouge_l, bleu, chrf]") List<String> generationMetrics) implements Section {
 
     /** The {@code gradient_checkpointing_kwargs} jtune reads. */
     public static final List<String> GRADIENT_CHECKPOINTING_KWARGS = List.of("offload");
@@ -111,7 +123,8 @@ public record TrainingSection(
                 lrSchedulerType, lrSchedulerKwargs, warmupSteps, warmupRatio, weightDecay, neftuneNoiseAlpha, labelSmoothingFactor, adamBeta1, adamBeta2, adamEpsilon, maxGradNorm,
                 loggingSteps, evalSteps, saveSteps, saveTotalLimit, seed, precision, device, earlyStoppingPatience,
                 earlyStoppingThreshold, loadBestModelAtEnd, dataloaderNumWorkers, maxBadSteps, kernels, skipMemoryCheck, gradientCheckpointing,
-                gradientCheckpointingKwargs);
+                gradientCheckpointingKwargs, predictWithGenerate, generationMaxLength, generationNumBeams, evalGenerationSamples,
+                generationMetrics);
     }
 
     @Override
@@ -154,10 +167,32 @@ public record TrainingSection(
         p.check(earlyStoppingThreshold >= 0, "early_stopping_threshold", "must not be negative, got " + earlyStoppingThreshold);
         atLeast(p, "dataloader_num_workers", dataloaderNumWorkers, 0);
         atLeast(p, "max_bad_steps", maxBadSteps, 1);
+        validateGeneration(p);
         if (gradientCheckpointingKwargs != null) {
             for (String k : gradientCheckpointingKwargs.keySet()) {
                 p.check(GRADIENT_CHECKPOINTING_KWARGS.contains(k), "gradient_checkpointing_kwargs",
                         "'" + k + "' is not a key jtune reads; it takes: " + String.join(", ", GRADIENT_CHECKPOINTING_KWARGS));
+            }
+        }
+    }
+
+    /** The generation keys; that the data has prompts and answers is {@link CrossChecks}' business. */
+    private void validateGeneration(Problems p) {
+        atLeast(p, "generation_max_length", generationMaxLength, 1);
+        atLeast(p, "eval_generation_samples", evalGenerationSamples, 0);
+        p.check(generationNumBeams == 1, "generation_num_beams", generationNumBeams < 1
+                ? "must be at least 1, got " + generationNumBeams
+                : "beam search is not built in jtune yet: set generation_num_beams: 1 (greedy decoding), got " + generationNumBeams);
+        if (generationMetrics != null) {
+            List<String> known = dev.jtune.eval.AnswerMetric.keys();
+            if (generationMetrics.isEmpty()) {
+                p.add("generation_metrics", "must name at least one metric: " + String.join(", ", known));
+            }
+            for (String m : generationMetrics) {
+                if (known.contains(m)) continue;
+                p.add("generation_metrics", "unknown metric '" + m + "'" + Yaml.didYouMean(m, known) + "; the metrics are: "
+                        + String.join(", ", known));
+                break;   // a key reports one problem
             }
         }
     }

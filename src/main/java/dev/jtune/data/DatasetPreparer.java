@@ -58,21 +58,24 @@ public final class DatasetPreparer {
             FileTally trainTally = new FileTally(d.trainFile(), "train", failOnBadRow);
             List<List<Candidate>> parts = DataSplitter.split(cleaner.clean(d.trainFile(), trainTally),
                     d.effectiveValidationSplit(), d.effectiveTestSplit(), seed, d.trainFile());
-            List<Example> train = encodeAll(parts.get(0), encoder, trainTally, pool, lastTurnOnly);
-            List<Example> validation = encodeAll(parts.get(1), encoder, trainTally, pool, lastTurnOnly);
-            List<Example> test = encodeAll(parts.get(2), encoder, trainTally, pool, lastTurnOnly);
+            List<Example> train = encodeAll(parts.get(0), encoder, trainTally, pool, lastTurnOnly, null);
+            List<AnswerPrompt> validationPrompts = new ArrayList<>(), testPrompts = new ArrayList<>();
+            List<Example> validation = encodeAll(parts.get(1), encoder, trainTally, pool, lastTurnOnly, validationPrompts);
+            List<Example> test = encodeAll(parts.get(2), encoder, trainTally, pool, lastTurnOnly, testPrompts);
             reports.add(trainTally.report(train.size() + validation.size() + test.size()));
             int truncated = trainTally.truncated;
 
             if (d.validationFile() != null) {
                 FileTally t = new FileTally(d.validationFile(), "validation", failOnBadRow);
-                validation = encodeAll(cleaner.clean(d.validationFile(), t), encoder, t, pool, lastTurnOnly);
+                validationPrompts.clear();
+                validation = encodeAll(cleaner.clean(d.validationFile(), t), encoder, t, pool, lastTurnOnly, validationPrompts);
                 reports.add(t.report(validation.size()));
                 truncated += t.truncated;
             }
             if (d.testFile() != null) {
                 FileTally t = new FileTally(d.testFile(), "test", failOnBadRow);
-                test = encodeAll(cleaner.clean(d.testFile(), t), encoder, t, pool, lastTurnOnly);
+                testPrompts.clear();
+                test = encodeAll(cleaner.clean(d.testFile(), t), encoder, t, pool, lastTurnOnly, testPrompts);
                 reports.add(t.report(test.size()));
                 truncated += t.truncated;
             }
@@ -85,7 +88,8 @@ public final class DatasetPreparer {
             if (train.isEmpty()) {
                 throw new UserError(d.trainFile() + ": no training examples left (" + reports.get(0).summary() + ")");
             }
-            return new PreparedData(List.copyOf(train), List.copyOf(validation), List.copyOf(test), report, template);
+            return new PreparedData(List.copyOf(train), List.copyOf(validation), List.copyOf(test), report, template,
+                    List.copyOf(validationPrompts), List.copyOf(testPrompts));
         } finally {
             pool.shutdownNow();
         }
@@ -110,9 +114,12 @@ public final class DatasetPreparer {
                 maxSeqLength, notes);
     }
 
-    /** Encodes {@code cands} on the pool in chunks, keeping their order; counts drops and bad rows in {@code tally}. */
+    /**
+     * Encodes {@code cands} on the pool in chunks, keeping their order; counts drops and bad rows in {@code tally}; adds
+     * the examples' {@link AnswerPrompt}s to {@code prompts} when it is not null.
+     */
     private static List<Example> encodeAll(List<Candidate> cands, ExampleEncoder encoder, FileTally tally,
-                                           ExecutorService pool, AtomicInteger lastTurnOnly) {
+                                           ExecutorService pool, AtomicInteger lastTurnOnly, List<AnswerPrompt> prompts) {
         List<Future<ExampleEncoder.Encoded[]>> futures = new ArrayList<>();
         for (int from = 0; from < cands.size(); from += CHUNK) {
             List<Candidate> part = cands.subList(from, Math.min(cands.size(), from + CHUNK));
@@ -145,6 +152,7 @@ public final class DatasetPreparer {
                     if (r.truncated()) tally.truncated++;
                     if (r.lastTurnOnly()) lastTurnOnly.incrementAndGet();
                     examples.add(r.example());
+                    if (prompts != null && r.answer() != null) prompts.add(r.answer());
                 }
             }
         }

@@ -29,10 +29,20 @@ final class ExampleEncoder {
      *
      * @param truncated    the example was cut to max_seq_length
      * @param lastTurnOnly only the last assistant turn is trained on (see {@link ChatSegments})
+     * @param answer       the example as a question to answer (instruction and chat rows whose last prompt fits); or null
      */
-    record Encoded(Example example, Reason dropped, boolean truncated, boolean lastTurnOnly, String templateError) {
+    record Encoded(Example example, Reason dropped, boolean truncated, boolean lastTurnOnly, String templateError,
+                   AnswerPrompt answer) {
+        Encoded(Example example, Reason dropped, boolean truncated, boolean lastTurnOnly, String templateError) {
+            this(example, dropped, truncated, lastTurnOnly, templateError, null);
+        }
+
         static Encoded dropped(Reason r) {
             return new Encoded(null, r, false, false, null);
+        }
+
+        Encoded withAnswer(AnswerPrompt a) {
+            return new Encoded(example, dropped, truncated, lastTurnOnly, templateError, a);
         }
     }
 
@@ -80,12 +90,14 @@ final class ExampleEncoder {
         List<Boolean> trained = new ArrayList<>();
         int total = 0;
         int promptLen = -1;   // tokens before the first response
+        int lastPromptLen = -1;   // tokens before the last response: what generation answers from
         long[] lastResponse = null;
         for (ChatSegments.Segment s : cut.segments()) {
             if (s.text().isEmpty()) continue;
             long[] ids = tok.encode(s.text(), false).ids();
             if (s.response()) {
                 if (promptLen < 0) promptLen = total;
+                lastPromptLen = total;
                 lastResponse = ids;
             }
             idParts.add(ids);
@@ -111,7 +123,15 @@ final class ExampleEncoder {
             ids[p] = eos;
             labels[p] = eos;
         }
-        return fit(ids, labels, Math.max(0, promptLen), cut.lastTurnOnly());
+        Encoded e = fit(ids, labels, Math.max(0, promptLen), cut.lastTurnOnly());
+        if (e.example() == null || lastPromptLen <= 0 || lastPromptLen >= maxSeqLength) return e;
+        int answer = messages.size() - 1;   // the last assistant message (trailing messages after it are not trained on)
+        while (!messages.get(answer).role().equals("assistant")) answer--;
+        String question = "";
+        for (int i = answer - 1; i >= 0 && question.isEmpty(); i--) {
+            if (messages.get(i).role().equals("user")) question = messages.get(i).content();
+        }
+        return e.withAnswer(new AnswerPrompt(Arrays.copyOf(ids, lastPromptLen), question, messages.get(answer).content()));
     }
 
     /** Applies max_seq_length: keep, truncate, or drop (too long, or the prompt alone is too long). */

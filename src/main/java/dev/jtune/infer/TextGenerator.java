@@ -36,8 +36,7 @@ public final class TextGenerator {
         int budget = capacity - prompt.length;
         List<Long> out = new ArrayList<>();
         Random random = new Random(s.seed());
-        KvCache cache = model.newCache(1, Math.max(capacity, prompt.length));
-        try (NoGradGuard ng = new NoGradGuard()) {
+        try (NoGradGuard ng = new NoGradGuard(); KvCache cache = model.newCache(1, Math.max(capacity, prompt.length))) {
             long[] input = prompt;
             for (int step = 0; step < budget; step++) {
                 long next;

@@ -29,18 +29,27 @@ public final class HtmlReport {
     static final double SMOOTHING = 0.6;
 
     public static void write(Path file, RunRecord r, List<String> warnings) {
+        write(file, r, warnings, null);
+    }
+
+    /** The report with a section on generated answers ({@code answers} may be null: none). */
+    public static void write(Path file, RunRecord r, List<String> warnings, AnswerReport answers) {
         try {
             Path parent = file.toAbsolutePath().getParent();
             if (parent != null) {
                 Files.createDirectories(parent);
             }
-            Files.writeString(file, render(r, warnings), StandardCharsets.UTF_8);
+            Files.writeString(file, render(r, warnings, answers), StandardCharsets.UTF_8);
         } catch (IOException e) {
             throw WriteError.writing(file, "the report", e);
         }
     }
 
     static String render(RunRecord r, List<String> warnings) {
+        return render(r, warnings, null);
+    }
+
+    static String render(RunRecord r, List<String> warnings, AnswerReport answers) {
         StringBuilder h = new StringBuilder(16_384);
         h.append("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
                 .append("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")
@@ -67,6 +76,7 @@ public final class HtmlReport {
         // charts
         h.append("<section>\n<h2>Loss</h2>\n").append(lossChart(r)).append("\n");
         h.append("<h3>Learning rate</h3>\n").append(lrChart(r)).append("\n</section>\n");
+        if (answers != null) h.append(answersSection(answers));
 
         // facts
         h.append("<section>\n<h2>Run</h2>\n<table class=\"facts\">\n");
@@ -145,6 +155,35 @@ public final class HtmlReport {
             out[i] = last / (1 - Math.pow(weight, n));
         }
         return out;
+    }
+
+    /** Before/after tables per metric, then sample prompts with the reference, base and fine-tuned answers. */
+    static String answersSection(AnswerReport a) {
+        StringBuilder h = new StringBuilder(4096);
+        h.append("<section class=\"answers\">\n<h2>Generated answers</h2>\n");
+        for (boolean test : new boolean[] {true, false}) {
+            List<String[]> rows = a.rows(test);
+            if (rows.isEmpty()) continue;
+            h.append("<h3>").append(test ? "Test prompts" : "Validation subset").append(" (scores 0\u2013100)</h3>\n")
+                    .append("<table class=\"scores\">\n<tr><th>metric</th><th>base model</th><th>fine-tuned</th><th>change</th></tr>\n");
+            for (String[] r : rows) {
+                h.append("<tr><td>").append(escape(r[0])).append("</td><td>").append(escape(r[1])).append("</td><td>")
+                        .append(escape(r[2])).append("</td><td>").append(escape(r[3])).append("</td></tr>\n");
+            }
+            h.append("</table>\n");
+        }
+        for (String n : a.notes()) h.append("<p class=\"note\">").append(escape(n)).append("</p>\n");
+        if (!a.samples().isEmpty()) {
+            h.append("<h3>Sample answers</h3>\n<table class=\"samples\">\n")
+                    .append("<tr><th>prompt</th><th>reference</th><th>base model</th><th>fine-tuned</th></tr>\n");
+            for (AnswerReport.Sample s : a.samples()) {
+                h.append("<tr><td>").append(escape(s.question())).append("</td><td>").append(escape(s.reference()))
+                        .append("</td><td>").append(s.base() == null ? "\u2014" : escape(s.base()))
+                        .append("</td><td>").append(s.tuned() == null ? "\u2014" : escape(s.tuned())).append("</td></tr>\n");
+            }
+            h.append("</table>\n");
+        }
+        return h.append("</section>\n").toString();
     }
 
     /** Label and (already escaped) HTML value. */
@@ -253,6 +292,12 @@ public final class HtmlReport {
             table.facts { border-collapse: collapse; width: 100%; }
             table.facts th { text-align: left; font-weight: 600; color: #4b5563; width: 210px; vertical-align: top; }
             table.facts th, table.facts td { padding: 5px 8px; border-bottom: 1px solid #f0f1f3; }
+            table.scores, table.samples { border-collapse: collapse; width: 100%; margin: 0 0 12px; }
+            table.scores th, table.scores td, table.samples th, table.samples td { padding: 5px 8px; border-bottom: 1px solid #f0f1f3;
+                       text-align: left; vertical-align: top; }
+            table.scores td:not(:first-child) { font-variant-numeric: tabular-nums; }
+            table.samples td { white-space: pre-wrap; font-size: 13px; }
+            p.note { color: #6b7280; margin: 4px 0 12px; }
             pre.yaml { background: #f8fafc; border: 1px solid #e5e7eb; border-radius: 6px; padding: 12px; margin: 0;
                        overflow-x: auto; font: 13px/1.45 ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; }
             """;

@@ -14,6 +14,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * {@code output_dir/metrics.jsonl}: one JSON object per line, with the key names of Hugging Face
@@ -93,6 +94,19 @@ public final class MetricsLog implements AutoCloseable {
         o.put("step", step);
         boolean ok = put(o, "test_loss", loss);
         ok &= put(o, "test_perplexity", perplexity);
+        write(o, ok);
+    }
+
+    /**
+     * Scores of generated answers: {@code {"step", "<prefix>_exact_match", ..., "<prefix>_generation_seconds",
+     * "<prefix>_generation_tokens_per_second"}} with prefix {@code base_test}, {@code base_eval}, {@code eval} or
+     * {@code test}; {@code values} maps the names without the prefix. {@link #read} skips these lines.
+     */
+    public void answers(String prefix, long step, Map<String, Double> values) {
+        ObjectNode o = MAPPER.createObjectNode();
+        o.put("step", step);
+        boolean ok = true;
+        for (Map.Entry<String, Double> e : values.entrySet()) ok &= put(o, prefix + "_" + e.getKey(), e.getValue());
         write(o, ok);
     }
 

@@ -11,7 +11,7 @@ import dev.jtune.util.Tensors;
  * Keys and values of past positions, preallocated to {@code capacity} positions so that decoding one
  * token writes in place instead of concatenating. Per layer: (B, kvHeads, capacity, headDim).
  */
-public final class KvCache {
+public final class KvCache implements AutoCloseable {
     private final Tensor[] keys;
     private final Tensor[] values;
     private final int capacity;
@@ -50,6 +50,16 @@ public final class KvCache {
         keys[layer].narrow(2, length, t).copy_(k);
         values[layer].narrow(2, length, t).copy_(v);
         return new Tensor[] {keys[layer].narrow(2, 0, length + t), values[layer].narrow(2, 0, length + t)};
+    }
+
+    /** Frees the cached tensors now rather than when the garbage collector gets to them (they are large). */
+    @Override
+    public void close() {
+        for (int i = 0; i < keys.length; i++) {
+            if (keys[i] != null) keys[i].releaseReference();
+            if (values[i] != null) values[i].releaseReference();
+            keys[i] = values[i] = null;
+        }
     }
 
     /** Called by the model once all layers have appended {@code t} positions. */

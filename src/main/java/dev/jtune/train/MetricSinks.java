@@ -3,6 +3,7 @@ package dev.jtune.train;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jtune.eval.AnswerEvaluator;
 import dev.jtune.metrics.EvalPoint;
 import dev.jtune.metrics.MetricsLog;
 import dev.jtune.metrics.ProgressDisplay;
@@ -10,7 +11,9 @@ import dev.jtune.metrics.TensorBoardWriter;
 import dev.jtune.metrics.TrainPoint;
 
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Where a run's numbers go, each logged once here and fanned out to the four sinks: metrics.jsonl, TensorBoard events,
@@ -87,6 +90,34 @@ final class MetricSinks {
         metrics.test(r.loss(), r.perplexity(), step);
         tb.scalar("test/loss", step, r.loss());
         tb.scalar("test/perplexity", step, r.perplexity());
+    }
+
+    /**
+     * A round of generated answers ({@code prefix}: base_test, base_eval, eval or test): the scores and the generation
+     * time to metrics.jsonl and TensorBoard scalars ({@code <split>/<metric>}), and the first {@code samples} answers as
+     * a Markdown table in TensorBoard's text dashboard ({@code <prefix>/answers}).
+     */
+    void answers(String prefix, long step, AnswerEvaluator.Result r, int samples) {
+        Map<String, Double> values = new LinkedHashMap<>();
+        r.scores().forEach((m, v) -> values.put(m.key(), v));
+        values.put("generation_seconds", r.seconds());
+        values.put("generation_tokens_per_second", r.tokensPerSecond());
+        metrics.answers(prefix, step, values);
+        String group = prefix.replace('_', '/');   // base_test -> base/test, eval -> eval
+        r.scores().forEach((m, v) -> tb.scalar(group + "/" + m.key(), step, v));
+        tb.scalar(group + "/generation_tokens_per_second", step, r.tokensPerSecond());
+        StringBuilder md = new StringBuilder("| prompt | reference | answer |\n| --- | --- | --- |\n");
+        for (int i = 0; i < Math.min(samples, r.answers().size()); i++) {
+            AnswerEvaluator.Answer a = r.answers().get(i);
+            md.append("| ").append(cell(a.question())).append(" | ").append(cell(a.reference())).append(" | ")
+                    .append(cell(a.answer())).append(" |\n");
+        }
+        tb.text(group + "/answers", step, md.toString());
+    }
+
+    /** A Markdown table cell: one line, pipes escaped. */
+    static String cell(String s) {
+        return s.replaceAll("\\s+", " ").replace("|", "\\|").strip();
     }
 
     void flush() {

@@ -9,6 +9,7 @@ import dev.jtune.data.Batcher;
 import dev.jtune.data.DatasetPreparer;
 import dev.jtune.data.PreparedData;
 import dev.jtune.kernels.Ops;
+import dev.jtune.metrics.AnswerReport;
 import dev.jtune.metrics.EvalPoint;
 import dev.jtune.metrics.HtmlReport;
 import dev.jtune.metrics.MetricsLog;
@@ -139,6 +140,7 @@ public final class Trainer {
                 ObjectNode manifest = RunManifest.base(device, dataHashes);
                 TrainingLoop loop = new TrainingLoop(exp, plan, batcher, data, step, evaluation, sinks, chatTemplate, manifest);
                 loop.evalListener = evalListener;
+                loop.answers = AnswerRounds.of(model, precision, tok, t, data, out);
                 if (resumeFrom != null) {
                     TrainerState.restore(resumeFrom, step, device, loop.state, sinks, outDir.resolve("metrics.jsonl"), out);
                 }
@@ -149,6 +151,7 @@ public final class Trainer {
                      Preemption preemption = Preemption.install(out)) {
                     sinks.open(metrics, tb);
                     tb.text("config", 0, "```yaml\n" + exp.toYaml() + "\n```");
+                    if (resumeFrom == null) loop.answers.base(sinks);   // before the first step: the base model's answers
                     String stopReason;
                     Path finalDir;
                     try {
@@ -227,7 +230,9 @@ public final class Trainer {
                 best.step, best.loss, stopReason, wall, facts);
         List<String> warnings = RunDiagnostics.warnings(record);
         Path report = t.outputDir().resolve("report.html");
-        HtmlReport.write(report, record, warnings);
+        AnswerReport answers = loop.answers.report();
+        HtmlReport.write(report, record, warnings, answers);
+        if (answers != null) out.print(answers.text(3, 100));
         for (String w : warnings) out.println("warning: " + w);
         long skipped = loop.state.bad.skipped;
         if (skipped > 0) out.printf(Locale.ROOT, "skipped %d of %d optimizer steps because of non-finite gradients%n", skipped, loop.step());

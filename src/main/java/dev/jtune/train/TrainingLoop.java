@@ -41,6 +41,7 @@ final class TrainingLoop {
     String preempted;   // the signal that stopped the run, or null
     String phase = "training";   // what the run is doing, for an out-of-memory message
     EvalListener evalListener = EvalListener.NONE;   // may stop the run at an evaluation (jtune sweep's pruning)
+    AnswerRounds answers = AnswerRounds.NONE;        // predict_with_generate: answers at each evaluation and at the end
 
     TrainingLoop(Experiment exp, TrainingPlan plan, Batcher batcher, PreparedData data, OptimizerStep step, Evaluation evaluation,
                  MetricSinks sinks, String chatTemplate, ObjectNode manifestBase) {
@@ -163,6 +164,7 @@ final class TrainingLoop {
                 + "no improvement (" + best.badEvals + (patience == null ? "" : "/" + patience) + ")";
         sinks.message(String.format(Locale.ROOT, "eval @ step %d (epoch %.2f): loss %.4f, perplexity %.2f, %s",
                 now, p.epoch(), r.loss(), r.perplexity(), mark));
+        answers.eval(now, sinks);
         if (patience != null && best.badEvals >= patience) return "early stopping: no improvement in " + patience + " evaluations";
         return null;
     }
@@ -204,6 +206,8 @@ final class TrainingLoop {
             out.printf(Locale.ROOT, "test: loss %.4f, perplexity %.2f over %,d tokens the model never trained on%n",
                     test.loss(), test.perplexity(), test.tokens());
         }
+        phase = "generating answers to the test prompts";
+        answers.test(now, sinks);
         sinks.flush();
         return finalDir;
     }

@@ -36,8 +36,10 @@ class TrainCliTest {
     void demoExperimentTrainsThenEvalsThenGenerates() throws IOException {
         Path out = tmp.resolve("demo-run");
         CliTest.Run train = run("train", "configs/demo.yaml", "--set", "model.path=" + base, "--set", "training.output_dir=" + out,
-                "--set", "training.max_steps=6", "--set", "training.eval_steps=3", "--set", "training.save_steps=3");
+                "--set", "training.max_steps=6", "--set", "training.eval_steps=3", "--set", "training.save_steps=3",
+                "--set", "training.generation_max_length=6", "--set", "training.eval_generation_samples=5");
         assertEquals(0, train.code(), train.err());
+        GeneratedAnswersChecks.checkRun(out, train, base);
         assertTrue(train.out().contains("data: 302 rows read, 290 kept, 12 dropped (8 duplicates, 3 empty responses, 1 bad quoting at line 153)"),
                 train.out());
         assertTrue(train.out().contains("test: loss"), train.out());

@@ -33,7 +33,7 @@ import org.tensorflow.util.Event;
  * decoded by protobuf-java classes that protoc generates at build time from TensorBoard's own event.proto,
  * summary.proto and tensor.proto (src/test/proto).
  */
-class TensorBoardWriterTest {
+public class TensorBoardWriterTest {
     @TempDir
     Path dir;
 
@@ -98,7 +98,7 @@ class TensorBoardWriterTest {
         return out;
     }
 
-    record Decoded(double wallTime, long step, String fileVersion, String tag, Float simpleValue, String pluginName, Long dtype,
+    public record Decoded(double wallTime, long step, String fileVersion, String tag, Float simpleValue, String pluginName, Long dtype,
             String text) {}
 
     /** Fails when a message holds a field its .proto does not declare (a wrong number or wire type). */
@@ -106,7 +106,7 @@ class TensorBoardWriterTest {
         assertTrue(m.getUnknownFields().asMap().isEmpty(), what + " has fields event.proto does not declare: " + m.getUnknownFields());
     }
 
-    static List<Decoded> decode(Path file) throws IOException {
+    public static List<Decoded> decode(Path file) throws IOException {
         List<Decoded> out = new ArrayList<>();
         for (byte[] rec : records(Files.readAllBytes(file))) {
             Event ev = Event.parseFrom(rec);
@@ -145,7 +145,7 @@ class TensorBoardWriterTest {
         return out;
     }
 
-    static Path onlyEventFile(Path dir) throws IOException {
+    public static Path onlyEventFile(Path dir) throws IOException {
         try (Stream<Path> s = Files.list(dir)) {
             List<Path> files = s.toList();
             assertEquals(1, files.size(), files.toString());
