@@ -1,5 +1,8 @@
 package dev.jtune.config;
 
+import dev.jtune.quant.QuantizedCheckpoint;
+import dev.jtune.util.UserError;
+
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -15,11 +18,18 @@ import java.util.Map;
  * @param dtype     the dtype to load the weights in: {@code float32}, {@code bfloat16}, {@code float16}, or null to
  *                  keep the dtype they are stored in
  * @param tokenizer the tokenizer directory (with tokenizer.json) or tokenizer.json file; defaults to {@code path}
+ * @param quantization {@code model.quantization:}, a 4-bit base for QLoRA ({@link QuantizationSection})
  */
 public record ModelSection(
         @Key(Key.REQUIRED) Path path,
         @Key(value = "null", nullable = true) String dtype,
-        @Key(value = "null", nullable = true) Path tokenizer) implements Section {
+        @Key(value = "null", nullable = true) Path tokenizer,
+        @Key("{}") QuantizationSection quantization) implements Section {
+
+    /** Without quantization. */
+    public ModelSection(Path path, String dtype, Path tokenizer) {
+        this(path, dtype, tokenizer, QuantizationSection.NONE);
+    }
 
     /** The accepted {@code dtype} values (besides null). */
     public static final List<String> DTYPES = List.of("float32", "bfloat16", "float16");
@@ -27,9 +37,26 @@ public record ModelSection(
     private static final Map<String, String> DTYPE_ALIASES = Map.of(
             "fp32", "float32", "bf16", "bfloat16", "fp16", "float16", "half", "float16", "float", "float32");
 
+    /**
+     * The tokenizer defaults to the model directory; a pre-quantized model directory (config.json with a
+     * {@code quantization_config}) implies {@code quantization.load_in_4bit} with the checkpoint's settings.
+     */
     @Override
     public ModelSection withDerivedDefaults() {
-        return tokenizer == null ? new ModelSection(path, dtype, path) : this;
+        QuantizationSection q = quantization;
+        if (path != null && q != null && QuantizedCheckpoint.isQuantized(path)) {
+            try {
+                q = QuantizationSection.of(QuantizedCheckpoint.quantizationConfig(path));
+            } catch (UserError e) {
+                // a malformed quantization_config: ModelChecks reports it under model.path
+            }
+        }
+        return new ModelSection(path, dtype, tokenizer == null ? path : tokenizer, q);
+    }
+
+    /** Whether the base loads in 4 bits (set, or implied by a pre-quantized model directory). */
+    public boolean fourBit() {
+        return quantization != null && quantization.loadIn_4bit();
     }
 
     @Override

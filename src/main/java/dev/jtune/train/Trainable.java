@@ -45,7 +45,8 @@ abstract class Trainable implements AutoCloseable {
         ScalarType baseDtype = exp.model().dtype() != null ? Tensors.parseDtype(exp.model().dtype(), "model.dtype")
                 : frozenBaseDtype(precision);
         LoraSpec spec = new LoraSpec(lora.r(), lora.alpha(), lora.dropout(), lora.targetModules(), lora.useRslora(), lora.initWeights());
-        return new Adapters(config, device, baseDtype, spec, lora.adapterPath(), exp.training().seed(), kernels);
+        dev.jtune.quant.QuantizationConfig q = exp.model().fourBit() ? exp.model().quantization().toConfig() : null;
+        return new Adapters(config, device, baseDtype, spec, lora.adapterPath(), exp.training().seed(), kernels, q);
     }
 
     /** The dtype a frozen LoRA base is kept in when model.dtype does not say: that of the autocast, else fp32. */
@@ -189,8 +190,10 @@ abstract class Trainable implements AutoCloseable {
         private final Map<String, Tensor> tensors;
         private final String baseModel;
 
-        Adapters(ModelConfig config, Device device, ScalarType baseDtype, LoraSpec spec, Path startFrom, long seed, Ops kernels) {
-            super(ModelLoader.load(config.source().getParent(), baseDtype, device, kernels));
+        /** @param quantization a 4-bit base (QLoRA), or null */
+        Adapters(ModelConfig config, Device device, ScalarType baseDtype, LoraSpec spec, Path startFrom, long seed, Ops kernels,
+                 dev.jtune.quant.QuantizationConfig quantization) {
+            super(dev.jtune.peft.Adapters.load(config.source().getParent(), null, baseDtype, device, kernels, quantization));
             if (startFrom != null) {
                 PeftAdapter.Loaded loaded = PeftAdapter.load(startFrom, config, device, true);
                 this.spec = loaded.spec();
@@ -210,7 +213,9 @@ abstract class Trainable implements AutoCloseable {
 
         @Override
         String what() {
-            return "LoRA r=" + spec.r() + " on " + adapters.size() + " modules, base frozen in " + Tensors.hfName(model.dtype());
+            String base = model.frozenLinears().isEmpty() ? Tensors.hfName(model.dtype())
+                    : "4 bits (" + model.frozenLinears().size() + " quantized linear layers; the rest " + Tensors.hfName(model.dtype()) + ")";
+            return "LoRA r=" + spec.r() + " on " + adapters.size() + " modules, base frozen in " + base;
         }
 
         @Override
