@@ -32,6 +32,9 @@ public record QuantizationSection(
     /** Not quantized (every key at its default). */
     public static final QuantizationSection NONE = new QuantizationSection(false, "nf4", false, "float32", null);
     public static final List<String> QUANT_TYPES = List.of("nf4", "fp4");
+    private static final java.util.Map<String, String> ALIASES = java.util.Map.of("bf16", "bfloat16", "fp16", "float16",
+            "half", "float16", "fp32", "float32", "float", "float32", "torch.bfloat16", "bfloat16", "torch.float16", "float16",
+            "torch.float32", "float32");
 
     public QuantizationSection {
         llmInt8SkipModules = llmInt8SkipModules == null ? null : List.copyOf(llmInt8SkipModules);
@@ -58,7 +61,9 @@ public record QuantizationSection(
         }
         if (!ModelSection.DTYPES.contains(bnb_4bitComputeDtype)) {
             p.add("bnb_4bit_compute_dtype", "unknown value '" + bnb_4bitComputeDtype + "'; expected one of: "
-                    + String.join(", ", ModelSection.DTYPES) + Yaml.didYouMean(bnb_4bitComputeDtype, ModelSection.DTYPES));
+                    + String.join(", ", ModelSection.DTYPES) + (ALIASES.containsKey(bnb_4bitComputeDtype.toLowerCase(Locale.ROOT))
+                    ? "; did you mean '" + ALIASES.get(bnb_4bitComputeDtype.toLowerCase(Locale.ROOT)) + "'?"
+                    : Yaml.didYouMean(bnb_4bitComputeDtype, ModelSection.DTYPES)));
         }
         if (llmInt8SkipModules != null && llmInt8SkipModules.stream().anyMatch(String::isBlank)) {
             p.add("llm_int8_skip_modules", "holds an empty name; list module names such as [lm_head, down_proj]");
