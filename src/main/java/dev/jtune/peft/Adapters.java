@@ -35,10 +35,12 @@ public final class Adapters {
 
     /**
      * As {@link #load(Path, Path, ScalarType, Device, Ops)}, with the base in 4 bits when {@code quantization} is not
-     * null (QLoRA: quantized on load from a 16/32-bit directory) or when {@code modelDir} is a pre-quantized directory.
+     * null (QLoRA: quantized on load from a 16/32-bit directory), when {@code modelDir} is a pre-quantized directory,
+     * or when the adapter was trained on a 4-bit base ({@link PeftAdapter#BASE_QUANTIZATION}): the base it learned on.
      */
     public static CausalLM load(Path modelDir, Path adapterDir, ScalarType dtype, Device device, Ops kernels,
                                 QuantizationConfig quantization) {
+        if (quantization == null) quantization = PeftAdapter.baseQuantization(adapterDir);
         CausalLM m = quantization != null || QuantizedCheckpoint.isQuantized(modelDir)
                 ? QuantizedModelLoader.load(modelDir, dtype, device, kernels, quantization)
                 : ModelLoader.load(modelDir, dtype, device, kernels);

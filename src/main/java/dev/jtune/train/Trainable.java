@@ -189,6 +189,7 @@ abstract class Trainable implements AutoCloseable {
         private final Map<String, LoraAdapter> adapters;
         private final Map<String, Tensor> tensors;
         private final String baseModel;
+        private final dev.jtune.quant.QuantizationConfig quantization;
 
         /** @param quantization a 4-bit base (QLoRA), or null */
         Adapters(ModelConfig config, Device device, ScalarType baseDtype, LoraSpec spec, Path startFrom, long seed, Ops kernels,
@@ -204,6 +205,7 @@ abstract class Trainable implements AutoCloseable {
             }
             this.tensors = Lora.tensors(adapters);
             this.baseModel = config.source().getParent().toString();
+            this.quantization = quantization;
             model.setAdapters(adapters);
         }
 
@@ -231,7 +233,7 @@ abstract class Trainable implements AutoCloseable {
 
         @Override
         dev.jtune.io.WrittenFiles save(Path dir, Path baseModelDir, Path tokenizerDir, String chatTemplate) throws IOException {
-            return PeftAdapter.save(dir, spec, adapters, model.config(), baseModel)
+            return PeftAdapter.save(dir, spec, adapters, model.config(), baseModel, quantization)
                     .addAll(Checkpoints.writeTokenizer(dir, tokenizerDir, chatTemplate));
         }
 
