@@ -69,13 +69,18 @@ final class BenchCommand implements Runnable {
     @Option(names = "--gradient-checkpointing", description = "Activation checkpointing (training.gradient_checkpointing) on; default: the experiment's, or off.")
     boolean gradientCheckpointing;
 
+    @Option(names = "--quantization", paramLabel = "nf4|fp4|none", description = "A 4-bit frozen base (QLoRA, with --lora-r): "
+            + "bitsandbytes NF4 or FP4 with double quantization, compute in bf16 under bf16 autocast (else fp32); random weights are "
+            + "drawn and quantized tensor by tensor. Reports the base's bytes and the dequantization's share of the step. Default: none.")
+    String quantization;
+
     @Option(names = "--json", description = "Print one JSON document instead of the table.")
     boolean json;
 
     @Override
     public void run() {
         var result = BenchRunner.run(new BenchRunner.Options(experiment, shape, arch, precision, loraR, loraTargets, seqLen, microBatch,
-                gradAccum, device, steps, warmup, gemmSize, profile, profilePeriodMs, seed, kernels, gradientCheckpointing));
+                gradAccum, device, steps, warmup, gemmSize, profile, profilePeriodMs, seed, kernels, gradientCheckpointing, quantization));
         if (json) JsonOut.print(result);
         else System.out.print(BenchRunner.table(result));
     }

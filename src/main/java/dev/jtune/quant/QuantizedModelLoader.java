@@ -122,6 +122,56 @@ public final class QuantizedModelLoader {
         }
     }
 
+    /**
+     * A 4-bit base of {@code config}'s shape with random weights (benchmarks: no files), drawn and quantized one tensor
+     * at a time on {@code device}, so that the peak is the 4-bit model plus one weight, not the 16-bit model (an 8B
+     * shape in bf16 is 16 GB). Weights as ModelInit draws them: N(0, initializer_range), norms 1, biases 0; the
+     * quantized weights' state dtype is {@code dtype}.
+     */
+    public static CausalLM random(ModelConfig config, long seed, ScalarType dtype, Device device, Ops kernels, QuantizationConfig q) {
+        double std = config.raw().path("initializer_range").asDouble(0.02);
+        org.bytedeco.pytorch.GeneratorOptional gen = device.is_cpu()
+                ? new org.bytedeco.pytorch.GeneratorOptional(org.bytedeco.pytorch.global.torch.make_generator_cpu(seed))
+                : new org.bytedeco.pytorch.GeneratorOptional();
+        if (device.is_cuda()) org.bytedeco.pytorch.global.torch.cuda_manual_seed(seed);
+        boolean conv1d = config.family() == ModelConfig.Family.GPT2;
+        List<String> skip = q.effectiveSkipModules();
+        Map<String, Tensor> params = new LinkedHashMap<>();
+        Map<String, QuantizedTensor> weights = new LinkedHashMap<>();
+        for (ParameterSpec.Entry e : ParameterSpec.of(config).values()) {
+            try (PointerScope s = new PointerScope()) {
+                Tensor t = switch (e.kind()) {
+                    case NORM_WEIGHT -> org.bytedeco.pytorch.global.torch.ones(e.shape(), Tensors.options(dtype, device));
+                    case BIAS -> org.bytedeco.pytorch.global.torch.zeros(e.shape(), Tensors.options(dtype, device));
+                    default -> org.bytedeco.pytorch.global.torch.randn(e.shape(), gen, Tensors.options(dtype, device))
+                            .mul(new org.bytedeco.pytorch.Scalar(std));
+                };
+                if (quantizes(config, e.name(), skip)) {
+                    if (conv1d) t = t.t().contiguous();
+                    weights.put(module(e.name()), retained(FourBitCodec.quantize(t, q.type(), q.doubleQuant(), e.name())));
+                } else {
+                    t.retainReference();
+                    params.put(e.name(), t);
+                }
+            }
+        }
+        ScalarType compute = Tensors.parseDtype(q.computeDtype(), "bnb_4bit_compute_dtype");
+        return build(config, params, weights, dtype, device, null, kernels, compute);
+    }
+
+    /** Bytes the base holds: the quantized weights' codes, absmax and maps, and every other parameter. */
+    public static long baseBytes(CausalLM m) {
+        long b = 0;
+        for (Tensor t : m.parameters().values()) b += t.numel() * Tensors.elementSize(t.scalar_type());
+        for (dev.jtune.model.FrozenLinear f : m.frozenLinears().values()) {
+            if (f instanceof QuantizedProjection p) {
+                b += p.weight().storageBytes() - p.weight().state().toJsonBytes().length;
+                if (p.bias() != null) b += p.bias().numel() * Tensors.elementSize(p.bias().scalar_type());
+            }
+        }
+        return b;
+    }
+
     /** The model over the unquantized parameters, each quantized module's weight (and bias) in a {@link QuantizedProjection}. */
     private static CausalLM build(ModelConfig config, Map<String, Tensor> params, Map<String, QuantizedTensor> weights,
                                   ScalarType dtype, Device device, AutoCloseable source, Ops kernels, ScalarType compute) {

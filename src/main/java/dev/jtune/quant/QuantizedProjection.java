@@ -24,6 +24,11 @@ public record QuantizedProjection(QuantizedTensor weight, Tensor bias, ScalarTyp
         return in == compute ? y : y.to(in);
     }
 
+    /** W (out, in) dequantized to the compute dtype, as each forward does (for the benchmark of its cost). */
+    public Tensor dequantize() {
+        return QuantizedLinear.weight(weight, compute, ops, weight.packed().device());
+    }
+
     @Override
     public long parameterCount() {
         return weight.state().numel() + (bias == null ? 0 : bias.numel());
