@@ -65,9 +65,12 @@ public final class QuantizedLinear {
         ys[ys.length - 1] = outF;
         TensorOptional b = bias == null ? new TensorOptional() : new TensorOptional(bias.to(compute));
         if (!x.requires_grad() || !GradMode.is_enabled()) {
-            try (NoGradGuard ng = new NoGradGuard()) {
-                return torch.linear(x.to(compute), weight(w, compute, ops, x.device()), b);
+            // the result is made in the caller's scope; the dequantized weight lives in an inner one and is freed here
+            Tensor y = torch.empty(ys, dev.jtune.util.Tensors.options(compute, x.device()), new org.bytedeco.pytorch.MemoryFormatOptional());
+            try (NoGradGuard ng = new NoGradGuard(); PointerScope s = new PointerScope()) {
+                y.copy_(torch.linear(x.to(compute), weight(w, compute, ops, x.device()), b));
             }
+            return y;
         }
         long rows = x.numel() / in;
         Tensor xc = x.contiguous().view(rows, in);                                   // the carrier (rows, in)
@@ -79,7 +82,8 @@ public final class QuantizedLinear {
         Tensor[] dx = new Tensor[1];
         ScalarType xType = x.scalar_type().intern();
         hook(out, g -> {
-            try (NoGradGuard ng = new NoGradGuard()) {
+            // an inner scope frees the dequantized weight at once (else it would live until the caller's step scope closes)
+            try (NoGradGuard ng = new NoGradGuard(); PointerScope s = new PointerScope()) {
                 Tensor weight = weight(w, compute, ops, g.device());                                 // (out, in), again
                 dx[0] = keep(g.to(compute).mm(weight).to(xType));                                // (rows, in)
             }
