@@ -9,6 +9,11 @@ import dev.jtune.kernels.Ops;
 import dev.jtune.data.Batch;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.peft.LoraSpec;
+import dev.jtune.quant.QuantType;
+import dev.jtune.quant.QuantizationConfig;
+import dev.jtune.quant.QuantizedModelLoader;
+import dev.jtune.quant.QuantizedProjection;
+import dev.jtune.model.CausalLM;
 import dev.jtune.train.TrainStep;
 import dev.jtune.train.Trainer;
 import dev.jtune.util.Devices;
@@ -42,7 +47,15 @@ public final class BenchRunner {
     public record Options(Path experiment, String shape, String arch, String precision, Integer loraR, List<String> loraTargets,
                           Integer seqLen, Integer microBatch, Integer gradAccum, String device, int steps, int warmup,
                           Integer gemmSize, Path profile, int profilePeriodMs, long seed, String kernels,
-                          boolean gradientCheckpointing) {}
+                          boolean gradientCheckpointing, String quantization) {
+        /** Without a 4-bit base. */
+        public Options(Path experiment, String shape, String arch, String precision, Integer loraR, List<String> loraTargets,
+                       Integer seqLen, Integer microBatch, Integer gradAccum, String device, int steps, int warmup,
+                       Integer gemmSize, Path profile, int profilePeriodMs, long seed, String kernels, boolean gradientCheckpointing) {
+            this(experiment, shape, arch, precision, loraR, loraTargets, seqLen, microBatch, gradAccum, device, steps, warmup,
+                    gemmSize, profile, profilePeriodMs, seed, kernels, gradientCheckpointing, null);
+        }
+    }
 
     private BenchRunner() {}
 
@@ -64,8 +77,10 @@ public final class BenchRunner {
         TrainStep step;
         String source;
         if (o.experiment() != null) {
-            if (o.shape() != null || o.arch() != null || o.precision() != null || o.loraR() != null || o.loraTargets() != null) {
-                throw new UserError("--arch, --precision, --lora-r and --lora-targets go with --shape; with an experiment file, change it or use jtune train's --set");
+            if (o.shape() != null || o.arch() != null || o.precision() != null || o.loraR() != null || o.loraTargets() != null
+                    || o.quantization() != null) {
+                throw new UserError("--arch, --precision, --lora-r, --lora-targets and --quantization go with --shape; with an experiment "
+                        + "file, change it (a 4-bit base: model.quantization.load_in_4bit: true)");
             }
             Experiment exp = Experiment.load(o.experiment(), List.of());
             seqLen = o.seqLen() != null ? o.seqLen() : exp.data().maxSeqLength();
@@ -92,9 +107,13 @@ public final class BenchRunner {
             int r = o.loraR() == null ? 0 : o.loraR();
             if (r == 0 && o.loraTargets() != null) throw new UserError("--lora-targets needs --lora-r N (N > 0)");
             LoraSpec lora = r == 0 ? null : new LoraSpec(r, 2.0 * r, 0.0, o.loraTargets() == null ? List.of("all-linear") : o.loraTargets(), false, true);
+            QuantizationConfig q = quantization(o.quantization(), mode);
+            if (q != null && lora == null) {
+                throw new UserError("--quantization " + o.quantization() + " needs --lora-r N: a 4-bit base is frozen (QLoRA trains adapters on it)");
+            }
             torch.manual_seed(o.seed());
             step = TrainStep.random(config, device, mode, lora, o.seed(), 0.0, 1.0,
-                    Ops.of(o.kernels() != null ? kernelsMode(o.kernels()) : KernelMode.AUTO));
+                    Ops.of(o.kernels() != null ? kernelsMode(o.kernels()) : KernelMode.AUTO), q);
             source = "shape " + o.shape() + " (random weights)";
         }
         // --gradient-checkpointing turns it on; without it an experiment's own training.gradient_checkpointing holds
@@ -104,6 +123,39 @@ public final class BenchRunner {
         } finally {
             step.close();
         }
+    }
+
+    /**
+     * {@code --quantization}: nf4 or fp4 as QLoRA runs it (double quantization; compute in bf16 under bf16 autocast, else
+     * fp32), or none/absent for a 16/32-bit base.
+     */
+    static QuantizationConfig quantization(String s, Precision mode) {
+        if (s == null || s.equalsIgnoreCase("none")) return null;
+        String t = s.toLowerCase(Locale.ROOT);
+        if (!t.equals("nf4") && !t.equals("fp4")) throw new UserError("--quantization: unknown value '" + s + "'; expected nf4, fp4 or none");
+        return new QuantizationConfig(QuantType.parse(t, "--quantization"), true, mode == Precision.FP32 ? "float32" : "bfloat16", List.of());
+    }
+
+    /**
+     * The dequantization's cost: seconds for one pass over every 4-bit weight (each dequantized to the compute dtype,
+     * as a forward does), the best of three; null without a 4-bit base.
+     */
+    static Double dequantizeSecondsPerPass(CausalLM m) {
+        if (m.frozenLinears().isEmpty()) return null;
+        double best = Double.MAX_VALUE;
+        for (int rep = 0; rep < 3; rep++) {
+            long t0 = System.nanoTime();
+            for (dev.jtune.model.FrozenLinear f : m.frozenLinears().values()) {
+                if (!(f instanceof QuantizedProjection p)) continue;
+                try (org.bytedeco.javacpp.PointerScope s = new org.bytedeco.javacpp.PointerScope()) {
+                    Tensor w = p.dequantize();
+                    if (rep == 0 && w.numel() == 0) throw new IllegalStateException();
+                }
+            }
+            DeviceInfo.sync(m.device());
+            best = Math.min(best, (System.nanoTime() - t0) / 1e9);
+        }
+        return best;
     }
 
     private static KernelMode kernelsMode(String s) {
@@ -224,6 +276,35 @@ public final class BenchRunner {
             c.put("lora_r", first.a().size(0));
             c.put("lora_modules", step.adapters().size());
         }
+        if (step.lora()) {
+            long baseBytes = QuantizedModelLoader.baseBytes(step.model());
+            c.put("frozen_base_bytes", baseBytes);
+            c.put("frozen_base_bytes_per_parameter", (double) baseBytes / Flops.parameters(config));
+        }
+        Double dequant = dequantizeSecondsPerPass(step.model());
+        if (dequant != null) {
+            QuantizedProjection any = (QuantizedProjection) step.model().frozenLinears().values().iterator().next();
+            ObjectNode q = c.putObject("quantization");
+            q.put("type", any.weight().state().type().bnbName());
+            q.put("double_quant", any.weight().state().nested());
+            q.put("compute_dtype", dev.jtune.util.Tensors.hfName(any.compute()));
+            q.put("quantized_linear_layers", step.model().frozenLinears().size());
+            long quantizedParams = 0, quantizedBytes = 0;
+            for (dev.jtune.model.FrozenLinear f : step.model().frozenLinears().values()) {
+                QuantizedProjection p = (QuantizedProjection) f;
+                quantizedParams += p.weight().state().numel();
+                quantizedBytes += p.weight().storageBytes() - p.weight().state().toJsonBytes().length;
+            }
+            q.put("quantized_parameters", quantizedParams);
+            q.put("quantized_bytes_per_parameter", (double) quantizedBytes / quantizedParams);
+            // each micro-batch dequantizes every weight in the forward and again in the backward (+1 recompute with checkpointing)
+            int passes = accum * (2 + (step.checkpointingSettings().enabled() ? 1 : 0));
+            double median = percentile(sorted, 50);
+            q.put("dequantize_seconds_per_pass", dequant);
+            q.put("dequantize_passes_per_step", passes);
+            q.put("dequantize_share_of_step", dequant * passes / median);
+            q.put("note", "one pass = every 4-bit weight dequantized to the compute dtype once, timed alone after the steps (best of 3)");
+        }
         c.put("precision", step.precision().label());
         c.put("seq_len", seqLen);
         c.put("micro_batch", micro);
@@ -339,6 +420,20 @@ public final class BenchRunner {
                 + String.format(Locale.ROOT, "%,d", c.get("matmul_parameters").asLong()) + " in matrix products)");
         row(b, "training", c.get("mode").asText() + (c.has("lora_r") ? " r=" + c.get("lora_r").asInt() + " on " + c.get("lora_modules").asInt() + " modules" : "")
                 + ", " + String.format(Locale.ROOT, "%,d", c.get("trainable_parameters").asLong()) + " trainable, " + c.get("precision").asText());
+        if (c.has("frozen_base_bytes")) {
+            row(b, "frozen base", String.format(Locale.ROOT, "%.1f MiB (%.3f B/parameter)%s", c.get("frozen_base_bytes").asLong() / 1048576.0,
+                    c.get("frozen_base_bytes_per_parameter").asDouble(), !c.has("quantization") ? ""
+                            : String.format(Locale.ROOT, ", %s%s on %d linear layers (%.4f B/quantized parameter, compute %s)",
+                            c.get("quantization").get("type").asText(), c.get("quantization").get("double_quant").asBoolean() ? " + double quant" : "",
+                            c.get("quantization").get("quantized_linear_layers").asInt(),
+                            c.get("quantization").get("quantized_bytes_per_parameter").asDouble(), c.get("quantization").get("compute_dtype").asText())));
+        }
+        if (c.has("quantization")) {
+            var q = c.get("quantization");
+            row(b, "dequantization", String.format(Locale.ROOT, "%.4f s per pass × %d passes per step = %.1f%% of the median step",
+                    q.get("dequantize_seconds_per_pass").asDouble(), q.get("dequantize_passes_per_step").asInt(),
+                    100 * q.get("dequantize_share_of_step").asDouble()));
+        }
         row(b, "batch", String.format(Locale.ROOT, "%d × %d tokens × %d accumulation = %,d tokens/step",
                 c.get("micro_batch").asInt(), c.get("seq_len").asInt(), c.get("grad_accum").asInt(), c.get("tokens_per_step").asLong()));
         row(b, "device", c.get("device_name").asText() + " (" + c.get("device").asText() + ", " + c.get("intra_op_threads").asInt() + " intra-op threads)");

@@ -70,6 +70,11 @@ final class BenchCommand implements Runnable, CommandLine.IExitCodeGenerator {
     @Option(names = "--gradient-checkpointing", description = "Activation checkpointing (training.gradient_checkpointing) on; default: the experiment's, or off.")
     boolean gradientCheckpointing;
 
+    @Option(names = "--quantization", paramLabel = "nf4|fp4|none", description = "A 4-bit frozen base (QLoRA, with --lora-r): "
+            + "bitsandbytes NF4 or FP4 with double quantization, compute in bf16 under bf16 autocast (else fp32); random weights are "
+            + "drawn and quantized tensor by tensor. Reports the base's bytes and the dequantization's share of the step. Default: none.")
+    String quantization;
+
     @Option(names = "--json", description = "Print one JSON document instead of the table.")
     boolean json;
 
@@ -88,7 +93,7 @@ final class BenchCommand implements Runnable, CommandLine.IExitCodeGenerator {
             return;
         }
         var result = BenchRunner.run(new BenchRunner.Options(experiment, shape, arch, precision, loraR, loraTargets, seqLen, microBatch,
-                gradAccum, device, steps, warmup, gemmSize, profile, profilePeriodMs, seed, kernels, gradientCheckpointing));
+                gradAccum, device, steps, warmup, gemmSize, profile, profilePeriodMs, seed, kernels, gradientCheckpointing, quantization));
         if (json) JsonOut.print(result);
         else System.out.print(BenchRunner.table(result));
     }

@@ -49,6 +49,10 @@ final class PlanCommand implements Runnable {
     @Option(names = "--gradient-checkpointing", description = "Plan with activation checkpointing (with --shape; an experiment file says it with training.gradient_checkpointing).")
     boolean checkpointing;
 
+    @Option(names = "--quantization", paramLabel = "nf4|fp4|none", description = "A 4-bit frozen base (QLoRA, with --shape and "
+            + "--lora-r): bitsandbytes NF4/FP4 with double quantization (~0.52 B per quantized parameter; embeddings and head unquantized).")
+    String quantization;
+
     @Option(names = "--memory", paramLabel = "SIZE", description = "The memory to plan for, e.g. 24GiB or 80GB (default: detected).")
     String memory;
 
@@ -63,9 +67,10 @@ final class PlanCommand implements Runnable {
         PlanRequest r;
         String source;
         if (experiment != null) {
-            if (seqLen != null || microBatch != null || loraR != null || precision != null || device != null || checkpointing) {
-                throw new UserError("--seq-len, --micro-batch, --lora-r, --precision, --device and --gradient-checkpointing go with --shape; "
-                        + "with an experiment file, change it (or plan with --shape)");
+            if (seqLen != null || microBatch != null || loraR != null || precision != null || device != null || checkpointing
+                    || quantization != null) {
+                throw new UserError("--seq-len, --micro-batch, --lora-r, --precision, --device, --gradient-checkpointing and --quantization "
+                        + "go with --shape; with an experiment file, change it (or plan with --shape)");
             }
             r = PlanReport.request(Experiment.load(experiment, List.of()));
             source = experiment.toString();
@@ -97,6 +102,14 @@ final class PlanCommand implements Runnable {
                 default -> throw new UserError("--precision: unknown value '" + precision + "'; expected fp32, bf16 or fp16");
             };
             r = new PlanRequest(config, seq, micro, 1, r0, List.of("all-linear"), mode, PlanRequest.defaultBaseBytes(mode), checkpointing, cuda);
+            String qt = quantization == null ? "none" : quantization.toLowerCase(Locale.ROOT);
+            if (!List.of("nf4", "fp4", "none").contains(qt)) {
+                throw new UserError("--quantization: unknown value '" + quantization + "'; expected nf4, fp4 or none");
+            }
+            if (!qt.equals("none")) {
+                if (r0 == 0) throw new UserError("--quantization " + qt + " needs --lora-r N: a 4-bit base is frozen (QLoRA trains adapters on it)");
+                r = r.withFourBit(new PlanRequest.FourBit(true, PlanRequest.defaultBaseBytes(mode), List.of()));
+            }
             source = "shape " + shape;
         }
         int index = 0;

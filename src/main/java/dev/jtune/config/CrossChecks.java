@@ -50,4 +50,19 @@ final class CrossChecks {
                     + "or set load_best_model_at_end: false");
         }
     }
+
+    /**
+     * A 4-bit base is frozen: only adapters can train on it (QLoRA). Full fine-tuning would need every weight in 16/32
+     * bits with its gradient and optimizer state, which is what quantizing the base avoids.
+     */
+    static void quantizedBase(ModelSection m, LoraSection l, Problems p) {
+        if (!m.fourBit() || l.enabled() || !p.ok("model.quantization.load_in_4bit", "lora.enabled")) return;
+        boolean implied = m.path() != null && dev.jtune.quant.QuantizedCheckpoint.isQuantized(m.path());
+        p.add(implied ? "model.path" : "model.quantization.load_in_4bit",
+                (implied ? "is a 4-bit checkpoint (its config.json has a quantization_config), so the base is 4-bit; "
+                        : "a 4-bit base ")
+                + "cannot be fully fine-tuned: its weights are frozen 4-bit codes with no gradient, and training them would "
+                + "need the 16-bit weights, their gradients and optimizer state (what quantizing avoids). Set lora.enabled: "
+                + "true to train LoRA adapters on it (QLoRA)" + (implied ? ", or fine-tune the 16-bit model it came from" : ", or load_in_4bit: false"));
+    }
 }

@@ -48,6 +48,7 @@ final class ExperimentLoader {
                 && bound.get("training") instanceof TrainingSection t) {
             ModelChecks.check(m, d, p);
             CrossChecks.check(d, t, p);
+            if (bound.get("lora") instanceof LoraSection l) CrossChecks.quantizedBase(m, l, p);
         }
         p.throwIfAny();
         Object[] args = new Object[bound.size() + 1];
@@ -81,6 +82,7 @@ final class ExperimentLoader {
             int eq = raw.indexOf('=');
             String key = eq < 0 ? raw.strip() : raw.substring(0, eq).strip();
             String[] parts = key.split("\\.", -1);
+            if (eq >= 0 && parts.length == 3 && nestedOverride(top, parts, raw, where, p)) continue;
             if (eq < 0 || parts.length != 2 || parts[0].isEmpty() || parts[1].isEmpty()) {
                 String owner = sections.stream().filter(s -> Experiment.keys(s).contains(key)).findFirst().orElse(null);
                 p.general(where, Integer.MAX_VALUE, "expected section.key=value, e.g. training.learning_rate=1e-4"
@@ -107,6 +109,36 @@ final class ExperimentLoader {
                 ((ObjectNode) current).set(name, value.root() == null ? JsonNodeFactory.instance.nullNode() : value.root());
             }
         }
+    }
+
+    /**
+     * {@code section.key.subkey=value} for a key whose value is a mapping ({@code model.quantization.load_in_4bit=true}):
+     * sets that one entry of the mapping. Returns false when {@code section.key} is not such a key (the caller then
+     * reports the override as malformed).
+     */
+    private static boolean nestedOverride(ObjectNode top, String[] parts, String raw, String where, Problems p) {
+        String section = parts[0], name = parts[1], sub = parts[2];
+        if (!Experiment.sectionNames().contains(section) || !Experiment.keys(section).contains(name)) return false;
+        Class<?> type = Experiment.sectionType(section).getRecordComponents()[Experiment.keys(section).indexOf(name)].getType();
+        if (!SectionBinder.isNested(type)) return false;
+        List<String> keys = SectionBinder.keys(type);
+        String key = section + "." + name + "." + sub;
+        if (!keys.contains(sub)) {
+            p.general(where, Integer.MAX_VALUE, "unknown key '" + key + "'" + KeyHints.forNestedKey(keys, sub));
+            return true;
+        }
+        p.override(key, raw);
+        Yaml.Parsed value = Yaml.parse(raw.substring(raw.indexOf('=') + 1), key, p, where, false);
+        if (!value.ok()) return true;
+        JsonNode sec = top.get(section);
+        if (sec == null || sec.isNull()) top.set(section, sec = JsonNodeFactory.instance.objectNode());
+        if (!sec.isObject()) return true;
+        JsonNode map = sec.get(name);
+        if (map == null || map.isNull()) ((ObjectNode) sec).set(name, map = JsonNodeFactory.instance.objectNode());
+        if (map.isObject()) {
+            ((ObjectNode) map).set(sub, value.root() == null ? JsonNodeFactory.instance.nullNode() : value.root());
+        }
+        return true;
     }
 
     /** Every section bound, completed and validated, in the order of {@link Experiment#sectionNames()}. */

@@ -24,7 +24,10 @@ final class KeyHints {
             Map.entry("lora_alpha", "use 'lora.alpha'"),
             Map.entry("lora_dropout", "use 'lora.dropout'"),
             Map.entry("lora_r", "use 'lora.r'"),
-            Map.entry("no_cuda", "use 'training.device: cpu'"));
+            Map.entry("no_cuda", "use 'training.device: cpu'"),
+            Map.entry("quantization_config", "use 'model.quantization' (BitsAndBytesConfig's keys: load_in_4bit, bnb_4bit_quant_type, ...)"),
+            Map.entry("load_in_4bit", "use 'model.quantization.load_in_4bit'"),
+            Map.entry("load_in_8bit", "jtune loads 4-bit bases only: 'model.quantization.load_in_4bit: true'"));
 
     /** The suffix for "unknown key" when {@code name} is not a key of {@code section}: starts with "; ". */
     static String forKey(String section, String name) {
@@ -38,6 +41,15 @@ final class KeyHints {
             }
         }
         return "; valid keys: " + String.join(", ", Experiment.keys(section));
+    }
+
+    /** The suffix for "unknown key" in a nested mapping ({@code model.quantization}) whose keys are {@code keys}. */
+    static String forNestedKey(java.util.List<String> keys, String name) {
+        String hint = HINTS.get(name);
+        if (hint != null && !name.equals("load_in_4bit")) return "; " + hint;
+        String close = Yaml.closest(name, keys);
+        if (close != null) return "; did you mean '" + close + "'?";
+        return "; valid keys: " + String.join(", ", keys);
     }
 
     /** The suffix for "unknown section" when {@code name} is not a section: empty, or starts with "; ". */

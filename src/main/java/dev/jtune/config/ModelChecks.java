@@ -36,6 +36,14 @@ public final class ModelChecks {
             p.add("model.path", e.getMessage());   // malformed config.json, or a model_type jtune does not implement
             return;
         }
+        if (dev.jtune.quant.QuantizedCheckpoint.isQuantized(m.path())) {
+            try {
+                dev.jtune.quant.QuantizedCheckpoint.quantizationConfig(m.path());
+            } catch (UserError e) {
+                p.add("model.path", e.getMessage());   // a pre-quantized directory whose quantization_config jtune cannot read
+                return;
+            }
+        }
         check(config, m, d, p);
     }
 

@@ -1,5 +1,8 @@
 package dev.jtune.config;
 
+import dev.jtune.quant.QuantizedCheckpoint;
+import dev.jtune.util.UserError;
+
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -21,6 +24,7 @@ import java.util.Map;
  * @param residPdrop GPT-2: dropout on each block's attention and MLP outputs before the residual add ({@code resid_pdrop},
  *                  default 0.1); null = config.json's
  * @param embdPdrop GPT-2: dropout on the summed token and position embeddings ({@code embd_pdrop}, default 0.1); null = config.json's
+ * @param quantization {@code model.quantization:}, a 4-bit base for QLoRA ({@link QuantizationSection})
  */
 public record ModelSection(
         @Key(Key.REQUIRED) Path path,
@@ -29,11 +33,28 @@ public record ModelSection(
         @Key(value = "null", nullable = true) Double attentionDropout,
         @Key(value = "null", nullable = true) Double attnPdrop,
         @Key(value = "null", nullable = true) Double residPdrop,
-        @Key(value = "null", nullable = true) Double embdPdrop) implements Section {
+        @Key(value = "null", nullable = true) Double embdPdrop,
+        @Key("{}") QuantizationSection quantization) implements Section {
 
     /** The dropout keys: the config.json names transformers' {@code from_pretrained(path, attention_dropout=…)} overrides. */
     public static final List<String> LLAMA_DROPOUT_KEYS = List.of("attention_dropout");
     public static final List<String> GPT2_DROPOUT_KEYS = List.of("attn_pdrop", "resid_pdrop", "embd_pdrop");
+
+    /** Without dropout overrides or quantization. */
+    public ModelSection(Path path, String dtype, Path tokenizer) {
+        this(path, dtype, tokenizer, null, null, null, null, QuantizationSection.NONE);
+    }
+
+    /** With dropout overrides, without quantization. */
+    public ModelSection(Path path, String dtype, Path tokenizer,
+                        Double attentionDropout, Double attnPdrop, Double residPdrop, Double embdPdrop) {
+        this(path, dtype, tokenizer, attentionDropout, attnPdrop, residPdrop, embdPdrop, QuantizationSection.NONE);
+    }
+
+    /** With quantization, without dropout overrides. */
+    public ModelSection(Path path, String dtype, Path tokenizer, QuantizationSection quantization) {
+        this(path, dtype, tokenizer, null, null, null, null, quantization);
+    }
 
     /** The accepted {@code dtype} values (besides null). */
     public static final List<String> DTYPES = List.of("float32", "bfloat16", "float16");
@@ -41,9 +62,27 @@ public record ModelSection(
     private static final Map<String, String> DTYPE_ALIASES = Map.of(
             "fp32", "float32", "bf16", "bfloat16", "fp16", "float16", "half", "float16", "float", "float32");
 
+    /**
+     * The tokenizer defaults to the model directory; a pre-quantized model directory (config.json with a
+     * {@code quantization_config}) implies {@code quantization.load_in_4bit} with the checkpoint's settings.
+     */
     @Override
     public ModelSection withDerivedDefaults() {
-        return tokenizer == null ? new ModelSection(path, dtype, path, attentionDropout, attnPdrop, residPdrop, embdPdrop) : this;
+        QuantizationSection q = quantization;
+        if (path != null && q != null && QuantizedCheckpoint.isQuantized(path)) {
+            try {
+                q = QuantizationSection.of(QuantizedCheckpoint.quantizationConfig(path));
+            } catch (UserError e) {
+                // a malformed quantization_config: ModelChecks reports it under model.path
+            }
+        }
+        return new ModelSection(path, dtype, tokenizer == null ? path : tokenizer,
+                attentionDropout, attnPdrop, residPdrop, embdPdrop, q);
+    }
+
+    /** Whether the base loads in 4 bits (set, or implied by a pre-quantized model directory). */
+    public boolean fourBit() {
+        return quantization != null && quantization.loadIn_4bit();
     }
 
     /** The dropout overrides by config.json name (only those set), in key order. */

@@ -21,10 +21,13 @@ final class SectionBinder {
     /** Binds {@code node} (the mapping under {@code section:}) to a record of {@code type}. */
     static Section bind(Class<? extends Section> type, String section, ObjectNode node, Problems sp) {
         RecordComponent[] comps = type.getRecordComponents();
-        List<String> names = Experiment.keys(section);
+        List<String> names = keys(type);
+        boolean nested = section.contains(".");
         for (Iterator<String> it = node.fieldNames(); it.hasNext(); ) {
             String name = it.next();
-            if (!names.contains(name)) sp.add(name, "unknown key" + KeyHints.forKey(section, name));
+            if (!names.contains(name)) {
+                sp.add(name, "unknown key" + (nested ? KeyHints.forNestedKey(names, name) : KeyHints.forKey(section, name)));
+            }
         }
         Object[] args = new Object[comps.length];
         for (int i = 0; i < comps.length; i++) {
@@ -33,6 +36,10 @@ final class SectionBinder {
             Key key = key(type, c);
             args[i] = placeholder(c.getType());
             JsonNode v = node.get(name);
+            if (isNested(c.getType())) {
+                args[i] = bindNested(c.getType().asSubclass(Section.class), section + "." + name, name, v, sp);
+                continue;
+            }
             if (v == null) {
                 if (key.value().equals(Key.REQUIRED)) {
                     sp.add(name, "required key is missing");
@@ -55,6 +62,35 @@ final class SectionBinder {
         return construct(type, args);
     }
 
+    /** The keys of a section record, in order: its component names in snake_case. */
+    static List<String> keys(Class<?> type) {
+        List<String> out = new java.util.ArrayList<>();
+        for (RecordComponent c : type.getRecordComponents()) out.add(Yaml.snake(c.getName()));
+        return out;
+    }
+
+    /** A key whose value is itself a mapping of keys bound to a record ({@code model.quantization:}). */
+    static boolean isNested(Class<?> t) {
+        return t.isRecord() && Section.class.isAssignableFrom(t);
+    }
+
+    /**
+     * Binds, completes and validates the nested mapping {@code v} under key {@code name} (absent: every default);
+     * problems are reported under the dotted key ({@code model.quantization.bnb_4bit_quant_type}).
+     */
+    private static Section bindNested(Class<? extends Section> type, String path, String name, JsonNode v, Problems sp) {
+        if (v == null) return defaults(type);
+        if (!v.isObject()) {
+            sp.add(name, "expected a mapping of keys (" + String.join(", ", keys(type)) + "), got " + Yaml.describe(v));
+            for (String k : keys(type)) sp.markBad(sp.key(name + "." + k));
+            return defaults(type);
+        }
+        Problems sub = sp.section(name);
+        Section s = bind(type, path, (ObjectNode) v, sub).withDerivedDefaults();
+        s.validate(sub);
+        return s;
+    }
+
     /**
      * A record of {@code type} with every key at its {@link Key} default and required keys null, as a file that
      * leaves every key out would give (before {@link Section#withDerivedDefaults}). For builders and tests.
@@ -65,6 +101,10 @@ final class SectionBinder {
         for (int i = 0; i < comps.length; i++) {
             Key key = key(type, comps[i]);
             args[i] = placeholder(comps[i].getType());
+            if (isNested(comps[i].getType())) {
+                args[i] = defaults(comps[i].getType().asSubclass(Section.class));
+                continue;
+            }
             if (key.value().equals(Key.REQUIRED)) continue;
             JsonNode v = Yaml.defaultNode(key.value());
             if (v.isNull()) {

@@ -282,6 +282,17 @@ final class Yaml {
         if (v instanceof Path p) return string(p.toString());
         if (v instanceof String s) return string(s);
         if (v instanceof Collection<?> c) return c.stream().map(Yaml::scalar).collect(Collectors.joining(", ", "[", "]"));
+        if (v instanceof Record r) {   // a nested mapping of keys (model.quantization)
+            StringBuilder b = new StringBuilder("{");
+            for (java.lang.reflect.RecordComponent c : r.getClass().getRecordComponents()) {
+                try {
+                    b.append(b.length() > 1 ? ", " : "").append(snake(c.getName())).append(": ").append(scalar(c.getAccessor().invoke(r)));
+                } catch (ReflectiveOperationException e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+            return b.append('}').toString();
+        }
         if (v instanceof Map<?, ?> m) {
             return m.entrySet().stream().map(e -> string(e.getKey().toString()) + ": " + scalar(e.getValue()))
                     .collect(Collectors.joining(", ", "{", "}"));

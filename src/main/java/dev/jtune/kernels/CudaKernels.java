@@ -101,4 +101,11 @@ final class CudaKernels implements KernelBackend {
         check("cross_entropy", KernelNative.crossEntropy(ptr(loss), ptr(logits), ptr(targets), logits.size(0), logits.size(1),
                 logits.stride(0), ignoreIndex, (float) scale, dtype(logits), stream(logits)));
     }
+
+    @Override
+    public void dequantize4bit(Tensor out, Tensor packed, Tensor absmax, Tensor qabsmax, Tensor nestedAbsmax, Tensor nestedMap,
+                               float offset, long nestedBlocksize, Tensor quantMap, long n, long blocksize) {
+        check("dequantize_4bit", KernelNative.dequantize4bit(ptr(out), ptr(packed), ptr(absmax), ptr(qabsmax), ptr(nestedAbsmax),
+                ptr(nestedMap), offset, nestedBlocksize, ptr(quantMap), n, blocksize, dtype(out), stream(out)));
+    }
 }

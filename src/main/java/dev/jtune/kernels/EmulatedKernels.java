@@ -92,4 +92,23 @@ final class EmulatedKernels implements KernelBackend {
             logits.copy_(grad.mul(valid.to(ScalarType.Float).unsqueeze(1)).mul(s(scale)));
         }
     }
+
+    /** kernels/dequantize_4bit.cu's formula, element by element in float32, one rounding to out's dtype. */
+    @Override
+    public void dequantize4bit(Tensor out, Tensor packed, Tensor absmax, Tensor qabsmax, Tensor nestedAbsmax, Tensor nestedMap,
+                               float offset, long nestedBlocksize, Tensor quantMap, long n, long blocksize) {
+        Tensor bytes = packed.reshape(-1);
+        Tensor codes = torch.stack(new TensorVector(bytes.bitwise_right_shift(new Scalar(4L)), bytes.bitwise_and(new Scalar(15L))), 1)
+                .view(-1).narrow(0, 0, n).to(ScalarType.Long);                                  // (n)
+        Tensor block = torch.arange(new Scalar(n), dev.jtune.util.Tensors.options(ScalarType.Long, out.device())).floor_divide(new Scalar(blocksize));   // (n) block of each element
+        Tensor scale;
+        if (qabsmax == null) {
+            scale = absmax.reshape(-1).index_select(0, block);
+        } else {
+            Tensor q = qabsmax.reshape(-1).to(ScalarType.Long).index_select(0, block);
+            Tensor nested = nestedAbsmax.reshape(-1).index_select(0, block.floor_divide(new Scalar(nestedBlocksize)));
+            scale = nestedMap.reshape(-1).index_select(0, q).mul(nested).add(new Scalar(offset));
+        }
+        out.view(-1).copy_(quantMap.reshape(-1).index_select(0, codes).mul(scale));
+    }
 }

@@ -32,4 +32,11 @@ interface KernelBackend {
      * f32 and, when scale != 0, scale * d(sum loss)/d(logits) over logits.
      */
     void crossEntropy(Tensor loss, Tensor logits, Tensor targets, long ignoreIndex, double scale);
+
+    /**
+     * bitsandbytes 4-bit dequantization into out (n elements, fp32 or bf16, contiguous): exactly one of absmax
+     * (float32 [B]) and qabsmax (uint8 [B], double quantization with nestedAbsmax, nestedMap, offset) is non-null.
+     */
+    void dequantize4bit(Tensor out, Tensor packed, Tensor absmax, Tensor qabsmax, Tensor nestedAbsmax, Tensor nestedMap,
+                        float offset, long nestedBlocksize, Tensor quantMap, long n, long blocksize);
 }

@@ -2,9 +2,12 @@ package dev.jtune.kernels;
 
 import org.bytedeco.pytorch.Tensor;
 
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.Supplier;
 
 /**
  * The op layer under one kernel policy: an immutable value that a model is built with ({@code
@@ -93,6 +96,22 @@ public final class Ops {
         return ChunkedCrossEntropy.sum(backendFor(hidden), hidden, weight, targets, chunk, smoothing);
     }
 
+    /**
+     * bitsandbytes 4-bit dequantization to {@code dtype} in {@code shape} (see {@link Dequantize4bit} for the layout):
+     * the CUDA kernel for float32/bfloat16 on CUDA, else {@code composition} (quant.FourBitCodec.dequantize, the
+     * reference). No gradient.
+     *
+     * @param absmax       float32 [B], or with double quantization uint8 codes [B]
+     * @param nestedAbsmax float32 [ceil(B / nestedBlocksize)], or null without double quantization
+     * @param nestedMap    float32 [256], or null
+     */
+    public Tensor dequantize4bit(Tensor packed, Tensor absmax, Tensor nestedAbsmax, Tensor nestedMap, float offset,
+                                 long nestedBlocksize, Tensor quantMap, long[] shape, long blocksize, ScalarType dtype,
+                                 Supplier<Tensor> composition) {
+        return Dequantize4bit.apply(backendFor(packed), new Dequantize4bit.Args(packed, absmax, nestedAbsmax, nestedMap, offset,
+                nestedBlocksize, quantMap, shape, blocksize), dtype, composition);
+    }
+
     // ------------------------------------------------------------------------------------------------
     // dispatch and its description
 
@@ -121,6 +140,7 @@ public final class Ops {
         m.put("rope", path + (kernel ? ", in place" : ""));
         m.put("swiglu", path);
         m.put("crossEntropySum", path + ", chunked over tokens");
+        m.put("dequantize4bit", path + (kernel ? " (4-bit base only)" : ""));
         return m;
     }
 

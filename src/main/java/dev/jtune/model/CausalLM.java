@@ -34,6 +34,7 @@ public abstract class CausalLM implements AutoCloseable {
     protected final Ops kernels;
     private final AutoCloseable weightSource;
     private Map<String, ProjectionAdapter> adapters = Map.of();
+    private Map<String, FrozenLinear> frozenLinears = Map.of();
     private boolean training;
     private ModelDropout dropout;
     private double neftuneNoiseAlpha;
@@ -74,7 +75,26 @@ public abstract class CausalLM implements AutoCloseable {
     public long parameterCount() {
         long n = 0;
         for (Tensor t : params.values()) n += t.numel();
+        for (FrozenLinear f : frozenLinears.values()) n += f.parameterCount();
         return n;
+    }
+
+    /**
+     * Linear modules computed by a {@link FrozenLinear} instead of their {@code .weight}/{@code .bias} parameters
+     * (a 4-bit base: those parameters are then absent from {@link #parameters()}), by module name
+     * ({@code model.layers.0.mlp.up_proj}). Set once by the loader that built the model.
+     */
+    public void setFrozenLinears(Map<String, ? extends FrozenLinear> frozen) {
+        this.frozenLinears = Map.copyOf(frozen);
+    }
+
+    public Map<String, FrozenLinear> frozenLinears() {
+        return frozenLinears;
+    }
+
+    /** The module's frozen linear, or null when it is computed from its parameters. */
+    protected FrozenLinear frozenLinear(String module) {
+        return frozenLinears.isEmpty() ? null : frozenLinears.get(module);
     }
 
     /**

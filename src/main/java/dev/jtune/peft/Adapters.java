@@ -3,6 +3,9 @@ package dev.jtune.peft;
 import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
 import dev.jtune.model.ModelLoader;
+import dev.jtune.quant.QuantizationConfig;
+import dev.jtune.quant.QuantizedCheckpoint;
+import dev.jtune.quant.QuantizedModelLoader;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
@@ -27,7 +30,20 @@ public final class Adapters {
      * under the kernel policy {@code kernels}.
      */
     public static CausalLM load(Path modelDir, Path adapterDir, ScalarType dtype, Device device, Ops kernels) {
-        CausalLM m = ModelLoader.load(modelDir, dtype, device, kernels);
+        return load(modelDir, adapterDir, dtype, device, kernels, null);
+    }
+
+    /**
+     * As {@link #load(Path, Path, ScalarType, Device, Ops)}, with the base in 4 bits when {@code quantization} is not
+     * null (QLoRA: quantized on load from a 16/32-bit directory), when {@code modelDir} is a pre-quantized directory,
+     * or when the adapter was trained on a 4-bit base ({@link PeftAdapter#BASE_QUANTIZATION}): the base it learned on.
+     */
+    public static CausalLM load(Path modelDir, Path adapterDir, ScalarType dtype, Device device, Ops kernels,
+                                QuantizationConfig quantization) {
+        if (quantization == null) quantization = PeftAdapter.baseQuantization(adapterDir);
+        CausalLM m = quantization != null || QuantizedCheckpoint.isQuantized(modelDir)
+                ? QuantizedModelLoader.load(modelDir, dtype, device, kernels, quantization)
+                : ModelLoader.load(modelDir, dtype, device, kernels);
         if (adapterDir != null) {
             try {
                 m.setAdapters(PeftAdapter.load(adapterDir, m.config(), device, false).adapters());

@@ -189,12 +189,12 @@ public final class LoraMerge {
     }
 
     /** {@code .NAME.merge-<random>.tmp} in --out's parent (created if missing): same file system, so the final rename is atomic. */
-    private static Path temporarySibling(Path outDir) {
+    static Path temporarySibling(Path outDir) {
         Path out = outDir.toAbsolutePath().normalize();
         return out.getParent().resolve("." + out.getFileName() + ".merge-" + Long.toHexString(ThreadLocalRandom.current().nextLong()) + ".tmp");
     }
 
-    private static void deleteQuietly(Path dir) {
+    static void deleteQuietly(Path dir) {
         if (!Files.exists(dir)) return;
         try (Stream<Path> s = Files.walk(dir)) {
             for (Path p : s.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);

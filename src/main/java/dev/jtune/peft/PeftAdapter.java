@@ -17,6 +17,8 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import java.io.IOException;
+import dev.jtune.quant.QuantizationConfig;
+
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -40,7 +42,39 @@ public final class PeftAdapter {
 
     private PeftAdapter() {}
 
+    /**
+     * Written beside the adapter when it was trained on a 4-bit base (QLoRA): the base's {@code BitsAndBytesConfig}
+     * as transformers writes it ({@code BitsAndBytesConfig.from_dict} reads it), so that merge, eval, generate and
+     * perplexity rebuild the same base. PEFT ignores the file.
+     */
+    public static final String BASE_QUANTIZATION = "base_quantization_config.json";
+
     public record Loaded(LoraSpec spec, Map<String, LoraAdapter> adapters, String baseModel) {}
+
+    /** {@link #save(Path, LoraSpec, Map, ModelConfig, String)} for an adapter trained on a 4-bit base (null: a 16/32-bit one). */
+    public static WrittenFiles save(Path dir, LoraSpec spec, Map<String, LoraAdapter> adapters, ModelConfig c, String baseModel,
+                                    QuantizationConfig baseQuantization) {
+        WrittenFiles written = save(dir, spec, adapters, c, baseModel);
+        if (baseQuantization == null) return written;
+        try {
+            Path f = dir.resolve(BASE_QUANTIZATION);
+            written.add(f, AtomicFiles.write(f, JSON.writeValueAsBytes(baseQuantization.toJson(JSON))));
+            return written;
+        } catch (IOException e) {
+            throw new UserError(dir + ": cannot write the adapter: " + e.getMessage(), e);
+        }
+    }
+
+    /** The 4-bit base an adapter directory says it was trained on ({@link #BASE_QUANTIZATION}), or null. */
+    public static QuantizationConfig baseQuantization(Path adapterDir) {
+        Path f = adapterDir == null ? null : adapterDir.resolve(BASE_QUANTIZATION);
+        if (f == null || !Files.isRegularFile(f)) return null;
+        try {
+            return QuantizationConfig.parse(JSON.readTree(f.toFile()), f.toString());
+        } catch (IOException e) {
+            throw new UserError(f + ": not valid JSON: " + e.getMessage().lines().findFirst().orElse(""));
+        }
+    }
 
     /** Writes adapter_config.json and adapter_model.safetensors into {@code dir}; returns them with their SHA-256. */
     public static WrittenFiles save(Path dir, LoraSpec spec, Map<String, LoraAdapter> adapters, ModelConfig c, String baseModel) {

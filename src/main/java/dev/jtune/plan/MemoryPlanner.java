@@ -61,8 +61,16 @@ public final class MemoryPlanner {
         List<Part> parts = new ArrayList<>();
 
         long frozen = r.lora() ? all * r.baseBytes() : 0;
-        parts.add(new Part("frozen_weights", "frozen weights", frozen,
-                r.lora() ? String.format("%,d parameters × %d B (the base, no gradients)", all, r.baseBytes()) : "none (every weight trains)"));
+        String frozenDetail = r.lora() ? String.format("%,d parameters × %d B (the base, no gradients)", all, r.baseBytes()) : "none (every weight trains)";
+        if (r.lora() && r.fourBit() != null) {
+            long[] q = quantized(c, r.fourBit());
+            long quantizedBytes = (long) Math.ceil(q[0] * r.fourBit().bytesPerParameter());
+            long dequantized = q[1] * 2L * r.fourBit().computeBytes();   // the one weight being dequantized (and cast) for its product
+            frozen = quantizedBytes + (all - q[0]) * r.baseBytes() + dequantized;
+            frozenDetail = String.format("4-bit base: %,d quantized parameters × %.4f B + %,d others (embeddings, head, norms) × %d B "
+                    + "+ one dequantized weight %s", q[0], r.fourBit().bytesPerParameter(), all - q[0], r.baseBytes(), human(dequantized));
+        }
+        parts.add(new Part("frozen_weights", "frozen weights", frozen, frozenDetail));
         parts.add(new Part("trainable_weights", "trainable weights", trainable * 4L,
                 String.format("%,d parameters × 4 B (fp32: these are the master weights)", trainable)));
         // autocast casts each fp32 leaf weight of a matrix product once per forward and autograd saves the copy;
@@ -101,6 +109,20 @@ public final class MemoryPlanner {
         parts.add(new Part("workspace", "workspace headroom", headroom, String.format("%s %s + %.0f%% of the tensors",
                 human(runtime), r.cuda() ? "CUDA context and library workspaces" : "JVM and LibTorch (the process's own resident set)", 100 * HEADROOM)));
         return new Plan(r, List.copyOf(parts), tensors + headroom);
+    }
+
+    /** {quantized parameters, elements of the largest quantized weight} of a 4-bit base of {@code c}'s shape. */
+    static long[] quantized(ModelConfig c, PlanRequest.FourBit q) {
+        List<String> skip = q.skipModules().isEmpty() ? dev.jtune.quant.QuantizationConfig.DEFAULT_SKIP : q.skipModules();
+        long n = 0, largest = 0;
+        for (dev.jtune.model.ParameterSpec.Entry e : dev.jtune.model.ParameterSpec.of(c).values()) {
+            if (!dev.jtune.quant.QuantizedModelLoader.quantizes(c, e.name(), skip)) continue;
+            long k = 1;
+            for (long d : e.shape()) k *= d;
+            n += k;
+            largest = Math.max(largest, k);
+        }
+        return new long[] {n, largest};
     }
 
     /**
@@ -184,9 +206,11 @@ public final class MemoryPlanner {
                     fits(lo, deviceBytes) ? ", which fits" : ""));
         }
         long frozen = p.bytes("frozen_weights");
-        if (r.lora() && frozen > 0) {
-            out.add(String.format("a 4-bit base (QLoRA) would cut the frozen weights from %s to about %s; jtune cannot load one yet",
-                    human(frozen), human((long) (Flops.parameters(r.config()) * 0.53))));
+        if (r.lora() && frozen > 0 && r.fourBit() == null) {
+            Plan q = plan(r.withFourBit(new PlanRequest.FourBit(true, r.baseBytes(), List.of())));
+            out.add(String.format("a 4-bit base (QLoRA: model.quantization.load_in_4bit: true, bnb_4bit_use_double_quant: true) would cut "
+                    + "the frozen weights from %s to %s and need %s%s", human(frozen), human(q.bytes("frozen_weights")),
+                    human(q.totalBytes()), fits(q, deviceBytes) ? ", which fits" : ""));
         }
         if (r.microBatch() > 1) {
             int mb = largestMicroBatch(r, deviceBytes);

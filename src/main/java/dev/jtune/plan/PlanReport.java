@@ -34,7 +34,16 @@ public record PlanReport(String source, MemoryPlanner.Plan plan, DeviceMemory.Bu
                 : PlanRequest.defaultBaseBytes(precision);
         return new PlanRequest(config, exp.data().maxSeqLength(), exp.training().perDeviceTrainBatchSize(),
                 exp.training().gradientAccumulationSteps(), lora ? exp.lora().r() : 0, lora ? exp.lora().targetModules() : List.of(),
-                precision, base, exp.training().gradientCheckpointing(), device.is_cuda());
+                precision, base, exp.training().gradientCheckpointing(), device.is_cuda(), fourBit(exp));
+    }
+
+    /** The experiment's 4-bit base (model.quantization, or a pre-quantized model.path), or null. */
+    static PlanRequest.FourBit fourBit(Experiment exp) {
+        if (!exp.model().fourBit()) return null;
+        var q = exp.model().quantization();
+        return new PlanRequest.FourBit(q.bnb_4bitUseDoubleQuant(),
+                Tensors.elementSize(Tensors.parseDtype(q.bnb_4bitComputeDtype(), "model.quantization.bnb_4bit_compute_dtype")),
+                q.llmInt8SkipModules() == null ? List.of() : q.llmInt8SkipModules());
     }
 
     public ObjectNode json() {
@@ -45,6 +54,10 @@ public record PlanReport(String source, MemoryPlanner.Plan plan, DeviceMemory.Bu
         c.put("model_type", r.config().modelType());
         c.put("blocks", r.config().numLayers());
         c.put("mode", r.lora() ? "lora" : "full");
+        if (r.fourBit() != null) {
+            c.put("quantization", r.fourBit().doubleQuant() ? "4-bit, double quant" : "4-bit");
+            c.put("quantized_bytes_per_parameter", r.fourBit().bytesPerParameter());
+        }
         if (r.lora()) {
             c.put("lora_r", r.loraR());
             c.put("base_bytes_per_parameter", r.baseBytes());

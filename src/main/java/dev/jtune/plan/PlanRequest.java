@@ -19,27 +19,53 @@ import java.util.List;
  * @param baseBytes             bytes per element of a frozen LoRA base (model.dtype; default: 2 under bf16/fp16, else 4)
  * @param gradientCheckpointing keep only each block's input and recompute one block at a time in backward
  * @param cuda                  on a CUDA device (else the CPU)
+ * @param fourBit               a 4-bit frozen base (QLoRA), or null
  */
 public record PlanRequest(ModelConfig config, int seqLen, int microBatch, int gradAccum, int loraR, List<String> loraTargets,
-                          Precision precision, int baseBytes, boolean gradientCheckpointing, boolean cuda) {
+                          Precision precision, int baseBytes, boolean gradientCheckpointing, boolean cuda, FourBit fourBit) {
+
+    /**
+     * A 4-bit base: bitsandbytes' layout, blocks of 64.
+     *
+     * @param doubleQuant  the absmax values in 8 bits (blocks of 256) instead of float32
+     * @param computeBytes bytes per element of the dtype each weight dequantizes to (bnb_4bit_compute_dtype)
+     * @param skipModules  modules kept unquantized (llm_int8_skip_modules); empty = the output head
+     */
+    public record FourBit(boolean doubleQuant, int computeBytes, List<String> skipModules) {
+        /** Bytes per quantized parameter: packed codes, absmax (nested absmax with double quantization); maps are per tensor. */
+        public double bytesPerParameter() {
+            return 0.5 + (doubleQuant ? 1.0 / 64 + 4.0 / (64 * 256) : 4.0 / 64);
+        }
+    }
+
+    /** Without a 4-bit base. */
+    public PlanRequest(ModelConfig config, int seqLen, int microBatch, int gradAccum, int loraR, List<String> loraTargets,
+                       Precision precision, int baseBytes, boolean gradientCheckpointing, boolean cuda) {
+        this(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, null);
+    }
+
     public boolean lora() {
         return loraR > 0;
     }
 
+    public PlanRequest withFourBit(FourBit q) {
+        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, q);
+    }
+
     public PlanRequest withSeqLen(int n) {
-        return new PlanRequest(config, n, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda);
+        return new PlanRequest(config, n, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit);
     }
 
     public PlanRequest withMicroBatch(int n) {
-        return new PlanRequest(config, seqLen, n, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda);
+        return new PlanRequest(config, seqLen, n, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit);
     }
 
     public PlanRequest withCheckpointing(boolean on) {
-        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, on, cuda);
+        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, on, cuda, fourBit);
     }
 
     public PlanRequest withLora(int r, List<String> targets, int base) {
-        return new PlanRequest(config, seqLen, microBatch, gradAccum, r, targets, precision, base, gradientCheckpointing, cuda);
+        return new PlanRequest(config, seqLen, microBatch, gradAccum, r, targets, precision, base, gradientCheckpointing, cuda, fourBit);
     }
 
     /** The frozen base's default element size for a precision: that of the autocast, else fp32 (as Trainable does). */

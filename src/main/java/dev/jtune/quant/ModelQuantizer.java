@@ -67,10 +67,7 @@ public final class ModelQuantizer {
         if (rawConfig.has(QuantizationConfig.KEY) && !rawConfig.get(QuantizationConfig.KEY).isNull()) {
             throw new UserError(in.resolve("config.json") + ": the model is already quantized (it has a " + QuantizationConfig.KEY + ")");
         }
-        if (mc.family() == ModelConfig.Family.GPT2) {
-            throw new UserError(in + ": quantizing GPT-2 (Conv1D layers, stored transposed) is not supported yet; "
-                    + "the Llama family (llama, mistral, qwen2, qwen3) is");
-        }
+        boolean conv1d = mc.family() == ModelConfig.Family.GPT2;   // Conv1D (in, out): quantized as W^T, as bitsandbytes does
         checkOutput(out);
         Map<String, ParameterSpec.Entry> spec = ParameterSpec.of(mc);
         List<String> skip = skipModules.isEmpty() ? QuantizationConfig.DEFAULT_SKIP : skipModules;
@@ -83,13 +80,15 @@ public final class ModelQuantizer {
             for (String name : w.names()) {
                 TensorInfo info = w.info(name);
                 parameters += info.numel();
-                ParameterSpec.Entry e = spec.get(name);
+                String canon = ParameterSpec.canonicalName(mc, name);   // prefix-less GPT-2 files
+                ParameterSpec.Entry e = canon == null ? null : spec.get(canon);
                 boolean linear = e != null && e.kind() == ParameterSpec.Kind.LINEAR && name.endsWith(".weight");
                 boolean floating = info.dtype() == DType.F32 || info.dtype() == DType.F16 || info.dtype() == DType.BF16;
                 String module = name.endsWith(".weight") ? name.substring(0, name.length() - ".weight".length()) : name;
                 if (linear && floating && !QuantizationConfig.skipped(module, skip)) {
                     try (PointerScope s = new PointerScope()) {
-                        QuantizedTensor q = FourBitCodec.quantize(w.tensor(name), type, doubleQuant,
+                        Tensor src = conv1d ? w.tensor(name).t().contiguous() : w.tensor(name);
+                        QuantizedTensor q = FourBitCodec.quantize(src, type, doubleQuant,
                                 w.fileOf(name) + ": tensor '" + name + "'");
                         computeDtype = q.state().dtype();
                         for (Map.Entry<String, Tensor> p : q.stateDict(name).entrySet()) {

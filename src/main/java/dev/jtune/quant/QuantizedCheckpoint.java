@@ -60,6 +60,16 @@ public final class QuantizedCheckpoint implements AutoCloseable {
         return root != null && root.has(QuantizationConfig.KEY) && !root.get(QuantizationConfig.KEY).isNull();
     }
 
+    /** The {@code quantization_config} of {@code dir}'s config.json, checked (reads only config.json). */
+    public static QuantizationConfig quantizationConfig(Path dir) {
+        JsonNode root = readConfig(dir, true);
+        String where = dir.resolve("config.json").toString();
+        if (!root.isObject() || !root.has(QuantizationConfig.KEY)) {
+            throw new UserError(where + ": no " + QuantizationConfig.KEY + " (not a quantized checkpoint)");
+        }
+        return QuantizationConfig.parse(root.get(QuantizationConfig.KEY), where);
+    }
+
     private static JsonNode readConfig(Path dir, boolean required) {
         Path file = dir.resolve("config.json");
         if (!Files.isRegularFile(file)) {
@@ -187,8 +197,12 @@ public final class QuantizedCheckpoint implements AutoCloseable {
         if (!ModelConfig.SUPPORTED_TYPES.contains(type)) return;
         ModelConfig mc = ModelConfig.parse(root, cfg);
         List<String> problems = new ArrayList<>();
+        boolean conv1d = mc.family() == ModelConfig.Family.GPT2;
         for (ParameterSpec.Entry e : ParameterSpec.of(mc).values()) {
             long[] found = shapeOf(e.name());
+            if (conv1d && found != null && found.length == 2 && quantized.containsKey(e.name())) {
+                found = new long[] {found[1], found[0]};   // Conv1D (in, out) is quantized as W^T (out, in), as bitsandbytes does
+            }
             if (e.kind() == ParameterSpec.Kind.LINEAR && found != null && !quantized.containsKey(e.name())) keptLinear.add(e.name());
             if (found == null) {
                 problems.add(e.name() + ": missing (expected " + Arrays.toString(e.shape()) + ")");

@@ -1,6 +1,8 @@
 package dev.jtune.quant;
 
+import dev.jtune.kernels.Ops;
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.GradMode;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
@@ -35,6 +37,23 @@ public final class QuantizedLinear {
      * @return (..., out) in {@code compute}
      */
     public static Tensor forward(Tensor x, QuantizedTensor w, Tensor bias, ScalarType compute) {
+        return forward(x, w, bias, compute, Ops.OFF);
+    }
+
+    /**
+     * Dequantizes W as bitsandbytes' {@code Linear4bit} does: to the quant state's dtype, then cast to {@code
+     * compute}; the dequantization goes through {@code ops} (the CUDA kernel on GPU, LibTorch elsewhere).
+     */
+    static Tensor weight(QuantizedTensor w, ScalarType compute, Ops ops, Device device) {
+        ScalarType st = w.state().scalarType();
+        QuantState s = w.state();
+        Tensor d = ops.dequantize4bit(w.packed(), w.absmax(), w.nestedAbsmax(), w.nestedQuantMap(), s.nestedOffset(),
+                s.nestedBlocksize(), w.quantMap(), s.shape(), s.blocksize(), st, () -> FourBitCodec.dequantize(w, st));
+        return d.to(device, compute);
+    }
+
+    /** {@link #forward(Tensor, QuantizedTensor, Tensor, ScalarType)} with the dequantization run by {@code ops}. */
+    public static Tensor forward(Tensor x, QuantizedTensor w, Tensor bias, ScalarType compute, Ops ops) {
         long[] ws = w.state().shape();
         if (ws.length != 2) throw new IllegalArgumentException("quantized linear: weight shape must be (out, in), got " + ws.length + "-D");
         long outF = ws[0], in = ws[1];
@@ -46,22 +65,26 @@ public final class QuantizedLinear {
         ys[ys.length - 1] = outF;
         TensorOptional b = bias == null ? new TensorOptional() : new TensorOptional(bias.to(compute));
         if (!x.requires_grad() || !GradMode.is_enabled()) {
-            try (NoGradGuard ng = new NoGradGuard()) {
-                return torch.linear(x.to(compute), FourBitCodec.dequantize(w, compute).to(x.device(), compute), b);
+            // the result is made in the caller's scope; the dequantized weight lives in an inner one and is freed here
+            Tensor y = torch.empty(ys, dev.jtune.util.Tensors.options(compute, x.device()), new org.bytedeco.pytorch.MemoryFormatOptional());
+            try (NoGradGuard ng = new NoGradGuard(); PointerScope s = new PointerScope()) {
+                y.copy_(torch.linear(x.to(compute), weight(w, compute, ops, x.device()), b));
             }
+            return y;
         }
         long rows = x.numel() / in;
         Tensor xc = x.contiguous().view(rows, in);                                   // the carrier (rows, in)
         Tensor out = xc.narrow(1, 0, 1).to(compute).expand(rows, outF).contiguous(); // depends on x, values replaced
         Tensor xd = keep(xc.detach());
         try (NoGradGuard ng = new NoGradGuard(); PointerScope s = new PointerScope()) {
-            out.copy_(torch.linear(xd.to(compute), FourBitCodec.dequantize(w, compute).to(x.device(), compute), b));
+            out.copy_(torch.linear(xd.to(compute), weight(w, compute, ops, x.device()), b));
         }
         Tensor[] dx = new Tensor[1];
         ScalarType xType = x.scalar_type().intern();
         hook(out, g -> {
-            try (NoGradGuard ng = new NoGradGuard()) {
-                Tensor weight = FourBitCodec.dequantize(w, compute).to(g.device(), compute);      // (out, in), again
+            // an inner scope frees the dequantized weight at once (else it would live until the caller's step scope closes)
+            try (NoGradGuard ng = new NoGradGuard(); PointerScope s = new PointerScope()) {
+                Tensor weight = weight(w, compute, ops, g.device());                                 // (out, in), again
                 dx[0] = keep(g.to(compute).mm(weight).to(xType));                                // (rows, in)
             }
             return g;
@@ -77,7 +100,7 @@ public final class QuantizedLinear {
 
     /** The LibTorch composition the op is tested against: dequantize, then autograd's linear. */
     public static Tensor reference(Tensor x, QuantizedTensor w, Tensor bias, ScalarType compute) {
-        Tensor weight = FourBitCodec.dequantize(w, compute).to(x.device(), compute);
+        Tensor weight = FourBitCodec.dequantize(w).to(x.device(), compute);
         return torch.linear(x.to(compute), weight, bias == null ? new TensorOptional() : new TensorOptional(bias.to(compute)));
     }
 }

@@ -92,17 +92,29 @@ public final class TrainStep implements AutoCloseable {
      */
     public static TrainStep random(ModelConfig config, Device device, Precision precision, LoraSpec lora, long seed,
                                    double weightDecay, double maxGradNorm, Ops kernels) {
+        return random(config, device, precision, lora, seed, weightDecay, maxGradNorm, kernels, null);
+    }
+
+    /** As above; with {@code quantization} (LoRA only) the frozen base is 4-bit (QLoRA), drawn and quantized tensor by tensor. */
+    public static TrainStep random(ModelConfig config, Device device, Precision precision, LoraSpec lora, long seed,
+                                   double weightDecay, double maxGradNorm, Ops kernels, dev.jtune.quant.QuantizationConfig quantization) {
         boolean full = lora == null;
+        if (full && quantization != null) throw new IllegalArgumentException("a 4-bit base needs LoRA");
         ScalarType dtype = full ? ScalarType.Float : Trainable.frozenBaseDtype(precision);
-        Map<String, Tensor> params;
-        try (PointerScope scope = new PointerScope()) {
-            params = ModelInit.randomParameters(config, seed, dtype, device);
-            for (Tensor p : params.values()) {
-                if (full) p.requires_grad_(true);
-                p.retainReference();
+        CausalLM model;
+        if (quantization != null) {
+            model = dev.jtune.quant.QuantizedModelLoader.random(config, seed, dtype, device, kernels, quantization);
+        } else {
+            Map<String, Tensor> params;
+            try (PointerScope scope = new PointerScope()) {
+                params = ModelInit.randomParameters(config, seed, dtype, device);
+                for (Tensor p : params.values()) {
+                    if (full) p.requires_grad_(true);
+                    p.retainReference();
+                }
             }
+            model = ModelLoader.create(config, params, dtype, device, null, kernels);
         }
-        CausalLM model = ModelLoader.create(config, params, dtype, device, null, kernels);
         if (full) {
             AdamW optimizer = new AdamW(model.parameters(), Trainable.fullDecay(config), weightDecay, 0.9, 0.999, 1e-8);
             return new TrainStep(model, model.parameters(), Map.of(), optimizer, precision, maxGradNorm, model);
@@ -121,6 +133,11 @@ public final class TrainStep implements AutoCloseable {
     static ActivationCheckpointing.Settings checkpointingOf(dev.jtune.config.TrainingSection t) {
         return new ActivationCheckpointing.Settings(t.gradientCheckpointing(),
                 Boolean.TRUE.equals(t.gradientCheckpointingKwargs().get("offload")));
+    }
+
+    /** The activation checkpointing later steps run with. */
+    public ActivationCheckpointing.Settings checkpointingSettings() {
+        return checkpointing;
     }
 
     /** Runs later steps with (or without) activation checkpointing; returns this. */

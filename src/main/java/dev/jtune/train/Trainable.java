@@ -50,7 +50,8 @@ abstract class Trainable implements AutoCloseable {
         ScalarType baseDtype = exp.model().dtype() != null ? Tensors.parseDtype(exp.model().dtype(), "model.dtype")
                 : frozenBaseDtype(precision);
         LoraSpec spec = new LoraSpec(lora.r(), lora.alpha(), lora.dropout(), lora.targetModules(), lora.useRslora(), lora.initWeights());
-        return new Adapters(config, device, baseDtype, spec, lora.adapterPath(), exp.training().seed(), kernels);
+        dev.jtune.quant.QuantizationConfig q = exp.model().fourBit() ? exp.model().quantization().toConfig() : null;
+        return new Adapters(config, device, baseDtype, spec, lora.adapterPath(), exp.training().seed(), kernels, q);
     }
 
     /**
@@ -204,9 +205,12 @@ abstract class Trainable implements AutoCloseable {
         private final Map<String, LoraAdapter> adapters;
         private final Map<String, Tensor> tensors;
         private final String baseModel;
+        private final dev.jtune.quant.QuantizationConfig quantization;
 
-        Adapters(ModelConfig config, Device device, ScalarType baseDtype, LoraSpec spec, Path startFrom, long seed, Ops kernels) {
-            super(ModelLoader.load(config.source().getParent(), baseDtype, device, kernels));
+        /** @param quantization a 4-bit base (QLoRA), or null */
+        Adapters(ModelConfig config, Device device, ScalarType baseDtype, LoraSpec spec, Path startFrom, long seed, Ops kernels,
+                 dev.jtune.quant.QuantizationConfig quantization) {
+            super(dev.jtune.peft.Adapters.load(config.source().getParent(), null, baseDtype, device, kernels, quantization));
             if (startFrom != null) {
                 PeftAdapter.Loaded loaded = PeftAdapter.load(startFrom, config, device, true);
                 this.spec = loaded.spec();
@@ -217,6 +221,7 @@ abstract class Trainable implements AutoCloseable {
             }
             this.tensors = Lora.tensors(adapters);
             this.baseModel = config.source().getParent().toString();
+            this.quantization = quantization;
             model.setAdapters(adapters);
         }
 
@@ -226,7 +231,9 @@ abstract class Trainable implements AutoCloseable {
 
         @Override
         String what() {
-            return "LoRA r=" + spec.r() + " on " + adapters.size() + " modules, base frozen in " + Tensors.hfName(model.dtype());
+            String base = model.frozenLinears().isEmpty() ? Tensors.hfName(model.dtype())
+                    : "4 bits (" + model.frozenLinears().size() + " quantized linear layers; the rest " + Tensors.hfName(model.dtype()) + ")";
+            return "LoRA r=" + spec.r() + " on " + adapters.size() + " modules, base frozen in " + base;
         }
 
         @Override
@@ -242,7 +249,7 @@ abstract class Trainable implements AutoCloseable {
 
         @Override
         dev.jtune.io.WrittenFiles save(Path dir, Path baseModelDir, Path tokenizerDir, String chatTemplate) throws IOException {
-            return PeftAdapter.save(dir, spec, adapters, model.config(), baseModel)
+            return PeftAdapter.save(dir, spec, adapters, model.config(), baseModel, quantization)
                     .addAll(Checkpoints.writeTokenizer(dir, tokenizerDir, chatTemplate));
         }
 

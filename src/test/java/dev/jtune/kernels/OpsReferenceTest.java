@@ -232,7 +232,7 @@ class OpsReferenceTest {
         }
         Ops auto = Ops.of(KernelMode.parse("auto"));
         assertEquals(KernelMode.AUTO, auto.mode());
-        assertEquals(java.util.List.of("rmsNorm", "rope", "swiglu", "crossEntropySum"), java.util.List.copyOf(auto.paths(false).keySet()));
+        assertEquals(java.util.List.of("rmsNorm", "rope", "swiglu", "crossEntropySum", "dequantize4bit"), java.util.List.copyOf(auto.paths(false).keySet()));
         assertTrue(auto.paths(false).values().stream().allMatch(p -> p.startsWith("LibTorch (CPU tensors)")), auto.describe(false));
         String gpu = auto.describe(true);
         if (KernelLibrary.available()) {

@@ -3,6 +3,7 @@ package dev.jtune.model.gpt2;
 import dev.jtune.kernels.Ops;
 import dev.jtune.model.BlockContext;
 import dev.jtune.model.CausalLM;
+import dev.jtune.model.FrozenLinear;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.util.UserError;
 import org.bytedeco.pytorch.Device;
@@ -93,7 +94,8 @@ public final class Gpt2Model extends CausalLM {
 
     /** Conv1D: x @ W + b with W stored (in, out). */
     private Tensor conv1d(Tensor x, String prefix) {
-        return withAdapter(prefix, x, torch.linear(x, p(prefix + ".weight").t(), new TensorOptional(p(prefix + ".bias"))));
+        FrozenLinear f = frozenLinear(prefix);   // a 4-bit base: quantized as W^T (out, in), as bitsandbytes does
+        return withAdapter(prefix, x, f != null ? f.apply(x) : torch.linear(x, p(prefix + ".weight").t(), new TensorOptional(p(prefix + ".bias"))));
     }
 
     private Tensor layerNorm(Tensor x, String prefix) {

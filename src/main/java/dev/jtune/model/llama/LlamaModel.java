@@ -3,6 +3,7 @@ package dev.jtune.model.llama;
 import dev.jtune.kernels.Ops;
 import dev.jtune.model.BlockContext;
 import dev.jtune.model.CausalLM;
+import dev.jtune.model.FrozenLinear;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.model.Rope;
 import org.bytedeco.pytorch.Device;
@@ -98,6 +99,7 @@ public final class LlamaModel extends CausalLM {
     }
 
     private Tensor linear(Tensor x, String prefix) {
-        return withAdapter(prefix, x, torch.linear(x, p(prefix + ".weight"), opt(optionalParam(prefix + ".bias"))));
+        FrozenLinear f = frozenLinear(prefix);   // a 4-bit base
+        return withAdapter(prefix, x, f != null ? f.apply(x) : torch.linear(x, p(prefix + ".weight"), opt(optionalParam(prefix + ".bias"))));
     }
 }
