@@ -39,6 +39,8 @@ import java.util.regex.Pattern;
  *                               in the backward (less memory, about one more forward of compute)
  * @param gradientCheckpointingKwargs {@code offload: true} keeps the saved block inputs in pinned host memory on CUDA
  *                               (a no-op on the CPU)
+ * @param ddpTimeout             seconds a collective of a data-parallel run may wait for the other ranks before this rank
+ *                               exits with code 1 naming the rank and the collective (transformers' {@code ddp_timeout})
  */
 public record TrainingSection(
         @Key(Key.REQUIRED) Path outputDir,
@@ -73,7 +75,8 @@ public record TrainingSection(
         @Key("auto") KernelMode kernels,
         @Key("false") boolean skipMemoryCheck,
         @Key("false") boolean gradientCheckpointing,
-        @Key("{}") Map<String, Boolean> gradientCheckpointingKwargs) implements Section {
+        @Key("{}") Map<String, Boolean> gradientCheckpointingKwargs,
+        @Key("1800") int ddpTimeout) implements Section {
 
     /** The {@code gradient_checkpointing_kwargs} jtune reads. */
     public static final List<String> GRADIENT_CHECKPOINTING_KWARGS = List.of("offload");
@@ -105,7 +108,7 @@ public record TrainingSection(
                 lrSchedulerType, lrSchedulerKwargs, warmupSteps, warmupRatio, weightDecay, adamBeta1, adamBeta2, adamEpsilon, maxGradNorm,
                 loggingSteps, evalSteps, saveSteps, saveTotalLimit, seed, precision, device, earlyStoppingPatience,
                 earlyStoppingThreshold, loadBestModelAtEnd, dataloaderNumWorkers, maxBadSteps, kernels, skipMemoryCheck, gradientCheckpointing,
-                gradientCheckpointingKwargs);
+                gradientCheckpointingKwargs, ddpTimeout);
     }
 
     @Override
@@ -144,6 +147,7 @@ public record TrainingSection(
         p.check(earlyStoppingThreshold >= 0, "early_stopping_threshold", "must not be negative, got " + earlyStoppingThreshold);
         atLeast(p, "dataloader_num_workers", dataloaderNumWorkers, 0);
         atLeast(p, "max_bad_steps", maxBadSteps, 1);
+        atLeast(p, "ddp_timeout", ddpTimeout, 1);
         if (gradientCheckpointingKwargs != null) {
             for (String k : gradientCheckpointingKwargs.keySet()) {
                 p.check(GRADIENT_CHECKPOINTING_KWARGS.contains(k), "gradient_checkpointing_kwargs",

@@ -43,7 +43,7 @@ class ExperimentLoadTest {
         assertEquals(new DataSection(fx.train, null, null, Format.TEXT, "text", "prompt", "response", "messages", null,
                 0.1, 0.0, 512, false, false, OnBadRow.SKIP, OnLongRow.TRUNCATE, true, true), e.data());
         assertEquals(new TrainingSection(fx.out, fx.out.resolve("runs"), 3.0, -1, 8, 8, 1, 5e-5, Scheduler.LINEAR,
-                java.util.Map.of(), 0, 0.0, 0.0, 0.9, 0.999, 1e-8, 1.0, 10, 0, 0, 2, 42L, Precision.AUTO, "auto", null, 0.0, true, 2, 5, dev.jtune.kernels.KernelMode.AUTO, false, false, java.util.Map.of()),
+                java.util.Map.of(), 0, 0.0, 0.0, 0.9, 0.999, 1e-8, 1.0, 10, 0, 0, 2, 42L, Precision.AUTO, "auto", null, 0.0, true, 2, 5, dev.jtune.kernels.KernelMode.AUTO, false, false, java.util.Map.of(), 1800),
                 e.training());
     }
 
