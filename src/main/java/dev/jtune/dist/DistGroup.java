@@ -42,6 +42,11 @@ public final class DistGroup implements AutoCloseable {
     /** Gloo's sum is the only reduction jtune needs: it has no AVG, so means are sums divided by the world size. */
     private final Backend backend;
     private final Store store;
+    /**
+     * The native objects under the group, held for the life of the run: JavaCPP frees what a collected Java object
+     * points to whatever c10's reference counts say (seen: rank 0's store server shut down mid-run after a GC).
+     */
+    private final Object[] keepAlive;
     private final Heartbeat heartbeat;
     private final int rank;
     private final int worldSize;
@@ -49,7 +54,9 @@ public final class DistGroup implements AutoCloseable {
     private final String kind;
     private long collectives;   // how many collectives this rank has issued: the failure message says which one failed
 
-    private DistGroup(Backend backend, Store store, Heartbeat heartbeat, int rank, int worldSize, Duration timeout, String kind) {
+    private DistGroup(Backend backend, Store store, Heartbeat heartbeat, int rank, int worldSize, Duration timeout, String kind,
+                      Object... keepAlive) {
+        this.keepAlive = keepAlive;
         this.backend = backend;
         this.store = store;
         this.heartbeat = heartbeat;
@@ -76,13 +83,14 @@ public final class DistGroup implements AutoCloseable {
         }
         Milliseconds ms = new Milliseconds(timeout.toMillis());
         Store store;
+        TCPStore tcp;
+        TCPStoreOptions o = new TCPStoreOptions();
         try {
-            TCPStoreOptions o = new TCPStoreOptions();
             o.port((short) env.masterPort());
             o.isServer(env.rank() == 0 && !env.agentStore());
             o.waitWorkers(false);
             o.timeout(ms);
-            TCPStore tcp = new TCPStore(env.masterAddr(), o);
+            tcp = new TCPStore(env.masterAddr(), o);
             // torchelastic's agent keeps each restart's keys under this prefix; a fresh attempt never sees stale keys
             store = new PrefixStore("/worker/attempt_" + env.restartCount(), tcp);
         } catch (RuntimeException e) {
@@ -93,12 +101,13 @@ public final class DistGroup implements AutoCloseable {
         }
         Backend backend;
         String kind;
+        ProcessGroupGloo.Options opts = null;
         try {
             if (device.is_cuda()) {
                 backend = Nccl.create(store, env.rank(), env.worldSize(), ms, device);
                 kind = "nccl";
             } else {
-                ProcessGroupGloo.Options opts = ProcessGroupGloo.Options.create(ms);
+                opts = ProcessGroupGloo.Options.create(ms);
                 String ifname = System.getenv("GLOO_SOCKET_IFNAME");
                 opts.devices().push_back(ifname != null && !ifname.isBlank()
                         ? ProcessGroupGloo.createDeviceForInterface(ifname.split(",")[0].trim())
@@ -112,7 +121,7 @@ public final class DistGroup implements AutoCloseable {
                     env.rank(), env.worldSize(), timeout.toSeconds(), env.worldSize(), firstLine(e)), e);
         }
         Heartbeat hb = Heartbeat.start(store, env.rank(), env.worldSize());
-        DistGroup g = new DistGroup(backend, store, hb, env.rank(), env.worldSize(), timeout, kind);
+        DistGroup g = new DistGroup(backend, store, hb, env.rank(), env.worldSize(), timeout, kind, tcp, o, ms, opts);
         out.printf(Locale.ROOT, "distributed: rank %d of %d (local rank %d of %d, from %s), %s over %s:%d%s, ddp_timeout %d s%n",
                 env.rank(), env.worldSize(), env.localRank(), env.localWorldSize(), env.source(), kind, env.masterAddr(),
                 env.masterPort(), env.agentStore() ? " (torchrun's agent store)" : "", timeout.toSeconds());
@@ -272,7 +281,9 @@ public final class DistGroup implements AutoCloseable {
         String m = String.valueOf(e.getMessage()).strip();
         // c10d's messages carry a C++ backtrace after the first lines; the first line says what happened
         int nl = m.indexOf('\n');
-        return nl < 0 ? m : m.substring(0, nl);
+        m = nl < 0 ? m : m.substring(0, nl);
+        // and Gloo's start with the build machine's source path: "[/home/…/pair.cc:547] Connection closed by peer …"
+        return m.startsWith("[") && m.indexOf("] ") > 0 ? m.substring(m.indexOf("] ") + 2) : m;
     }
 
     /** Ends the heartbeat. The native group and store are left to the process's exit (their teardown waits on peers). */

@@ -53,6 +53,7 @@ final class TrainingLoop {
     TrainingLoop(Experiment exp, TrainingPlan plan, Batcher batcher, PreparedData data, OptimizerStep step, Evaluation evaluation,
                  MetricSinks sinks, String chatTemplate, ObjectNode manifestBase, DistGroup group) {
         this.group = group;
+        this.state.worldSize = group.worldSize();
         this.exp = exp;
         this.t = exp.training();
         this.plan = plan;
