@@ -1,6 +1,7 @@
 package dev.jtune.dist;
 
 import dev.jtune.util.UserError;
+import dev.jtune.util.NativeRuntime;
 import dev.jtune.util.Tensors;
 import org.bytedeco.javacpp.DoublePointer;
 import org.bytedeco.javacpp.PointerScope;
@@ -77,6 +78,7 @@ public final class DistGroup implements AutoCloseable {
      * cores between them.
      */
     public static DistGroup join(LaunchEnv env, Device device, Duration timeout, PrintStream out) {
+        NativeRuntime.configureThreads();   // once per process: the later call when the model loads keeps what is set here
         if (System.getenv("JTUNE_NUM_THREADS") == null && !device.is_cuda()) {
             int cores = Runtime.getRuntime().availableProcessors();
             torch.set_num_threads(Math.max(1, cores / env.localWorldSize()));

@@ -50,6 +50,7 @@ public final class TrainStep implements AutoCloseable {
     private final double maxGradNorm;
     private final AutoCloseable owner;
     private ActivationCheckpointing.Settings checkpointing = ActivationCheckpointing.Settings.OFF;
+    private DataParallel dp = DataParallel.NONE;
 
     private TrainStep(CausalLM model, Map<String, Tensor> trainable, Map<String, LoraAdapter> adapters, AdamW optimizer,
                       Precision precision, double maxGradNorm, AutoCloseable owner) {
@@ -127,6 +128,12 @@ public final class TrainStep implements AutoCloseable {
         return this;
     }
 
+    /** Runs later steps as one rank of a data-parallel run ({@link DataParallel#NONE}: alone); returns this. */
+    public TrainStep dataParallel(DataParallel dp) {
+        this.dp = java.util.Objects.requireNonNull(dp);
+        return this;
+    }
+
     @SuppressWarnings("unchecked")
     private static Map<String, LoraAdapter> adaptersOf(CausalLM model) {
         Map<String, LoraAdapter> out = new LinkedHashMap<>();
@@ -138,7 +145,7 @@ public final class TrainStep implements AutoCloseable {
 
     /** One optimizer step over the micro-batches of one effective batch, at learning rate {@code lr}. */
     public Result step(List<Batch> micro, double lr) {
-        return run(model, trainable, optimizer, scaler, precision, maxGradNorm, checkpointing, micro, lr, false);
+        return run(model, trainable, optimizer, scaler, precision, maxGradNorm, checkpointing, micro, lr, false, dp);
     }
 
     /**
