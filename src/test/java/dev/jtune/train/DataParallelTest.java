@@ -215,6 +215,29 @@ class DataParallelTest {
         assertTrue(seconds < 20 + 10, "exited after " + seconds + " s");
         assertTrue(log.contains("jtune: error: rank 0 of 2:") && log.contains("rank 1 stopped") && log.contains("collective #"), log);
         assertTrue(!log.contains("internal error") && !log.contains("\tat "), "no stack trace:\n" + log);
+        log.lines().filter(l -> l.startsWith("jtune: error")).forEach(l -> System.out.println("killed rank, after " + (int) seconds + " s: " + l));
+    }
+
+    /** A rank that hangs (SIGSTOP): rank 0 gives up after ddp_timeout, exits 1, names rank 1 and the collective. */
+    @Test
+    void aHungRankMakesTheOthersExitAfterTheTimeout() throws Exception {
+        Path yaml = experiment("hung", 2, true);
+        Files.writeString(yaml, Files.readString(yaml).replace("max_steps: 4", "max_steps: 400").replace("ddp_timeout: 30", "ddp_timeout: 8"));
+        List<Process> ranks = job(yaml, "hung", 2);
+        try {
+            ResumeTest.waitForStep(ranks.get(0), tmp.resolve("hung"), 2);
+            long t0 = System.nanoTime();
+            assertEquals(0, new ProcessBuilder("kill", "-STOP", String.valueOf(ranks.get(1).pid())).start().waitFor());
+            assertTrue(ranks.get(0).waitFor(60, TimeUnit.SECONDS), "rank 0 still runs 60 s after rank 1 froze");
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            String log = Files.readString(log("hung", 0));
+            assertEquals(1, ranks.get(0).exitValue(), log);
+            assertTrue(seconds >= 8 && seconds < 8 + 15, "exited after " + seconds + " s (ddp_timeout 8 s)");
+            assertTrue(log.contains("jtune: error: rank 0 of 2:") && log.contains("rank 1 stopped") && log.contains("collective #"), log);
+            log.lines().filter(l -> l.startsWith("jtune: error")).forEach(l -> System.out.println("hung rank, after " + (int) seconds + " s: " + l));
+        } finally {
+            ranks.get(1).destroyForcibly();   // SIGKILL ends a stopped process too
+        }
     }
 
     /** SIGTERM to rank 1 only: every rank stops after the same step, one checkpoint, exit 0; the resume is exact. */
