@@ -129,6 +129,16 @@ class DataParallelTest {
         }
     }
 
+    /** Waits until rank 0 logged {@code step} (generous: JVM start and LibTorch load on a busy 2-core box). */
+    static void waitForStep(Process rank0, Path outputDir, long step) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(400);
+        while (ResumeTest.lastLoggedStep(outputDir) < step) {
+            assertTrue(rank0.isAlive(), "rank 0 ended before step " + step);
+            assertTrue(System.nanoTime() < deadline, "no step " + step + " within 400 s");
+            Thread.sleep(20);
+        }
+    }
+
     static Map<Long, Double> metric(Path outputDir, String key) throws IOException {
         Map<Long, Double> out = new LinkedHashMap<>();
         for (String line : Files.readAllLines(outputDir.resolve("metrics.jsonl"))) {
@@ -205,7 +215,7 @@ class DataParallelTest {
         Path yaml = experiment("killed", 2, false);
         Files.writeString(yaml, Files.readString(yaml).replace("max_steps: 4", "max_steps: 400").replace("ddp_timeout: 30", "ddp_timeout: 20"));
         List<Process> ranks = job(yaml, "killed", 2);
-        ResumeTest.waitForStep(ranks.get(0), tmp.resolve("killed"), 2);
+        waitForStep(ranks.get(0), tmp.resolve("killed"), 2);
         long t0 = System.nanoTime();
         ranks.get(1).destroyForcibly().waitFor();   // SIGKILL
         assertTrue(ranks.get(0).waitFor(60, TimeUnit.SECONDS), "rank 0 still runs 60 s after rank 1 was killed");
@@ -225,7 +235,7 @@ class DataParallelTest {
         Files.writeString(yaml, Files.readString(yaml).replace("max_steps: 4", "max_steps: 400").replace("ddp_timeout: 30", "ddp_timeout: 8"));
         List<Process> ranks = job(yaml, "hung", 2);
         try {
-            ResumeTest.waitForStep(ranks.get(0), tmp.resolve("hung"), 2);
+            waitForStep(ranks.get(0), tmp.resolve("hung"), 2);
             long t0 = System.nanoTime();
             assertEquals(0, new ProcessBuilder("kill", "-STOP", String.valueOf(ranks.get(1).pid())).start().waitFor());
             assertTrue(ranks.get(0).waitFor(60, TimeUnit.SECONDS), "rank 0 still runs 60 s after rank 1 froze");
@@ -251,7 +261,7 @@ class DataParallelTest {
         }
         List<Process> ranks = job(cut, "termcut", 2);
         List<Process> ref = job(whole, "termwhole", 2);
-        ResumeTest.waitForStep(ranks.get(0), tmp.resolve("termcut"), 2);
+        waitForStep(ranks.get(0), tmp.resolve("termcut"), 2);
         ranks.get(1).destroy();   // SIGTERM to rank 1 alone
         awaitAll(ranks, "termcut");
         awaitAll(ref, "termwhole");
@@ -262,8 +272,23 @@ class DataParallelTest {
         assertTrue(stoppedAt < 12, "stopped early, at " + stoppedAt);
         assertTrue(Files.readString(log("termcut", 0)).contains("stopped by a signal to another rank"), Files.readString(log("termcut", 0)));
 
+        // the same checkpoint continued by ONE rank (WORLD_SIZE=1: the whole distributed path with one process), into
+        // another output_dir: a warning, the data position from the global step, the remaining steps trained
+        Path single = experiment("termsingle", 2, true);
+        Files.writeString(single, Files.readString(single).replace("max_steps: 4", "max_steps: 12").replace("eval_steps: 2", "eval_steps: 100"));
+        Path copy = tmp.resolve("termcopy").resolve(cks.get(0).getFileName());
+        Files.createDirectories(copy.getParent());
+        try (var files = Files.walk(cks.get(0))) {
+            for (Path f : files.toList()) Files.copy(f, copy.resolve(cks.get(0).relativize(f).toString()));
+        }
+        Process one = rank(single, 0, 1, freePort(), log("termsingle", 0), "--resume", copy.toString());
+
         List<Process> resumed = job(cut, "termresume", 2, "--resume", "auto");
         awaitAll(resumed, "termresume");
+        awaitAll(List.of(one), "termsingle");
+        String oneLog = Files.readString(log("termsingle", 0));
+        assertTrue(oneLog.contains("distributed: rank 0 of 1") && oneLog.contains("warning: resuming a run of world size 2 on 1 ranks"), oneLog);
+        assertEquals(12 - stoppedAt, metric(tmp.resolve("termsingle"), "loss").size(), "the remaining steps, each once");
         Map<Long, Double> want = metric(tmp.resolve("termwhole"), "loss"), got = metric(tmp.resolve("termcut"), "loss");
         assertEquals(want.keySet(), got.keySet(), "every step logged once");
         for (long s : want.keySet()) assertEquals(want.get(s), got.get(s), "step " + s + " (stopped after " + stoppedAt + ")");
