@@ -52,6 +52,10 @@ import java.util.function.UnaryOperator;
  * batch; evaluation every eval_steps (or epoch) with early stopping; checkpoints with save_total_limit as transformers
  * rotates them, the best always kept; exact resume; the final (or best) model as a Hugging Face directory or PEFT
  * adapter; a test-split evaluation; metrics.jsonl, TensorBoard events and an HTML report.
+ *
+ * <p>Data parallel under a launcher (torchrun, SLURM, Kubeflow, {@code --nproc-per-node}; see {@link LaunchEnv}): the
+ * ranks join a c10d process group ({@link DistGroup}), each trains on its DistributedSampler shard of every global
+ * batch, the step syncs through {@link DataParallel}, evaluation is sharded, and rank 0 alone writes outputs.
  */
 public final class Trainer {
     /** What a finished run produced. */
