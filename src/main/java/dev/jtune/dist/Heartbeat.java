@@ -45,9 +45,15 @@ final class Heartbeat {
         at = collective;
     }
 
+    /** Ends the beats and waits for the last one, so that none is in flight when rank 0's store goes away. */
     void stop() {
         stopped = true;
         thread.interrupt();
+        try {
+            thread.join(3_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     private void beat() {
