@@ -14,6 +14,9 @@ import dev.jtune.quant.QuantizationConfig;
 import dev.jtune.quant.QuantizedModelLoader;
 import dev.jtune.quant.QuantizedProjection;
 import dev.jtune.model.CausalLM;
+import dev.jtune.dist.DataParallel;
+import dev.jtune.dist.DistGroup;
+import dev.jtune.dist.LaunchEnv;
 import dev.jtune.train.TrainStep;
 import dev.jtune.train.Trainer;
 import dev.jtune.util.Devices;
@@ -31,6 +34,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
+import java.time.Duration;
 import java.util.Map;
 import java.util.Random;
 
@@ -118,8 +123,12 @@ public final class BenchRunner {
         }
         // --gradient-checkpointing turns it on; without it an experiment's own training.gradient_checkpointing holds
         if (o.gradientCheckpointing()) step.checkpointing(new dev.jtune.train.ActivationCheckpointing.Settings(true, false));
-        try {
-            return measure(o, step, config, seqLen, micro, accum, source);
+        // under torchrun or --nproc-per-node: this process is one rank; it reports its own numbers and the all-reduce's
+        Optional<LaunchEnv> launch = LaunchEnv.fromEnvironment(System.getenv());
+        try (DistGroup group = launch.map(e -> DistGroup.join(e, step.model().device(), Duration.ofSeconds(600), System.err))
+                .orElse(DistGroup.single())) {
+            ObjectNode j = measure(o, step, config, seqLen, micro, accum, source, group);
+            return j;
         } finally {
             step.close();
         }
@@ -191,14 +200,30 @@ public final class BenchRunner {
         return out;
     }
 
-    private static ObjectNode measure(Options o, TrainStep step, ModelConfig config, int seqLen, int micro, int accum, String source) {
+    private static ObjectNode measure(Options o, TrainStep step, ModelConfig config, int seqLen, int micro, int accum, String source,
+                                      DistGroup group) {
         Device device = step.model().device();
-        List<Batch> batches = syntheticBatches(config.vocabSize(), seqLen, micro, accum, o.seed());
+        // each rank its own batches (as its shard would be), of the same shape
+        List<Batch> batches = syntheticBatches(config.vocabSize(), seqLen, micro, accum, o.seed() + group.rank());
         long tokensPerStep = (long) micro * seqLen * accum;
         double lr = 1e-5;
 
         List<Double> losses = new ArrayList<>();
         for (int i = 0; i < o.warmup(); i++) losses.add(step.step(batches, lr).loss());
+        // distributed: first the same steps without the all-reduce (the rank alone: the 1-rank rate to scale against)
+        double aloneTokensPerS = Double.NaN;
+        DataParallel dp = DataParallel.of(group, step.trainableParameters().values());
+        if (group.active()) {
+            group.barrier("barrier before the bench's steps");
+            long a0 = System.nanoTime();
+            for (int i = 0; i < o.steps(); i++) step.step(batches, lr);
+            DeviceInfo.sync(device);
+            aloneTokensPerS = tokensPerStep * o.steps() / ((System.nanoTime() - a0) / 1e9);
+            step.dataParallel(dp);
+            for (int i = 0; i < Math.max(1, o.warmup()); i++) step.step(batches, lr);   // the buckets' first use
+            group.barrier("barrier before the bench's data-parallel steps");
+        }
+        double[] commTimes = new double[o.steps()];
         DeviceInfo.sync(device);
         // the peak up to here is the load's (and warm-up's); the timed steps get a window of their own
         DeviceInfo.Memory loadMem = DeviceInfo.peakMemory(device);
@@ -215,9 +240,11 @@ public final class BenchRunner {
         long wall0 = System.nanoTime();
         for (int i = 0; i < o.steps(); i++) {
             long t0 = System.nanoTime();
+            dp.startStep(i + 1);
             TrainStep.Result r = step.step(batches, lr);
             DeviceInfo.sync(device);
             times[i] = (System.nanoTime() - t0) / 1e9;
+            commTimes[i] = dp.commSeconds();
             losses.add(r.loss());
             if (r.skipped()) skipped++;
         }
@@ -389,6 +416,25 @@ public final class BenchRunner {
         l.put("first", losses.get(0));
         l.put("last", losses.get(losses.size() - 1));
         if (profile != null) j.set("profile", JSON.valueToTree(profile));
+        if (group.active()) {
+            ObjectNode d = j.putObject("distributed");
+            d.put("rank", group.rank());
+            d.put("world_size", group.worldSize());
+            d.put("backend", group.kind());
+            d.put("gradient_buckets", dp.bucketCount());
+            d.put("tokens_per_s_rank", tokensPerS);
+            d.put("tokens_per_s_global", group.allReduceSum(new double[] {tokensPerS}, "all-reduce of the bench's rates")[0]);
+            double comm = Arrays.stream(commTimes).sum() / o.steps();
+            d.put("allreduce_s_per_step", comm);
+            d.put("allreduce_share", comm / Arrays.stream(times).average().orElse(Double.NaN));
+            d.put("tokens_per_s_alone", aloneTokensPerS);
+            d.put("scaling_efficiency", tokensPerS / aloneTokensPerS);
+            d.put("note", "tokens_per_s_alone: the same steps on this rank without the all-reduce, all ranks running at once "
+                    + "(the 1-rank rate when each rank has a device of its own; on a shared CPU the ranks also share the cores); "
+                    + "scaling_efficiency = tokens_per_s_rank / tokens_per_s_alone; allreduce time includes packing the buckets "
+                    + "and the token-count and loss all-reduces");
+            dp.close();
+        }
         return j;
     }
 
@@ -477,6 +523,14 @@ public final class BenchRunner {
                 cpu.get("process").asDouble(), cpu.get("bench_thread").asDouble(), cpu.path("other_processes").asDouble(Double.NaN),
                 cpu.get("wall").asDouble(), cpu.get("cores").asInt()));
         row(b, "loss", String.format(Locale.ROOT, "%.4f -> %.4f", j.get("loss").get("first").asDouble(), j.get("loss").get("last").asDouble()));
+        if (j.has("distributed")) {
+            var d = j.get("distributed");
+            row(b, "data parallel", String.format(Locale.ROOT, "rank %d of %d (%s, %d gradient buckets): %,.0f tokens/s on this rank, "
+                            + "%,.0f all ranks; all-reduce %.2f ms/step (%.1f%% of the step); alone %,.0f tokens/s: scaling efficiency %.1f%%",
+                    d.get("rank").asInt(), d.get("world_size").asInt(), d.get("backend").asText(), d.get("gradient_buckets").asInt(),
+                    d.get("tokens_per_s_rank").asDouble(), d.get("tokens_per_s_global").asDouble(), 1e3 * d.get("allreduce_s_per_step").asDouble(),
+                    100 * d.get("allreduce_share").asDouble(), d.get("tokens_per_s_alone").asDouble(), 100 * d.get("scaling_efficiency").asDouble()));
+        }
         if (j.has("profile")) {
             var p = j.get("profile");
             row(b, "profile", String.format(Locale.ROOT, "%d samples of the bench thread: LibTorch ops %d, freeing tensors %d, Java %d, "

@@ -54,6 +54,12 @@ public final class Main implements Runnable {
             err.println("jtune: error: " + user.getMessage());
             return EXIT_USER_ERROR;
         }
+        for (Throwable c = ex; c != null; c = c.getCause()) {
+            if (c instanceof dev.jtune.dist.DistributedFailure d) {   // another rank died or hung: not a bug, no stack trace
+                err.println("jtune: error: " + d.getMessage());
+                return EXIT_INTERNAL_ERROR;
+            }
+        }
         err.println("jtune: internal error (please report it with the command line): " + ex);
         ex.printStackTrace(err);
         return EXIT_INTERNAL_ERROR;

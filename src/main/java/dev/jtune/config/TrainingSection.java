@@ -50,6 +50,8 @@ import java.util.regex.Pattern;
  * @param generationNumBeams     1 = greedy decoding (beam search is not built: more is refused)
  * @param evalGenerationSamples  validation prompts answered at each evaluation: the same subset each time, drawn with the seed
  * @param generationMetrics      which scores: exact_match, token_f1, rouge_l, bleu, chrf (see dev.jtune.eval.AnswerMetric)
+ * @param ddpTimeout             seconds a collective of a data-parallel run may wait for the other ranks before this rank
+ *                               exits with code 1 naming the rank and the collective (transformers' {@code ddp_timeout})
  */
 public record TrainingSection(
         @Key(Key.REQUIRED) Path outputDir,
@@ -91,7 +93,8 @@ public record TrainingSection(
         @Key("64") int generationMaxLength,
         @Key("1") int generationNumBeams,
         @Key("32") int evalGenerationSamples,
-        @Key("[exact_match, token_f1, rouge_l, bleu, chrf]") List<String> generationMetrics) implements Section {
+        @Key("[exact_match, token_f1, rouge_l, bleu, chrf]") List<String> generationMetrics,
+        @Key("1800") int ddpTimeout) implements Section {
 
     /** The {@code gradient_checkpointing_kwargs} jtune reads. */
     public static final List<String> GRADIENT_CHECKPOINTING_KWARGS = List.of("offload");
@@ -124,7 +127,7 @@ public record TrainingSection(
                 loggingSteps, evalSteps, saveSteps, saveTotalLimit, seed, precision, device, earlyStoppingPatience,
                 earlyStoppingThreshold, loadBestModelAtEnd, dataloaderNumWorkers, maxBadSteps, kernels, skipMemoryCheck, gradientCheckpointing,
                 gradientCheckpointingKwargs, predictWithGenerate, generationMaxLength, generationNumBeams, evalGenerationSamples,
-                generationMetrics);
+                generationMetrics, ddpTimeout);
     }
 
     @Override
@@ -168,6 +171,7 @@ public record TrainingSection(
         atLeast(p, "dataloader_num_workers", dataloaderNumWorkers, 0);
         atLeast(p, "max_bad_steps", maxBadSteps, 1);
         validateGeneration(p);
+        atLeast(p, "ddp_timeout", ddpTimeout, 1);
         if (gradientCheckpointingKwargs != null) {
             for (String k : gradientCheckpointingKwargs.keySet()) {
                 p.check(GRADIENT_CHECKPOINTING_KWARGS.contains(k), "gradient_checkpointing_kwargs",

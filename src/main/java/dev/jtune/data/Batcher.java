@@ -44,9 +44,29 @@ public final class Batcher {
     private final int maxSeqLength;
     private final long padId;
     private final Map<Integer, List<int[]>> rowsCache = new ConcurrentHashMap<>();
+    private final int rank;
+    private final int worldSize;
 
     public Batcher(List<Example> examples, int batchSize, boolean shuffle, long seed, boolean packing,
                    int maxSeqLength, long padId) {
+        this(examples, batchSize, shuffle, seed, packing, maxSeqLength, padId, 0, 1);
+    }
+
+    /**
+     * The batches of rank {@code rank} of {@code worldSize} in a data-parallel run, sharded as PyTorch's
+     * DistributedSampler (drop_last=False) shards: every rank builds the same seeded order (and the same packed rows),
+     * pads it by repeating its first rows until the count divides by the world size (as DistributedSampler, and
+     * accelerate's even_batches, do), and takes every {@code worldSize}-th row from {@code rank} on. Then step k of every
+     * rank together covers rows [k·G, (k+1)·G) of the order, G the global batch: the batches of one process with the
+     * same global batch. Every rank gets the same number of batches, so no rank waits for a collective the others skip.
+     */
+    public Batcher(List<Example> examples, int batchSize, boolean shuffle, long seed, boolean packing,
+                   int maxSeqLength, long padId, int rank, int worldSize) {
+        if (worldSize < 1 || rank < 0 || rank >= worldSize) {
+            throw new IllegalArgumentException("rank " + rank + " of world size " + worldSize);
+        }
+        this.rank = rank;
+        this.worldSize = worldSize;
         if (batchSize < 1) throw new IllegalArgumentException("batchSize must be at least 1, got " + batchSize);
         for (int i = 0; i < examples.size(); i++) {
             int len = examples.get(i).length();
@@ -90,14 +110,14 @@ public final class Batcher {
         return z ^ (z >>> 31);
     }
 
-    /** The example indices of each row of that epoch (one per row without packing). */
+    /** The example indices of each row of that epoch (one per row without packing); this rank's rows when sharded. */
     List<int[]> rows(int epoch) {
         return rowsCache.computeIfAbsent(epoch, e -> {
             List<Integer> order = order(e);
             List<int[]> rows = new ArrayList<>();
             if (!packing) {
                 for (int i : order) rows.add(new int[] {i});
-                return rows;
+                return shard(rows);
             }
             List<Integer> current = new ArrayList<>();
             int fill = 0;
@@ -112,8 +132,17 @@ public final class Batcher {
                 fill += len;
             }
             if (!current.isEmpty()) rows.add(current.stream().mapToInt(Integer::intValue).toArray());
-            return rows;
+            return shard(rows);
         });
+    }
+
+    /** This rank's rows of the epoch's rows (all of them in a single process); see the sharding constructor. */
+    private List<int[]> shard(List<int[]> rows) {
+        if (worldSize == 1) return rows;
+        int total = (rows.size() + worldSize - 1) / worldSize * worldSize;
+        List<int[]> mine = new ArrayList<>(total / worldSize);
+        for (int i = rank; i < total; i += worldSize) mine.add(rows.get(i % rows.size()));   // the tail wraps to the start
+        return mine;
     }
 
     /** Builds batch {@code index} of {@code epoch}. */

@@ -24,7 +24,14 @@ public final class Evaluator {
 
     public static Result evaluate(CausalLM model, List<Example> examples, int batchSize, int maxSeqLength, long padId,
                                   Precision precision) {
-        if (examples.isEmpty()) return new Result(Double.NaN, 0);
+        double[] st = sumAndTokens(model, examples, batchSize, maxSeqLength, padId, precision);
+        return new Result(st[1] == 0 ? Double.NaN : st[0] / st[1], (long) st[1]);
+    }
+
+    /** {summed NLL over the target tokens, target tokens}: what ranks add up before dividing. */
+    static double[] sumAndTokens(CausalLM model, List<Example> examples, int batchSize, int maxSeqLength, long padId,
+                                 Precision precision) {
+        if (examples.isEmpty()) return new double[] {0, 0};
         Batcher batcher = new Batcher(examples, batchSize, false, 0, false, maxSeqLength, padId);
         double sum = 0;
         long tokens = 0;
@@ -40,6 +47,6 @@ public final class Evaluator {
                 tokens += b.targetTokens();
             }
         }
-        return new Result(tokens == 0 ? Double.NaN : sum / tokens, tokens);
+        return new double[] {sum, tokens};
     }
 }

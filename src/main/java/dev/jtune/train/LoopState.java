@@ -12,6 +12,8 @@ final class LoopState {
     final LossWindow window = new LossWindow();
     final Best best = new Best();
     final BadSteps bad = new BadSteps();
+    /** Ranks of the run that wrote the state (1 without a launcher): batches_in_epoch counts one rank's micro-batches. */
+    int worldSize = 1;
 
     /** Where the run is in its data: optimizer steps taken, the epoch, and the micro-batches consumed in it. */
     static final class Position {
@@ -104,6 +106,7 @@ final class LoopState {
         j.put("bad_evals", best.badEvals);
         j.put("bad_streak", bad.streak);
         j.put("skipped_steps", bad.skipped);
+        j.put("world_size", worldSize);
         j.put("window_loss", window.lossSum);
         j.put("window_steps", window.steps);
         j.put("window_tokens", window.tokens);
@@ -121,6 +124,7 @@ final class LoopState {
         best.badEvals = j.path("bad_evals").asInt();
         bad.streak = j.path("bad_streak").asInt();
         bad.skipped = j.path("skipped_steps").asLong();
+        worldSize = j.path("world_size").asInt(1);
         window.lossSum = j.path("window_loss").asDouble();
         window.steps = j.path("window_steps").asLong();
         window.tokens = j.path("window_tokens").asLong();

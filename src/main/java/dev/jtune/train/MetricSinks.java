@@ -28,7 +28,7 @@ final class MetricSinks {
     private TensorBoardWriter tb;
     private ProgressDisplay progress;
 
-    /** Attaches the file sinks (opened by the Trainer, which closes them). */
+    /** Attaches the file sinks (opened by the Trainer, which closes them); null on the ranks other than 0, which write nothing. */
     void open(MetricsLog metrics, TensorBoardWriter tb) {
         this.metrics = metrics;
         this.tb = tb;
@@ -57,6 +57,7 @@ final class MetricSinks {
     /** A logged training step; {@code lossScale} is NaN unless fp16 loss scaling is on. */
     void train(TrainPoint p, double lossScale, long skippedSteps) {
         trainLog.add(p);
+        if (metrics == null) return;
         metrics.train(p);
         tb.scalar("train/loss", p.step(), p.loss());
         tb.scalar("train/learning_rate", p.step(), p.learningRate());
@@ -76,6 +77,7 @@ final class MetricSinks {
     /** A validation evaluation. */
     void eval(EvalPoint p) {
         evalLog.add(p);
+        if (metrics == null) return;
         metrics.eval(p);
         tb.scalar("eval/loss", p.step(), p.loss());
         tb.scalar("eval/perplexity", p.step(), p.perplexity());
@@ -87,6 +89,7 @@ final class MetricSinks {
 
     /** The test split's evaluation at the end. */
     void test(Evaluator.Result r, long step) {
+        if (metrics == null) return;
         metrics.test(r.loss(), r.perplexity(), step);
         tb.scalar("test/loss", step, r.loss());
         tb.scalar("test/perplexity", step, r.perplexity());
@@ -121,6 +124,6 @@ final class MetricSinks {
     }
 
     void flush() {
-        tb.flush();
+        if (tb != null) tb.flush();
     }
 }

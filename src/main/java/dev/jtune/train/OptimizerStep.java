@@ -2,6 +2,7 @@ package dev.jtune.train;
 
 import dev.jtune.config.Precision;
 import dev.jtune.data.Batch;
+import dev.jtune.dist.DataParallel;
 
 import java.util.List;
 
@@ -20,6 +21,8 @@ class OptimizerStep {
     final ActivationCheckpointing.Settings checkpointing;
     /** {@code training.label_smoothing_factor}: the training loss is smoothed; evaluation scores the plain loss. */
     final double labelSmoothing;
+    /** The other ranks of a data-parallel run ({@link DataParallel#NONE} in a single process). */
+    DataParallel dp = DataParallel.NONE;
 
     OptimizerStep(Trainable trained, AdamW optimizer, LossScaler scaler, Precision precision, double maxGradNorm) {
         this(trained, optimizer, scaler, precision, maxGradNorm, ActivationCheckpointing.Settings.OFF, 0.0);
@@ -39,6 +42,7 @@ class OptimizerStep {
     /** For decorators: the same step, bound to the same objects. */
     OptimizerStep(OptimizerStep other) {
         this(other.trained, other.optimizer, other.scaler, other.precision, other.maxGradNorm, other.checkpointing, other.labelSmoothing);
+        this.dp = other.dp;
     }
 
     /** One step over the micro-batches of one effective batch at learning rate {@code lr}. */
@@ -48,6 +52,6 @@ class OptimizerStep {
 
     /** @param nanLoss make the loss NaN before backward (for decorators that simulate a corrupt batch) */
     final TrainStep.Result run(List<Batch> micro, double lr, boolean nanLoss) {
-        return TrainStep.run(trained.model, trained.parameters(), optimizer, scaler, precision, maxGradNorm, checkpointing, labelSmoothing, micro, lr, nanLoss);
+        return TrainStep.run(trained.model, trained.parameters(), optimizer, scaler, precision, maxGradNorm, checkpointing, labelSmoothing, micro, lr, nanLoss, dp);
     }
 }

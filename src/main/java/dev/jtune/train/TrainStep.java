@@ -4,6 +4,7 @@ import dev.jtune.config.Precision;
 import dev.jtune.config.Experiment;
 import dev.jtune.config.LoraSection;
 import dev.jtune.data.Batch;
+import dev.jtune.dist.DataParallel;
 import dev.jtune.data.TensorBatch;
 import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
@@ -50,6 +51,7 @@ public final class TrainStep implements AutoCloseable {
     private final AutoCloseable owner;
     private ActivationCheckpointing.Settings checkpointing = ActivationCheckpointing.Settings.OFF;
     private double labelSmoothing;
+    private DataParallel dp = DataParallel.NONE;
 
     private TrainStep(CausalLM model, Map<String, Tensor> trainable, Map<String, LoraAdapter> adapters, AdamW optimizer,
                       Precision precision, double maxGradNorm, AutoCloseable owner) {
@@ -146,6 +148,12 @@ public final class TrainStep implements AutoCloseable {
         return this;
     }
 
+    /** Runs later steps as one rank of a data-parallel run ({@link DataParallel#NONE}: alone); returns this. */
+    public TrainStep dataParallel(DataParallel dp) {
+        this.dp = java.util.Objects.requireNonNull(dp);
+        return this;
+    }
+
     @SuppressWarnings("unchecked")
     private static Map<String, LoraAdapter> adaptersOf(CausalLM model) {
         Map<String, LoraAdapter> out = new LinkedHashMap<>();
@@ -157,7 +165,7 @@ public final class TrainStep implements AutoCloseable {
 
     /** One optimizer step over the micro-batches of one effective batch, at learning rate {@code lr}. */
     public Result step(List<Batch> micro, double lr) {
-        return run(model, trainable, optimizer, scaler, precision, maxGradNorm, checkpointing, labelSmoothing, micro, lr, false);
+        return run(model, trainable, optimizer, scaler, precision, maxGradNorm, checkpointing, labelSmoothing, micro, lr, false, dp);
     }
 
     /**
@@ -176,11 +184,25 @@ public final class TrainStep implements AutoCloseable {
     static Result run(CausalLM model, Map<String, Tensor> trainable, AdamW optimizer, LossScaler scaler, Precision precision,
                       double maxGradNorm, ActivationCheckpointing.Settings checkpointing, double labelSmoothing,
                       List<Batch> micro, double lr, boolean poisonLoss) {
-        long targets = 0, tokens = 0;
+        return run(model, trainable, optimizer, scaler, precision, maxGradNorm, checkpointing, labelSmoothing, micro, lr,
+                poisonLoss, DataParallel.NONE);
+    }
+
+    /**
+     * As above, as one rank of a data-parallel run ({@code dp}): {@code micro} is this rank's share of the global batch;
+     * the loss is divided by the target tokens of the whole global batch (counts all-reduced first), the gradients are
+     * summed over the ranks once, after the last micro-batch's backward (so clipping sees the global norm and every rank
+     * steps identically), and the returned loss and tokens are the global batch's.
+     */
+    static Result run(CausalLM model, Map<String, Tensor> trainable, AdamW optimizer, LossScaler scaler, Precision precision,
+                      double maxGradNorm, ActivationCheckpointing.Settings checkpointing, double labelSmoothing,
+                      List<Batch> micro, double lr, boolean poisonLoss, DataParallel dp) {
+        long localTargets = 0, tokens = 0;
         for (Batch b : micro) {
-            targets += b.targetTokens();
+            localTargets += b.targetTokens();
             tokens += b.tokens();
         }
+        long targets = dp.globalTargets(localTargets);
         double lossSum = 0;
         model.setTraining(true);
         try {
@@ -214,6 +236,7 @@ public final class TrainStep implements AutoCloseable {
         boolean skipped;
         try (PointerScope scope = new PointerScope()) {
             // fp16: unscale and look for inf/NaN (one host sync); any precision: a non-finite norm skips the step
+            dp.syncGradients();   // no-op in a single process; accumulation micro-batches above never sync
             boolean finite = scaler.unscaleAndCheck(trainable.values());
             norm = finite ? AdamW.clipGradNorm(trainable.values(), maxGradNorm) : Double.NaN;
             skipped = !(finite && Double.isFinite(norm));
@@ -221,7 +244,8 @@ public final class TrainStep implements AutoCloseable {
             optimizer.zeroGrad();
             scaler.update();
         }
-        return new Result(lossSum / Math.max(1, targets), norm, tokens, skipped);
+        double[] global = dp.sumLossAndTokens(lossSum, tokens);
+        return new Result(global[0] / Math.max(1, targets), norm, (long) global[1], skipped);
     }
 
     private static Tensor poison(Tensor loss, boolean poisonLoss) {

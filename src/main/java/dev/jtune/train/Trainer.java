@@ -8,6 +8,10 @@ import dev.jtune.config.TrainingSection;
 import dev.jtune.data.Batcher;
 import dev.jtune.data.DatasetPreparer;
 import dev.jtune.data.PreparedData;
+import dev.jtune.dist.DataParallel;
+import dev.jtune.dist.DistGroup;
+import dev.jtune.dist.LaunchEnv;
+import dev.jtune.dist.WeightCheck;
 import dev.jtune.kernels.Ops;
 import dev.jtune.metrics.AnswerReport;
 import dev.jtune.metrics.EvalPoint;
@@ -29,10 +33,12 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.function.UnaryOperator;
 
 /**
@@ -47,6 +53,10 @@ import java.util.function.UnaryOperator;
  * batch; evaluation every eval_steps (or epoch) with early stopping; checkpoints with save_total_limit as transformers
  * rotates them, the best always kept; exact resume; the final (or best) model as a Hugging Face directory or PEFT
  * adapter; a test-split evaluation; metrics.jsonl, TensorBoard events and an HTML report.
+ *
+ * <p>Data parallel under a launcher (torchrun, SLURM, Kubeflow, {@code --nproc-per-node}; see {@link LaunchEnv}): the
+ * ranks join a c10d process group ({@link DistGroup}), each trains on its DistributedSampler shard of every global
+ * batch, the step syncs through {@link DataParallel}, evaluation is sharded, and rank 0 alone writes outputs.
  */
 public final class Trainer {
     /** What a finished run produced. */
@@ -65,6 +75,7 @@ public final class Trainer {
     private final boolean overwrite;
     private final Seams seams;
     private EvalListener evalListener = EvalListener.NONE;
+    private DataParallel dp;   // the run's gradient sync (closed with the run)
 
     public Trainer(Experiment exp, PrintStream out) {
         this(exp, out, null, false);
@@ -97,16 +108,24 @@ public final class Trainer {
         // ---- set up: nothing is read or written before the output directory's policy has spoken
         TrainingSection t = exp.training();
         long started = System.nanoTime();
-        Device device = Devices.parse(t.device(), "training.device");
+        Device parsed = Devices.parse(t.device(), "training.device");
+        Optional<LaunchEnv> launch = LaunchEnv.fromEnvironment(System.getenv());
+        // under a launcher each rank takes the GPU of its LOCAL_RANK on its node, or the one GPU it sees
+        // (SLURM's --gpus-per-task=1 gives each task CUDA_VISIBLE_DEVICES of one device)
+        Device device = launch.isPresent() && parsed.is_cuda()
+                ? new Device("cuda:" + launch.get().cudaDevice(Byte.toUnsignedInt(org.bytedeco.pytorch.global.torch.cuda_device_count())))
+                : parsed;
         Precision precision = t.precision().resolve(device.is_cuda());
         ModelConfig config = ModelConfig.read(exp.model().path());
         ModelChecks.check(exp, config);   // Experiment.load ran it already; this covers experiments built in code
-        Path resumeFrom = OutputDir.prepare(t, resume, overwrite, out);
-        Map<String, String> dataHashes = RunManifest.dataHashes(exp.data());
-        if (resumeFrom != null) RunManifest.checkSameData(resumeFrom, dataHashes);
-        torch.manual_seed(t.seed());   // seed: dropout masks and LoRA's initialisation; the data order and split use it too
 
-        try (HfTokenizer tok = HfTokenizer.load(exp.model().tokenizer())) {
+        try (DistGroup group = launch.map(e -> DistGroup.join(e, device, Duration.ofSeconds(t.ddpTimeout()), out)).orElse(DistGroup.single());
+             HfTokenizer tok = HfTokenizer.load(exp.model().tokenizer())) {
+            Path resumeFrom = prepareOutputDir(t, group);
+            Map<String, String> dataHashes = RunManifest.dataHashes(exp.data());
+            if (resumeFrom != null) RunManifest.checkSameData(resumeFrom, dataHashes);
+            torch.manual_seed(t.seed());   // seed: dropout masks and LoRA's initialisation; the data order and split use it too
+
             PreparedData data = DatasetPreparer.prepare(exp.data(), t.seed(), tok, out, t.dataloaderNumWorkers());
             if (data.train().isEmpty()) {
                 throw new UserError(exp.data().trainFile() + ": no training examples left after cleaning and splitting (see the data summary above)");
@@ -122,35 +141,43 @@ public final class Trainer {
             try {
                 CausalLM model = trained.model;
                 AdamW optimizer = new AdamW(trained.parameters(), trained.decayed(), t.weightDecay(), t.adamBeta1(), t.adamBeta2(), t.adamEpsilon());
-                OptimizerStep step = seams.step().apply(new OptimizerStep(trained, optimizer,
+                // every rank starts from rank 0's weights, as DistributedDataParallel's constructor makes sure
+                group.broadcast(List.copyOf(trained.parameters().values()), 0, "broadcast of the initial weights from rank 0");
+                OptimizerStep base = new OptimizerStep(trained, optimizer,
                         new LossScaler(model.device(), precision == Precision.FP16), precision, t.maxGradNorm(),
-                        TrainStep.checkpointingOf(t), t.labelSmoothingFactor()));
+                        TrainStep.checkpointingOf(t), t.labelSmoothingFactor());
+                base.dp = dp = DataParallel.of(group, trained.parameters().values());
+                OptimizerStep step = seams.step().apply(base);
                 Evaluation evaluation = seams.evaluation().apply(
-                        Evaluation.of(model, t.perDeviceEvalBatchSize(), exp.data().maxSeqLength(), padId, precision));
+                        Evaluation.of(model, t.perDeviceEvalBatchSize(), exp.data().maxSeqLength(), padId, precision, group));
                 Batcher batcher = new Batcher(data.train(), t.perDeviceTrainBatchSize(), true, t.seed(),
-                        exp.data().packing(), exp.data().maxSeqLength(), padId);
+                        exp.data().packing(), exp.data().maxSeqLength(), padId, group.rank(), group.worldSize());
                 TrainingPlan plan = TrainingPlan.of(t, batcher.batchesPerEpoch());
 
                 Path outDir = t.outputDir();
                 Files.createDirectories(outDir);
-                exp.writeResolved(outDir.resolve("config.resolved.yaml"));
-                printPlan(config, trained, precision, device, plan);
+                if (group.isMain()) exp.writeResolved(outDir.resolve("config.resolved.yaml"));
+                printPlan(config, trained, precision, device, plan, group);
 
                 MetricSinks sinks = new MetricSinks();
                 ObjectNode manifest = RunManifest.base(device, dataHashes);
-                TrainingLoop loop = new TrainingLoop(exp, plan, batcher, data, step, evaluation, sinks, chatTemplate, manifest);
+                TrainingLoop loop = new TrainingLoop(exp, plan, batcher, data, step, evaluation, sinks, chatTemplate, manifest, group);
                 loop.evalListener = evalListener;
-                loop.answers = AnswerRounds.of(model, precision, tok, t, data, out);
+                // generated answers: rank 0 alone answers and scores (the others wait at the next collective)
+                loop.answers = group.isMain() ? AnswerRounds.of(model, precision, tok, t, data, out) : AnswerRounds.NONE;
                 if (resumeFrom != null) {
-                    TrainerState.restore(resumeFrom, step, device, loop.state, sinks, outDir.resolve("metrics.jsonl"), out);
+                    // only rank 0 trims metrics.jsonl; every rank reads the checkpoint (a shared output_dir across nodes)
+                    TrainerState.restore(resumeFrom, step, device, loop.state, sinks,
+                            group.isMain() ? outDir.resolve("metrics.jsonl") : null, out);
+                    loop.continueOnWorldSize(group.worldSize(), out);
                 }
 
-                // ---- train
-                try (MetricsLog metrics = new MetricsLog(outDir.resolve("metrics.jsonl"), resumeFrom != null);
-                     TensorBoardWriter tb = new TensorBoardWriter(t.loggingDir());
+                // ---- train: rank 0 writes the metrics, TensorBoard events and the report; the others only train
+                try (MetricsLog metrics = group.isMain() ? new MetricsLog(outDir.resolve("metrics.jsonl"), resumeFrom != null) : null;
+                     TensorBoardWriter tb = group.isMain() ? new TensorBoardWriter(t.loggingDir()) : null;
                      Preemption preemption = Preemption.install(out)) {
                     sinks.open(metrics, tb);
-                    tb.text("config", 0, "```yaml\n" + exp.toYaml() + "\n```");
+                    if (tb != null) tb.text("config", 0, "```yaml\n" + exp.toYaml() + "\n```");
                     if (resumeFrom == null) loop.answers.base(sinks);   // before the first step: the base model's answers
                     String stopReason;
                     Path finalDir;
@@ -165,10 +192,16 @@ public final class Trainer {
                         throw e;
                     }
 
+                    if (group.active()) out.println(WeightCheck.compare(group, List.copyOf(trained.parameters().values())));
                     // ---- clean up: the report
+                    if (!group.isMain()) {
+                        return new Outcome(loop.step(), loop.epochs(), sinks.trainLog, sinks.evalLog, loop.state.best.loss,
+                                loop.state.best.step, finalDir, loop.test, stopReason, List.of(), null, loop.state.bad.skipped);
+                    }
                     return report(config, trained, device, precision, data, plan, loop, sinks, stopReason, finalDir, started);
                 }
             } finally {
+                if (dp != null) dp.close();
                 trained.close();
             }
         } catch (IOException e) {
@@ -176,7 +209,29 @@ public final class Trainer {
         }
     }
 
-    private void printPlan(ModelConfig config, Trainable trained, Precision precision, Device device, TrainingPlan plan) {
+    /**
+     * Rank 0 applies the output directory's policy (and finds the checkpoint to resume from); the other ranks take its
+     * answer, or its error, through the store.
+     */
+    private Path prepareOutputDir(TrainingSection t, DistGroup group) {
+        if (!group.active()) return OutputDir.prepare(t, resume, overwrite, out);
+        if (group.isMain()) {
+            Path p;
+            try {
+                p = OutputDir.prepare(t, resume, overwrite, out);
+            } catch (UserError e) {
+                group.fromMain("resume_from", "!" + e.getMessage());
+                throw e;
+            }
+            group.fromMain("resume_from", p == null ? "" : p.toString());
+            return p;
+        }
+        String v = group.fromMain("resume_from", null);
+        if (v.startsWith("!")) throw new UserError("rank 0 stopped: " + v.substring(1));
+        return v.isEmpty() ? null : Path.of(v);
+    }
+
+    private void printPlan(ModelConfig config, Trainable trained, Precision precision, Device device, TrainingPlan plan, DistGroup group) {
         TrainingSection t = exp.training();
         out.printf(Locale.ROOT, "model: %s, %s, %s on %s%n", config.modelType(), trained.what(), trained.precisionFacts(precision),
                 device.is_cuda() ? "cuda" : "cpu");
@@ -184,9 +239,14 @@ public final class Trainer {
         out.println(trained.model.kernels().describe(device.is_cuda()));
         String reg = regularisation(trained.model, t);
         if (reg != null) out.println("regularisation (training only): " + reg);
-        out.printf(Locale.ROOT, "plan: %d steps (%.2f epochs of %d steps), effective batch %d (%d × %d accumulation), lr %.2e %s, warmup %d%n",
-                plan.totalSteps(), (double) plan.totalSteps() / plan.stepsPerEpoch(), plan.stepsPerEpoch(),
-                t.perDeviceTrainBatchSize() * plan.accumulation(), t.perDeviceTrainBatchSize(), plan.accumulation(), t.learningRate(),
+        String batch = group.active()
+                ? String.format(Locale.ROOT, "global batch %d (%d per device × %d accumulation × %d ranks)",
+                        (long) t.perDeviceTrainBatchSize() * plan.accumulation() * group.worldSize(), t.perDeviceTrainBatchSize(),
+                        plan.accumulation(), group.worldSize())
+                : String.format(Locale.ROOT, "effective batch %d (%d × %d accumulation)",
+                        t.perDeviceTrainBatchSize() * plan.accumulation(), t.perDeviceTrainBatchSize(), plan.accumulation());
+        out.printf(Locale.ROOT, "plan: %d steps (%.2f epochs of %d steps), %s, lr %.2e %s, warmup %d%n",
+                plan.totalSteps(), (double) plan.totalSteps() / plan.stepsPerEpoch(), plan.stepsPerEpoch(), batch, t.learningRate(),
                 t.lrSchedulerType().name().toLowerCase(Locale.ROOT), plan.schedule().warmup());
     }
 

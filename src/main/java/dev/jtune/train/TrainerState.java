@@ -72,7 +72,7 @@ final class TrainerState {
         JsonNode st = JSON.readTree(ck.resolve("trainer_state.json").toFile());
         s.read(st.path("global_step").asLong(), st.path("jtune"));
         st.path("log_history").forEach(h -> sinks.logHistory.add(h.deepCopy()));
-        if (Files.isRegularFile(metricsFile)) {
+        if (metricsFile != null && Files.isRegularFile(metricsFile)) {
             int dropped = keepMetricsUpTo(metricsFile, s.position.step);
             if (dropped > 0) {
                 out.printf(Locale.ROOT, "resume: dropped %d line%s of %s that %s not valid JSON (cut off by the interruption)%n",

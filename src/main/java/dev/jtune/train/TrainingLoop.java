@@ -6,6 +6,7 @@ import dev.jtune.config.TrainingSection;
 import dev.jtune.data.Batch;
 import dev.jtune.data.Batcher;
 import dev.jtune.data.PreparedData;
+import dev.jtune.dist.DistGroup;
 import dev.jtune.metrics.EvalPoint;
 import dev.jtune.metrics.TrainPoint;
 import dev.jtune.util.UserError;
@@ -42,9 +43,18 @@ final class TrainingLoop {
     String phase = "training";   // what the run is doing, for an out-of-memory message
     EvalListener evalListener = EvalListener.NONE;   // may stop the run at an evaluation (jtune sweep's pruning)
     AnswerRounds answers = AnswerRounds.NONE;        // predict_with_generate: answers at each evaluation and at the end
+    private final DistGroup group;   // the ranks of a data-parallel run: rank 0 writes, all decide alike
+    private long lastSaved = -1;     // the step of the checkpoint written last (the same on every rank)
 
     TrainingLoop(Experiment exp, TrainingPlan plan, Batcher batcher, PreparedData data, OptimizerStep step, Evaluation evaluation,
                  MetricSinks sinks, String chatTemplate, ObjectNode manifestBase) {
+        this(exp, plan, batcher, data, step, evaluation, sinks, chatTemplate, manifestBase, DistGroup.single());
+    }
+
+    TrainingLoop(Experiment exp, TrainingPlan plan, Batcher batcher, PreparedData data, OptimizerStep step, Evaluation evaluation,
+                 MetricSinks sinks, String chatTemplate, ObjectNode manifestBase, DistGroup group) {
+        this.group = group;
+        this.state.worldSize = group.worldSize();
         this.exp = exp;
         this.t = exp.training();
         this.plan = plan;
@@ -68,6 +78,26 @@ final class TrainingLoop {
 
     Path checkpointDir(long atStep) {
         return checkpoints.dirFor(atStep);
+    }
+
+    /**
+     * After a restore: the checkpoint's position counts this rank's micro-batches at the world size it was written with.
+     * The same world size continues exactly; another one continues from the same number of rows of the epoch (the data
+     * position derived from the global step), with a warning: the order of the rest of the epoch is the same, but the
+     * global batch, and so the losses, are not those of the original run.
+     */
+    void continueOnWorldSize(int worldSize, java.io.PrintStream out) {
+        LoopState.Position pos = state.position;
+        lastSaved = pos.step;
+        int was = state.worldSize;
+        state.worldSize = worldSize;
+        if (was == worldSize) return;
+        int rows = pos.resumeMicro * t.perDeviceTrainBatchSize() * was;
+        pos.resumeMicro = Math.min(batcher.batchesInEpoch(pos.epoch), rows / (t.perDeviceTrainBatchSize() * worldSize));
+        out.printf(Locale.ROOT, "warning: resuming a run of world size %d on %d ranks: the global batch is now %d rows "
+                        + "instead of %d; continuing at step %d from row %d of epoch %d (the resume is not exact)%n",
+                was, worldSize, t.perDeviceTrainBatchSize() * t.gradientAccumulationSteps() * worldSize,
+                t.perDeviceTrainBatchSize() * t.gradientAccumulationSteps() * was, pos.step, rows, pos.epoch);
     }
 
     /** Runs optimizer steps until the plan is done, early stopping fires or a signal arrives; returns why it stopped. */
@@ -139,11 +169,13 @@ final class TrainingLoop {
             if (stop == null) stop = askListener();
         }
         boolean saveNow = t.saveSteps() > 0 ? now % t.saveSteps() == 0 || now == plan.totalSteps() : epochEnd;
-        if (saveNow && !Files.isDirectory(checkpoints.dirFor(now))) save();
+        if (saveNow && lastSaved != now) save();
         if (stop != null) return stop;
-        if (preemption != null && preemption.requested() != null) {
-            preempted = preemption.requested();
-            if (!Files.isDirectory(checkpoints.dirFor(now))) save();
+        // a signal to any rank stops every rank after this same step (one tiny all-reduce per step when distributed)
+        String mine = preemption == null ? null : preemption.requested();
+        if (group.anyTrue(mine != null, String.format(Locale.ROOT, "all-reduce of the stop flag after step %d", now))) {
+            preempted = mine != null ? mine : "a signal to another rank";
+            if (lastSaved != now) save();
             return "stopped by " + preempted;
         }
         return null;
@@ -177,11 +209,16 @@ final class TrainingLoop {
         return stop;
     }
 
+    /** Rank 0 writes the checkpoint (every rank holds the same weights and optimizer state); the others wait for it. */
     private void save() {
         long now = state.position.step;
-        checkpoints.save(now, step.trained, step.optimizer, step.scaler, TrainerState.write(state, t, plan, sinks, checkpoints),
-                exp.model().path(), exp.model().tokenizer(), chatTemplate, exp.toYaml(), manifestBase);
-        checkpoints.rotate(state.best.step);
+        if (group.isMain()) {
+            checkpoints.save(now, step.trained, step.optimizer, step.scaler, TrainerState.write(state, t, plan, sinks, checkpoints),
+                    exp.model().path(), exp.model().tokenizer(), chatTemplate, exp.toYaml(), manifestBase);
+            checkpoints.rotate(state.best.step);
+        }
+        lastSaved = now;
+        group.barrier(String.format(Locale.ROOT, "barrier after rank 0's checkpoint of step %d", now));
     }
 
     /** Final evaluation, the best (or last) weights into final/, and the test split. */
@@ -197,8 +234,11 @@ final class TrainingLoop {
             out.printf(Locale.ROOT, "loaded the best model: step %d, eval loss %.4f%n", best.step, best.loss);
         }
         Path finalDir = t.outputDir().resolve("final");
-        Checkpoints.deleteTree(finalDir);
-        step.trained.save(finalDir, exp.model().path(), exp.model().tokenizer(), chatTemplate);
+        if (group.isMain()) {
+            Checkpoints.deleteTree(finalDir);
+            step.trained.save(finalDir, exp.model().path(), exp.model().tokenizer(), chatTemplate);
+        }
+        group.barrier("barrier after rank 0's final model");
         if (!data.test().isEmpty()) {
             phase = "the test evaluation";
             test = evaluation.run(data.test(), "test");
