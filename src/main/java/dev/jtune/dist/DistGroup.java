@@ -114,7 +114,9 @@ public final class DistGroup implements AutoCloseable {
                 opts.devices().push_back(ifname != null && !ifname.isBlank()
                         ? ProcessGroupGloo.createDeviceForInterface(ifname.split(",")[0].trim())
                         : ProcessGroupGloo.createDefaultDevice());
-                backend = new ProcessGroupGloo(store, env.rank(), env.worldSize(), opts);
+                ProcessGroupGloo.Options gloo = opts;
+                // Gloo announces its connections on std::cout: keep rank 0's stdout for jtune's own output
+                backend = NativeStdout.toStderr(() -> new ProcessGroupGloo(store, env.rank(), env.worldSize(), gloo));
                 kind = "gloo";
             }
         } catch (RuntimeException e) {

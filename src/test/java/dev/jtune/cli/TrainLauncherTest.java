@@ -52,18 +52,24 @@ class TrainLauncherTest {
         return new Run(p.exitValue(), Files.readString(out), Files.readString(err));
     }
 
-    /** One rank: the launcher passes the run through; nothing but rank 0, no log files. */
+    /**
+     * Two ranks that train: the launcher starts them, rank 0 prints the plan with the global batch and writes final/,
+     * rank 1 writes its log, and both end with the same trained weights (the data-parallel trainer's own check).
+     */
     @Test
-    void trainWithOneProcessRunsThrough() throws Exception {
-        Path out = tmp.resolve("one");
-        Run r = jtune("train-1", "train", "configs/demo.yaml", "--set", "model.path=" + base, "--nproc-per-node=1", "--set", "training.output_dir=" + out,
-                "--set", "training.max_steps=2", "--set", "training.eval_steps=0");
+    void trainWithTwoProcessesRunsThrough() throws Exception {
+        Path out = tmp.resolve("two");
+        Run r = jtune("train-2ok", "train", "configs/demo.yaml", "--set", "model.path=" + base, "--nproc-per-node=2",
+                "--master-port", "" + freePort(), "--set", "training.output_dir=" + out,
+                "--set", "training.max_steps=2", "--set", "training.eval_steps=0", "--set", "training.predict_with_generate=false");
         assertEquals(0, r.code(), r.err());
-        assertTrue(r.err().contains("jtune launcher: 1 process on this node, store 127.0.0.1:"), r.err());
-        assertTrue(r.err().contains("; rank 0 prints here\n"), r.err());
-        assertTrue(r.out().contains("data: 302 rows read, 290 kept"), "the run's output is on the console: " + r.out());
+        assertTrue(r.err().contains("jtune launcher: 2 processes on this node, store 127.0.0.1:"), r.err());
+        assertTrue(r.out().contains("data: 302 rows read, 290 kept"), "rank 0's output is on the console: " + r.out());
+        assertTrue(r.out().contains("global batch 16 (8 per device × 1 accumulation × 2 ranks)"), r.out());
+        assertTrue(r.out().contains("rank 0: trained weights identical to rank 0's"), r.out());
+        String rank1 = Files.readString(out.resolve("logs/rank1.log"));
+        assertTrue(rank1.contains("rank 1: trained weights identical to rank 0's"), rank1);
         assertTrue(Files.isRegularFile(out.resolve("final/model.safetensors")));
-        assertFalse(Files.exists(out.resolve("logs")), "no rank writes a log");
     }
 
     /** Two ranks of a run that output_dir refuses (an earlier run's metrics.jsonl): the exit code and message come through. */

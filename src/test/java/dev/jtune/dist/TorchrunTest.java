@@ -153,10 +153,12 @@ class TorchrunTest {
         assertEquals(0, init.code(), init.err());
         Path jtune = script("jtune", dev.jtune.cli.Main.class);
         Path out = tmp.resolve("run"), log = tmp.resolve("train.log");
-        Process p = torchrun(log, "--standalone", "--nproc_per_node", "1", "--no_python", jtune.toString(), "train", "configs/demo.yaml",
-                "--set", "model.path=" + base, "--set", "training.output_dir=" + out, "--set", "training.max_steps=1", "--set", "training.eval_steps=0");
+        Process p = torchrun(log, "--standalone", "--nproc_per_node", "2", "--no_python", jtune.toString(), "train", "configs/demo.yaml",
+                "--set", "model.path=" + base, "--set", "training.output_dir=" + out, "--set", "training.max_steps=1", "--set", "training.eval_steps=0",
+                "--set", "training.predict_with_generate=false");
         assertEquals(0, finish(p, log), Files.readString(log));
         assertTrue(Files.readString(log).contains("data: 302 rows read, 290 kept"), Files.readString(log));
+        assertTrue(Files.readString(log).contains("rank 1: trained weights identical to rank 0's"), Files.readString(log));
         assertTrue(Files.isRegularFile(out.resolve("final/model.safetensors")));
     }
 
