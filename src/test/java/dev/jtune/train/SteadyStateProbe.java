@@ -58,8 +58,8 @@ public final class SteadyStateProbe {
             List<Batch> micro = List.of(batches.get((2 * s) % batches.size()), batches.get((2 * s + 1) % batches.size()));
             TrainStep.Result r = TrainStep.run(t.model, t.parameters(), optimizer, scaler, Precision.FP32, 1.0, ckpt, micro, 1e-3, false);
             if (!Double.isFinite(r.loss())) throw new IllegalStateException("step " + s + ": loss " + r.loss());
-            out.accept(String.format(Locale.ROOT, "step %d rss_anon_kib %d cuda_allocated_bytes %d loss %.4f", s, rssAnonKib(),
-                    cudaAllocated(device), r.loss()));
+            out.accept(String.format(Locale.ROOT, "step %d rss_anon_kib %d cuda_allocated_bytes %d malloc_in_use %d loss %.4f", s,
+                    rssAnonKib(), cudaAllocated(device), mallocInUse(), r.loss()));
         }
         t.close();
         out.accept(String.format(Locale.ROOT, "closed rss_anon_kib %d cuda_allocated_bytes %d", rssAnonKib(), cudaAllocated(device)));
@@ -86,6 +86,22 @@ public final class SteadyStateProbe {
     /** glibc's malloc_trim: hands free heap pages back to the kernel, so RssAnon counts live allocations only. */
     private interface LibC extends com.sun.jna.Library {
         int malloc_trim(long pad);
+
+        MallInfo2.ByValue mallinfo2();
+    }
+
+    /** glibc's struct mallinfo2 (2.33+), summed over all arenas. */
+    @com.sun.jna.Structure.FieldOrder({"arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost"})
+    public static class MallInfo2 extends com.sun.jna.Structure {
+        public long arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+
+        public static class ByValue extends MallInfo2 implements com.sun.jna.Structure.ByValue {}
+    }
+
+    /** Bytes malloc has handed out and not got back (in the arenas plus mmapped chunks): native tensors, not JIT code. */
+    static long mallocInUse() {
+        MallInfo2 m = LIBC.mallinfo2();
+        return m.uordblks + m.hblkhd;
     }
 
     private static final LibC LIBC = com.sun.jna.Native.load("c", LibC.class);
