@@ -65,12 +65,12 @@ public final class SteadyStateProbe {
         out.accept(String.format(Locale.ROOT, "closed rss_anon_kib %d cuda_allocated_bytes %d", rssAnonKib(), cudaAllocated(device)));
     }
 
-    /** Rows of 128 random tokens, the first quarter prompt (-100), batched two to a micro-batch (no packing). */
+    /** Rows of 64 random tokens, the first quarter prompt (-100), batched two to a micro-batch (no packing). */
     static List<Batch> batches(int vocab) {
         Random r = new Random(7);
         List<Example> examples = new ArrayList<>();
         for (int i = 0; i < 16; i++) {
-            long[] ids = new long[128], labels = new long[128];
+            long[] ids = new long[64], labels = new long[64];
             for (int k = 0; k < ids.length; k++) {
                 ids[k] = r.nextInt(vocab);
                 labels[k] = k < ids.length / 4 ? -100 : ids[k];
@@ -78,7 +78,7 @@ public final class SteadyStateProbe {
             examples.add(new Example(ids, labels));
         }
         List<Batch> out = new ArrayList<>();
-        Iterator<Batch> it = new Batcher(examples, 2, false, 0, false, 128, 0).epoch(0, 0);
+        Iterator<Batch> it = new Batcher(examples, 2, false, 0, false, 64, 0).epoch(0, 0);
         while (it.hasNext()) out.add(it.next());
         return out;
     }
