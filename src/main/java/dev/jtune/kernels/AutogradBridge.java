@@ -29,7 +29,7 @@ import java.util.function.UnaryOperator;
  * <li>a tensor saved for the backward ({@link #keep} in the forward, passed to {@link #hook} as {@code saved}) is
  *     released as soon as that hook has run;</li>
  * <li>a hook's temporaries are freed when it returns (each hook runs in its own {@link PointerScope}: autograd's
- *     thread has none open);</li>
+ *     thread has none open), and so is JavaCPP's copy of the gradient it was called with;</li>
  * <li>what a hook returns must outlive its return: LibTorch's callback receives it by reference
  *     ({@code @ByRef TensorBase call(@ByVal TensorBase)}) and copies it into autograd's own handle (one more
  *     reference to the same storage) after Java has returned. So the bridge's handle is released when the next hook
@@ -222,6 +222,10 @@ public final class AutogradBridge {
                 if (before == null) CURRENT.remove();
                 else CURRENT.set(before);
                 for (Tensor s : saved) if (s != null) owner.release(s);
+                // JavaCPP passes the @ByVal argument as a heap copy of its own (a deallocator, reference count 0), one
+                // more reference to the incoming gradient: freed now, not when the collector finds it (on CUDA autograd's
+                // thread has no scope; on the CPU it would wait for the micro-batch's scope)
+                grad.deallocate();
             }
             owner.handBack(r, this);
             return r;
