@@ -1,5 +1,6 @@
 package dev.jtune.train;
 
+import org.bytedeco.pytorch.BoolOptional;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.DeviceOptional;
 import org.bytedeco.pytorch.MemoryFormatOptional;
@@ -55,8 +56,8 @@ final class OffloadPrefetch {
 
     /** Starts the copy of {@code host} (pinned, as {@link ActivationCheckpointing} keeps it) to the device. */
     Fetch start(Tensor host) {
-        Tensor dst = torch.empty(dev.jtune.util.Tensors.shape(host), host.options().device(new DeviceOptional(device)),
-                new MemoryFormatOptional());
+        Tensor dst = torch.empty(dev.jtune.util.Tensors.shape(host),
+                host.options().device(new DeviceOptional(device)).pinned_memory(new BoolOptional(false)), new MemoryFormatOptional());
         CUDAEvent before = new CUDAEvent();
         before.record(compute);
         before.block(side);                                   // the side stream writes dst after compute's earlier work
