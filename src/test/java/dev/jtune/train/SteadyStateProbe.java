@@ -54,6 +54,9 @@ public final class SteadyStateProbe {
         LossScaler scaler = new LossScaler(device, false);
         List<Batch> batches = batches((int) config.vocabSize());
         ActivationCheckpointing.Settings ckpt = new ActivationCheckpointing.Settings(checkpointing, checkpointing);
+        // once, before the steps: what loading left for the collector (JavaCPP frees unreachable pointers after a GC)
+        // would otherwise be freed during some later step and look like the baseline moving. No GC during the steps.
+        System.gc();
         for (int s = 1; s <= steps; s++) {
             List<Batch> micro = List.of(batches.get((2 * s) % batches.size()), batches.get((2 * s + 1) % batches.size()));
             TrainStep.Result r = TrainStep.run(t.model, t.parameters(), optimizer, scaler, Precision.FP32, 1.0, ckpt, micro, 1e-3, false);
