@@ -144,7 +144,7 @@ final class ChunkedCrossEntropy {
                 if (dwKept != null) grads[1] = keep(dwKept.mul_(scale));
             }
             return g;
-        });
+        }, dhKept, dwKept);
         if (hCarrier != null) hook(hCarrier, g -> take(grads, 0));
         if (wCarrier != null) hook(wCarrier, g -> take(grads, 1));
         return out;

@@ -74,7 +74,7 @@ final class RmsNorm {
                 grads[1] = dw == null ? null : keep(dw.view(1, dim));
             }
             return g;
-        });
+        }, xd, wd, rstd);
         if (gx) hook(xCarrier, g -> take(grads, 0));
         if (gw) hook(wCarrier, g -> take(grads, 1));
         return out.view(x.sizes());

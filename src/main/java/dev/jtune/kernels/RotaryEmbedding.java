@@ -68,7 +68,7 @@ final class RotaryEmbedding {
                 k.rope(dx, gl, cd, sd, true);
                 return dx;
             }
-        });
+        }, cd, sd);
         return out;
     }
 }

@@ -57,7 +57,7 @@ final class SwiGlu {
                 grads[1] = keep(du);
             }
             return g;
-        });
+        }, gd, ud);
         if (gg) hook(gCarrier, g -> take(grads, 0));
         if (gu) hook(uCarrier, g -> take(grads, 1));
         return out;

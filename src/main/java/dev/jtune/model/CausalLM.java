@@ -38,6 +38,7 @@ public abstract class CausalLM implements AutoCloseable {
     private boolean training;
     private ModelDropout dropout;
     private double neftuneNoiseAlpha;
+    private boolean closed;
 
     protected CausalLM(ModelConfig config, Map<String, Tensor> params, ScalarType dtype, Device device,
                        AutoCloseable weightSource, Ops kernels) {
@@ -54,7 +55,7 @@ public abstract class CausalLM implements AutoCloseable {
         return config;
     }
 
-    /** Parameters by Hugging Face name, in checkpoint order (a tied lm_head is not listed). */
+    /** Parameters by Hugging Face name, in checkpoint order (a tied lm_head is not listed); owned by the model ({@link #close}). */
     public Map<String, Tensor> parameters() {
         return params;
     }
@@ -170,7 +171,8 @@ public abstract class CausalLM implements AutoCloseable {
 
     /**
      * Attaches LoRA adapters by module name (e.g. {@code model.layers.0.self_attn.q_proj}); each adds its
-     * low-rank update to that projection's output. An empty map detaches them.
+     * low-rank update to that projection's output. An empty map detaches them. The model owns what is attached
+     * when it closes ({@link #close} closes them); detached adapters are the caller's to close.
      */
     public void setAdapters(Map<String, ? extends ProjectionAdapter> adapters) {
         this.adapters = Map.copyOf(adapters);
@@ -307,8 +309,25 @@ public abstract class CausalLM implements AutoCloseable {
         return mask;
     }
 
+    /**
+     * Frees the parameters (and the adapters attached), then closes the weight files. The model owns its parameter
+     * tensors: whoever built them retained each once past its PointerScope (ModelLoader, ModelInit, Trainable), and
+     * this releases that reference, so the native memory goes now, not when the garbage collector finds the Java
+     * objects (JavaCPP collects under host memory pressure only, never GPU pressure). Views of the mapped files
+     * (zero-copy on the CPU) go before the mapping. The model and its parameter tensors must not be used after.
+     * Idempotent.
+     */
     @Override
     public void close() {
+        if (closed) return;
+        closed = true;
+        for (ProjectionAdapter a : adapters.values()) a.close();
+        adapters = Map.of();
+        for (FrozenLinear f : frozenLinears.values()) f.close();   // 4-bit layers hold their own tensors
+        frozenLinears = Map.of();
+        // a tied head is the embedding's own Tensor object: release each object once
+        java.util.Set<Tensor> released = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        for (Tensor t : params.values()) if (released.add(t)) t.releaseReference();
         if (weightSource != null) {
             try {
                 weightSource.close();

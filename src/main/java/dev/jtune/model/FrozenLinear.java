@@ -8,10 +8,14 @@ import org.bytedeco.pytorch.Tensor;
  * checkpoint stores (GPT-2's Conv1D included). The model knows only this, so model/ does not depend on quant/.
  * Gradients flow to x only.
  */
-public interface FrozenLinear {
+public interface FrozenLinear extends AutoCloseable {
     /** x (…, in) -> (…, out), in x's dtype. */
     Tensor apply(Tensor x);
 
     /** Elements of W and b as the original model had them (for parameter counts). */
     long parameterCount();
+
+    /** Frees the layer's tensors (the model calls it once, at its own close()). */
+    @Override
+    void close();
 }

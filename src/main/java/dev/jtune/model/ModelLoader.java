@@ -9,7 +9,9 @@ import dev.jtune.model.llama.LlamaModel;
 import dev.jtune.util.NativeRuntime;
 import dev.jtune.util.Tensors;
 import dev.jtune.util.UserError;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
@@ -45,21 +47,44 @@ public final class ModelLoader {
      * @param kernels the kernel policy the model's ops run under (training.kernels, --kernels)
      */
     public static CausalLM load(Path dir, ScalarType dtype, Device device, Ops kernels) {
+        return load(dir, dtype, device, kernels, false);
+    }
+
+    /**
+     * {@link #load(Path, ScalarType, Device, Ops)} with every parameter a tensor of its own, never a view of the
+     * mapped files: one copy per tensor, straight from the mapping to {@code device} in {@code dtype}, so the peak is
+     * one copy of the model (plus the file pages, which the kernel may drop). The weight files are closed before it
+     * returns. For full fine-tuning, which updates these tensors in place.
+     */
+    public static CausalLM loadCopy(Path dir, ScalarType dtype, Device device, Ops kernels) {
+        return load(dir, dtype, device, kernels, true);
+    }
+
+    private static CausalLM load(Path dir, ScalarType dtype, Device device, Ops kernels, boolean copy) {
         ModelConfig config = ModelConfig.read(dir);
         WeightFiles weights = WeightFiles.open(dir);
+        Map<String, Tensor> params = new LinkedHashMap<>();
         try {
             Report report = validate(config, weights);
             ScalarType target = dtype != null ? dtype : storedScalarType(report, weights);
-            Map<String, Tensor> params = new LinkedHashMap<>();
             boolean cpu = device.is_cpu();
             for (Map.Entry<String, String> e : canonicalNames(config, weights).entrySet()) {
+                // a view of the mapping, retained once for us: the parameter itself (zero-copy), or released after its copy.
+                // Either way the model holds one reference per parameter, released by CausalLM.close.
                 Tensor t = weights.tensor(e.getValue());
-                if (!cpu || t.scalar_type().intern() != target) t = t.to(device, target);
-                t.retainReference();   // parameters outlive any PointerScope of the caller
+                if (copy || !cpu || t.scalar_type().intern() != target) {
+                    Tensor view = t;
+                    try (PointerScope scope = new PointerScope()) {
+                        t = view.to(device, target, false, copy, new MemoryFormatOptional()).retainReference();
+                    }
+                    view.releaseReference();
+                }
                 params.put(e.getKey(), t);
             }
-            return create(config, params, target, device, weights, kernels);
+            if (copy) weights.close();
+            return create(config, params, target, device, copy ? null : weights, kernels);
         } catch (RuntimeException e) {
+            for (Tensor t : params.values()) t.releaseReference();
             weights.close();
             throw e;
         }

@@ -15,6 +15,7 @@ public final class LoraAdapter implements ProjectionAdapter {
     private final Tensor b;          // (out, r)
     private final double scaling;
     private final double dropout;
+    private boolean closed;
 
     public LoraAdapter(Tensor a, Tensor b, double scaling, double dropout) {
         this.a = a;
@@ -40,6 +41,19 @@ public final class LoraAdapter implements ProjectionAdapter {
     public Tensor delta(Tensor x, boolean training) {
         Tensor in = training && dropout > 0 ? torch.dropout(x, dropout, true) : x;
         return torch.linear(torch.linear(in, a), b).mul(new Scalar(scaling));
+    }
+
+    /**
+     * Releases the one reference to A and B their maker took (PeftAdapter.load, Lora.create retain them past their
+     * PointerScope): freed now unless an open scope or another handle still holds them. Closed by the model it is
+     * attached to ({@code CausalLM.close}). Idempotent.
+     */
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        a.releaseReference();
+        b.releaseReference();
     }
 
     /** scaling · B A, shaped like an nn.Linear weight (out, in). */

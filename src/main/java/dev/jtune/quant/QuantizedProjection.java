@@ -33,4 +33,13 @@ public record QuantizedProjection(QuantizedTensor weight, Tensor bias, ScalarTyp
     public long parameterCount() {
         return weight.state().numel() + (bias == null ? 0 : bias.numel());
     }
+
+    /** Releases what the loader retained: the weight's codes, absmax and maps, and the bias. */
+    @Override
+    public void close() {
+        for (Tensor t : new Tensor[] {weight.packed(), weight.absmax(), weight.quantMap(), weight.nestedAbsmax(),
+                weight.nestedQuantMap(), bias}) {
+            if (t != null) t.releaseReference();
+        }
+    }
 }

@@ -38,8 +38,9 @@ import java.util.function.UnaryOperator;
  * the step; a saved input is freed right after its block's backward.
  *
  * <p>{@code offload}: on CUDA the saved inputs go to pinned host memory (asynchronous copies on the current stream) and
- * each is copied back when its block is recomputed. The copies are ordered on the compute stream, not on a side stream
- * ahead of use, so they do not overlap compute yet (a prefetch on a side stream is left to do). On the CPU the inputs are already in host memory: offload is a no-op.
+ * come back one block ahead of use on a side stream ({@link OffloadPrefetch}): block i-1's input is copied while block i
+ * is recomputed and run backward, so at most two block inputs are on the device at once. On the CPU the inputs are
+ * already in host memory: offload is a no-op (documented as such in the README).
  */
 public final class ActivationCheckpointing {
     /**
@@ -95,15 +96,28 @@ public final class ActivationCheckpointing {
             x.releaseReference();
             loss = lossOf.apply(last);
         }
+        // offload: the last block's input starts back to the device now, under the loss's backward
+        OffloadPrefetch prefetch = offloading ? new OffloadPrefetch(device) : null;
+        OffloadPrefetch.Fetch next = null;
+        if (offloading) {
+            try (PointerScope first = new PointerScope()) {
+                next = prefetch.start(saved[n - 1]);
+            }
+        }
         backwardOf.apply(loss).backward();
         // grad() is a reference into the tensor's autograd data: copied to a handle of our own (shares the storage)
         Tensor grad = new Tensor(last.grad());                   // dLoss/d(last block's output), (B, T, D)
         for (int i = n - 1; i >= 0; i--) {
             boolean wantInputGrad = i > 0 || embedded.requires_grad();
             Tensor above = grad;
+            OffloadPrefetch.Fetch fetched = next;
             try (PointerScope block = new PointerScope()) {
                 gen.set_state(rng[i]);
-                Tensor in = offloading ? saved[i].to(device, saved[i].scalar_type(), true, false, new MemoryFormatOptional()) : saved[i];
+                Tensor in = saved[i];
+                if (offloading) {
+                    in = prefetch.await(fetched);                            // the compute stream waits for this copy only
+                    next = i > 0 ? prefetch.start(saved[i - 1]) : null;      // the block below's input, during this block
+                }
                 Tensor xi = in.detach();
                 if (wantInputGrad) xi.requires_grad_(true);
                 Tensor y;
@@ -115,8 +129,10 @@ public final class ActivationCheckpointing {
             }
             if (i < n - 1) above.releaseReference();            // retained by the block above
             if (offloading || i > 0) saved[i].releaseReference();   // the block's input is done with
+            if (fetched != null) fetched.release();
             saved[i] = null;
         }
+        if (prefetch != null) prefetch.close();
         if (grad != null) {
             embedded.backward(grad, new BoolOptional(), false, new TensorArrayRefOptional());
             grad.releaseReference();

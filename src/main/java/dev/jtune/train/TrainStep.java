@@ -6,6 +6,7 @@ import dev.jtune.config.LoraSection;
 import dev.jtune.data.Batch;
 import dev.jtune.dist.DataParallel;
 import dev.jtune.data.TensorBatch;
+import dev.jtune.kernels.AutogradBridge;
 import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
 import dev.jtune.model.ModelConfig;
@@ -111,8 +112,7 @@ public final class TrainStep implements AutoCloseable {
             try (PointerScope scope = new PointerScope()) {
                 params = ModelInit.randomParameters(config, seed, dtype, device);
                 for (Tensor p : params.values()) {
-                    if (full) p.requires_grad_(true);
-                    p.retainReference();
+                    if (full) p.requires_grad_(true);   // retained once by randomParameters: the model releases it at close
                 }
             }
             model = ModelLoader.create(config, params, dtype, device, null, kernels);
@@ -208,7 +208,9 @@ public final class TrainStep implements AutoCloseable {
         try {
             for (Batch b : micro) {
                 if (b.targetTokens() == 0) continue;
-                try (PointerScope scope = new PointerScope()) {
+                // the scope frees this micro-batch's tensors; the bridge's step (closed first) what the fused ops kept
+                // for their backward and their hooks, also when an exception skipped the backward
+                try (PointerScope scope = new PointerScope(); AutogradBridge.Step ops = AutogradBridge.openStep()) {
                     TensorBatch tb = b.toTensors(model.device());
                     // fp16: the loss is scaled up before backward so small gradients do not flush to zero
                     long divisor = Math.max(1, targets);

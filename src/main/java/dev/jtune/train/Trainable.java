@@ -11,6 +11,7 @@ import dev.jtune.peft.LoraAdapter;
 import dev.jtune.peft.LoraSpec;
 import dev.jtune.peft.PeftAdapter;
 import dev.jtune.util.Tensors;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
@@ -18,7 +19,6 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.function.Predicate;
 
@@ -157,17 +157,17 @@ abstract class Trainable implements AutoCloseable {
             this.decayed = fullDecay(config);
         }
 
+        /**
+         * fp32 leaves of their own, made from the mapped weight files with one copy per tensor straight to the device
+         * ({@link ModelLoader#loadCopy}): at the start the process holds one copy of the model, not a loaded model
+         * plus its clone.
+         */
         private static CausalLM copyForTraining(ModelConfig config, Device device, Ops kernels) {
-            Map<String, Tensor> params = new LinkedHashMap<>();
-            try (CausalLM base = ModelLoader.load(config.source().getParent(), ScalarType.Float, device)) {
-                for (Map.Entry<String, Tensor> e : base.parameters().entrySet()) {
-                    Tensor p = e.getValue().detach().clone();
-                    p.requires_grad_(true);
-                    p.retainReference();
-                    params.put(e.getKey(), p);
-                }
+            CausalLM model = ModelLoader.loadCopy(config.source().getParent(), ScalarType.Float, device, kernels);
+            try (PointerScope scope = new PointerScope()) {
+                for (Tensor p : model.parameters().values()) p.requires_grad_(true);
             }
-            return ModelLoader.create(config, params, ScalarType.Float, device, null, kernels);
+            return model;
         }
 
         @Override
@@ -191,9 +191,15 @@ abstract class Trainable implements AutoCloseable {
             return Checkpoints.writeModel(dir, model, baseModelDir, tokenizerDir, chatTemplate);
         }
 
+        /**
+         * Copies the saved weights into the trained tensors one at a time, from views of the mapped files (loaded in
+         * their stored dtype on the CPU: zero-copy when the checkpoint has one dtype, as jtune writes them), so no
+         * second copy of the model is made.
+         */
         @Override
         void restore(Path dir) {
-            try (CausalLM saved = ModelLoader.load(dir, ScalarType.Float, model.device()); NoGradGuard ng = new NoGradGuard()) {
+            try (CausalLM saved = ModelLoader.load(dir, null, new Device("cpu"), model.kernels());
+                 NoGradGuard ng = new NoGradGuard(); PointerScope scope = new PointerScope()) {
                 for (Map.Entry<String, Tensor> e : model.parameters().entrySet()) e.getValue().copy_(saved.parameters().get(e.getKey()));
             }
         }
@@ -256,11 +262,13 @@ abstract class Trainable implements AutoCloseable {
         @Override
         void restore(Path dir) {
             PeftAdapter.Loaded saved = PeftAdapter.load(dir, model.config(), model.device(), false);
-            try (NoGradGuard ng = new NoGradGuard()) {
+            try (NoGradGuard ng = new NoGradGuard(); PointerScope scope = new PointerScope()) {
                 adapters.forEach((m, a) -> {
                     a.a().copy_(saved.adapters().get(m).a());
                     a.b().copy_(saved.adapters().get(m).b());
                 });
+            } finally {
+                saved.adapters().values().forEach(LoraAdapter::close);
             }
         }
     }
