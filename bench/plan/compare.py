@@ -14,12 +14,14 @@ for f in sorted(out.glob("*.json")):
     c, m = j["config"], j["memory"]
     args = ["plan", "--shape", c["shape"], "--precision", c["precision"], "--seq-len", str(c["seq_len"]),
             "--micro-batch", str(c["micro_batch"]), "--memory", "24GiB", "--json"]
+    if c.get("gradient_checkpointing"):
+        args += ["--gradient-checkpointing"]
     if c["mode"] == "lora":
         args += ["--lora-r", str(c["lora_r"])]
     p = json.loads(subprocess.run(cmd + args, check=True, capture_output=True, text=True).stdout)
     pred, meas = p["total_bytes"], m["step_peak_bytes"]
     act = p["breakdown"]["activations"]["bytes"] + p["breakdown"]["loss"]["bytes"]
-    rows.append((f.stem, c["mode"], c["precision"], c["seq_len"], c["micro_batch"], pred, meas, (pred - meas) / meas, act, m["step_start_bytes"]))
+    rows.append((f.stem + (" (ckpt)" if c.get("gradient_checkpointing") else ""), c["mode"], c["precision"], c["seq_len"], c["micro_batch"], pred, meas, (pred - meas) / meas, act, m["step_start_bytes"]))
 print("| configuration | mode | precision | seq | batch | predicted | measured step peak | error | predicted activations + loss | RSS at step start |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:

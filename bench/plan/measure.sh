@@ -25,3 +25,6 @@ run gpt2-124m-lora-fp32-1024 --shape gpt2-124m --precision fp32 --seq-len 1024 -
 run qwen2.5-0.5b-lora-bf16-256 --shape qwen2.5-0.5b --precision bf16 --seq-len 256 --micro-batch 1 --lora-r 16
 run qwen2.5-0.5b-lora-bf16-512 --shape qwen2.5-0.5b --precision bf16 --seq-len 512 --micro-batch 1 --lora-r 16
 run gpt2-124m-full-bf16-1024 --shape gpt2-124m --precision bf16 --seq-len 1024 --micro-batch 1
+# activation checkpointing on: the saved block inputs plus one block's recompute
+run gpt2-124m-full-fp32-1024-ckpt --shape gpt2-124m --precision fp32 --seq-len 1024 --micro-batch 1 --gradient-checkpointing
+run qwen2.5-0.5b-lora-bf16-512-ckpt --shape qwen2.5-0.5b --precision bf16 --seq-len 512 --micro-batch 1 --lora-r 16 --gradient-checkpointing
