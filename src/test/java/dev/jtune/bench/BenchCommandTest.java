@@ -34,6 +34,15 @@ class BenchCommandTest {
         assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
     }
 
+    /** bench --gradient-checkpointing records the setting in its JSON, so plan/compare.py predicts the same run. */
+    @Test
+    void checkpointingIsRecorded() throws Exception {
+        CliTest.Run r = run("bench", "--shape", "tiny", "--seq-len", "16", "--steps", "1", "--warmup", "1", "--gemm-size", "64",
+                "--gradient-checkpointing", "--json");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(JSON.readTree(r.out()).get("config").get("gradient_checkpointing").asBoolean(), r.out());
+    }
+
     @Test
     void tinyShapeFullFineTuningJson(@TempDir Path tmp) throws Exception {
         Path jfr = tmp.resolve("p.jfr");
@@ -46,6 +55,7 @@ class BenchCommandTest {
         assertEquals("full", c.get("mode").asText());
         assertEquals("fp32", c.get("precision").asText());
         assertEquals(2 * 32 * 2, c.get("tokens_per_step").asLong());
+        assertFalse(c.get("gradient_checkpointing").asBoolean(), "off unless --gradient-checkpointing (plan/compare.py reads it)");
         assertEquals(c.get("parameters").asLong(), c.get("trainable_parameters").asLong());
         assertEquals(3, j.get("steps").get("timed").asInt());
         assertEquals("auto", c.get("kernels").get("mode").asText());
