@@ -3,12 +3,7 @@ package dev.jtune.train;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.io.SafetensorsFile;
-import dev.jtune.model.ModelConfig;
-import dev.jtune.model.ModelInit;
-import dev.jtune.model.ModelWriter;
-import dev.jtune.tokenizer.HfTokenizer;
 import dev.jtune.util.Tensors;
-import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -53,11 +48,7 @@ class DataParallelTest {
     @BeforeAll
     static void setUp() throws IOException {
         model = tmp.resolve("base");
-        Path tokDir = TrainerTest.TOKENIZER;
-        try (HfTokenizer tok = HfTokenizer.load(tokDir)) {
-            ModelConfig c = ModelConfig.parse(ModelInit.presetConfig("llama", "tiny", tok.vocabSize(), null, null), model.resolve("config.json"));
-            ModelWriter.save(model, c, ModelInit.randomParameters(c, 5, ScalarType.Float), ScalarType.Float, tokDir, null);
-        }
+        TrainerTest.writeTinyLlama(model);
         StringBuilder sb = new StringBuilder("question,answer\n");
         for (int i = 0; i < 90; i++) {
             sb.append("what is item ").append(i).append("?,item ").append(i).append(i % 3 == 0 ? " is a number." : " is a number; it follows ")

@@ -5,9 +5,6 @@ import dev.jtune.config.Precision;
 import dev.jtune.kernels.Ops;
 import dev.jtune.metrics.TrainPoint;
 import dev.jtune.model.CausalLM;
-import dev.jtune.model.ModelConfig;
-import dev.jtune.model.ModelInit;
-import dev.jtune.model.ModelWriter;
 import dev.jtune.tokenizer.HfTokenizer;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.global.torch.ScalarType;
@@ -43,10 +40,7 @@ class QLoraTrainingTest {
     @BeforeAll
     static void setUp() throws IOException {
         model = tmp.resolve("base");
-        try (HfTokenizer tok = HfTokenizer.load(TrainerTest.TOKENIZER)) {
-            ModelConfig c = ModelConfig.parse(ModelInit.presetConfig("llama", "tiny", tok.vocabSize(), null, null), model.resolve("config.json"));
-            ModelWriter.save(model, c, ModelInit.randomParameters(c, 5, ScalarType.Float), ScalarType.Float, TrainerTest.TOKENIZER, null);
-        }
+        TrainerTest.writeTinyLlama(model);
         StringBuilder sb = new StringBuilder("question,answer\n");
         for (int i = 0; i < 40; i++) sb.append("what is item ").append(i).append("?,item ").append(i).append(" is a number; it follows ").append(i - 1).append(".\n");
         csv = Files.writeString(tmp.resolve("qa.csv"), sb.toString());

@@ -5,9 +5,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.config.Experiment;
 import dev.jtune.model.ModelConfig;
-import dev.jtune.model.ModelInit;
-import dev.jtune.model.ModelWriter;
-import dev.jtune.tokenizer.HfTokenizer;
 import dev.jtune.util.Tensors;
 import dev.jtune.util.UserError;
 import org.bytedeco.pytorch.global.torch;
@@ -49,11 +46,7 @@ class ResumeTest {
     @BeforeAll
     static void setUp() throws IOException {
         model = tmp.resolve("base");
-        Path tokDir = TrainerTest.TOKENIZER;
-        try (HfTokenizer tok = HfTokenizer.load(tokDir)) {
-            ModelConfig c = ModelConfig.parse(ModelInit.presetConfig("llama", "tiny", tok.vocabSize(), null, null), model.resolve("config.json"));
-            ModelWriter.save(model, c, ModelInit.randomParameters(c, 5, ScalarType.Float), ScalarType.Float, tokDir, null);
-        }
+        TrainerTest.writeTinyLlama(model);
         StringBuilder sb = new StringBuilder("question,answer\n");
         for (int i = 0; i < 40; i++) sb.append("what is item ").append(i).append("?,item ").append(i).append(" is a number; it follows ").append(i - 1).append(".\n");
         csv = Files.writeString(tmp.resolve("qa.csv"), sb.toString());

@@ -43,13 +43,18 @@ class TrainerTest {
     static Path model;
     static Path csv;
 
+    /** The train package's base model: init-model's llama tiny preset over TOKENIZER's vocabulary, fp32, seed 5. */
+    static void writeTinyLlama(Path dir) throws IOException {
+        try (HfTokenizer tok = HfTokenizer.load(TOKENIZER)) {
+            ModelConfig c = ModelConfig.parse(ModelInit.presetConfig("llama", "tiny", tok.vocabSize(), null, null), dir.resolve("config.json"));
+            ModelWriter.save(dir, c, ModelInit.randomParameters(c, 5, ScalarType.Float), ScalarType.Float, TOKENIZER, null);
+        }
+    }
+
     @BeforeAll
     static void setUp() throws IOException {
         model = tmp.resolve("base");
-        try (HfTokenizer tok = HfTokenizer.load(TOKENIZER)) {
-            ModelConfig c = ModelConfig.parse(ModelInit.presetConfig("llama", "tiny", tok.vocabSize(), null, null), model.resolve("config.json"));
-            ModelWriter.save(model, c, ModelInit.randomParameters(c, 5, ScalarType.Float), ScalarType.Float, TOKENIZER, null);
-        }
+        writeTinyLlama(model);
         // 48 short question/answer rows with a learnable pattern
         StringBuilder sb = new StringBuilder("question,answer\n");
         String[] topics = {"mean", "median", "variance", "regression", "overfitting", "recall", "precision", "sampling"};
