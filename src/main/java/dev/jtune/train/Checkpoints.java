@@ -35,7 +35,7 @@ import java.util.stream.Stream;
 final class Checkpoints {
     static final Pattern NAME = Pattern.compile("checkpoint-(\\d+)");
     static final String MANIFEST = "manifest.json";
-    static final String RNG = "rng_state.safetensors";
+    static final String RNG = RngStates.SINGLE;   // a single-process run's; a data-parallel run writes one per rank
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     private final Path outputDir;
@@ -50,9 +50,20 @@ final class Checkpoints {
         return outputDir.resolve("checkpoint-" + step);
     }
 
-    /** Writes the checkpoint of {@code step}; returns its directory. */
+    /** Writes the checkpoint of {@code step} of a single-process run (this process's random generators); returns its directory. */
     Path save(long step, Trainable trained, AdamW optimizer, LossScaler scaler, ObjectNode trainerState, Path baseModelDir, Path tokenizerDir,
               String chatTemplate, String resolvedExperiment, ObjectNode manifestBase) {
+        return save(step, trained, optimizer, scaler, trainerState, baseModelDir, tokenizerDir, chatTemplate, resolvedExperiment,
+                manifestBase, Map.of(RNG, RngStates.capture(manifestBase.path("device").asText())));
+    }
+
+    /**
+     * Writes the checkpoint of {@code step}; returns its directory.
+     *
+     * @param rngFiles the random generators' files by name ({@link RngStates#gather}: one per rank in a data-parallel run)
+     */
+    Path save(long step, Trainable trained, AdamW optimizer, LossScaler scaler, ObjectNode trainerState, Path baseModelDir, Path tokenizerDir,
+              String chatTemplate, String resolvedExperiment, ObjectNode manifestBase, Map<String, Map<String, org.bytedeco.pytorch.Tensor>> rngFiles) {
         Path dir = dirFor(step);
         Path tmp = outputDir.resolve(".checkpoint-" + step + ".tmp");
         try {
@@ -64,14 +75,10 @@ final class Checkpoints {
             Path optimizerFile = tmp.resolve("optimizer.safetensors");
             files.add(optimizerFile, SafetensorsWriter.write(optimizerFile, state, Map.of("step", Long.toString(optimizer.stepCount()))));
             files.add(tmp.resolve("trainer_state.json"), writeJson(tmp.resolve("trainer_state.json"), trainerState));
-            // the random generator drives dropout: saved so that a resumed run draws the same masks
-            Map<String, org.bytedeco.pytorch.Tensor> rng = new java.util.LinkedHashMap<>();
-            rng.put("torch_cpu", torch.getDefaultCPUGenerator().get_state());
-            String device = manifestBase.path("device").asText();   // the training device with its index ("cuda:1")
-            if (device.startsWith("cuda")) {
-                rng.put("torch_cuda", torch.globalContext().defaultGenerator(new org.bytedeco.pytorch.Device(device)).get_state());
+            // the random generators drive dropout: saved so that a resumed run draws the same masks
+            for (var rng : rngFiles.entrySet()) {
+                files.add(tmp.resolve(rng.getKey()), SafetensorsWriter.write(tmp.resolve(rng.getKey()), rng.getValue(), Map.of()));
             }
-            files.add(tmp.resolve(RNG), SafetensorsWriter.write(tmp.resolve(RNG), rng, Map.of()));
             Path resolved = tmp.resolve("config.resolved.yaml");
             files.add(resolved, AtomicFiles.write(resolved, resolvedExperiment.getBytes(StandardCharsets.UTF_8)));
             ObjectNode manifest = manifestBase.deepCopy();

@@ -169,6 +169,7 @@ public final class Trainer {
                     // only rank 0 trims metrics.jsonl; every rank reads the checkpoint (a shared output_dir across nodes)
                     TrainerState.restore(resumeFrom, step, device, loop.state, sinks,
                             group.isMain() ? outDir.resolve("metrics.jsonl") : null, out);
+                    RngStates.restore(resumeFrom, group.rank(), group.worldSize(), loop.state.worldSize, device, out);
                     loop.continueOnWorldSize(group.worldSize(), out);
                 }
 

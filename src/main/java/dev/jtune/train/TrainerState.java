@@ -8,7 +8,6 @@ import dev.jtune.io.SafetensorsFile;
 import dev.jtune.metrics.MetricsLog;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.global.torch;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -23,8 +22,8 @@ import java.util.Map;
 /**
  * trainer_state.json and the rest of a checkpoint's run state: written with transformers' fields (global_step, epoch,
  * max_steps, best_metric, best_model_checkpoint, log_history…) plus jtune's exact position; restored together with
- * the optimizer and loss-scaler state, the random generators (CPU, and the training device's CUDA generator) and the
- * logs up to the checkpoint's step.
+ * the optimizer and loss-scaler state and the logs up to the checkpoint's step (the random generators, each rank's
+ * own: {@link RngStates}).
  */
 final class TrainerState {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -51,8 +50,9 @@ final class TrainerState {
     }
 
     /**
-     * Continues from a checkpoint: trained weights, optimizer and loss-scaler state, the random generators, the
-     * position in the data, the logging window, and the logs up to that step. Lines of metrics.jsonl after that step
+     * Continues from a checkpoint: trained weights, optimizer and loss-scaler state, the position in the data, the
+     * logging window, and the logs up to that step (the random generators: {@link RngStates#restore}). Lines of
+     * metrics.jsonl after that step
      * are dropped (they are logged again), and so are lines that are not JSON (a line cut by a crash): their number is
      * reported on {@code out}.
      */
@@ -68,7 +68,6 @@ final class TrainerState {
             step.optimizer.load(opt, Long.parseLong(f.metadata().get("step")));
             if (!sc.isEmpty()) step.scaler.load(sc);
         }
-        restoreRng(ck, device);
         JsonNode st = JSON.readTree(ck.resolve("trainer_state.json").toFile());
         s.read(st.path("global_step").asLong(), st.path("jtune"));
         st.path("log_history").forEach(h -> sinks.logHistory.add(h.deepCopy()));
@@ -81,16 +80,6 @@ final class TrainerState {
             MetricsLog.History h = MetricsLog.read(metricsFile);
             sinks.trainLog.addAll(h.train());
             sinks.evalLog.addAll(h.eval());
-        }
-    }
-
-    /** The random generators drive dropout: the CPU one, and the CUDA generator of the training device (its index). */
-    private static void restoreRng(Path ck, Device device) throws IOException {
-        try (SafetensorsFile f = SafetensorsFile.open(ck.resolve(Checkpoints.RNG))) {
-            torch.getDefaultCPUGenerator().set_state(f.tensor("torch_cpu").clone());
-            if (f.tensors().containsKey("torch_cuda") && device.is_cuda()) {
-                torch.globalContext().defaultGenerator(device).set_state(f.tensor("torch_cuda").clone());
-            }
         }
     }
 

@@ -95,7 +95,8 @@ final class TrainingLoop {
         int rows = pos.resumeMicro * t.perDeviceTrainBatchSize() * was;
         pos.resumeMicro = Math.min(batcher.batchesInEpoch(pos.epoch), rows / (t.perDeviceTrainBatchSize() * worldSize));
         out.printf(Locale.ROOT, "warning: resuming a run of world size %d on %d ranks: the global batch is now %d rows "
-                        + "instead of %d; continuing at step %d from row %d of epoch %d (the resume is not exact)%n",
+                        + "instead of %d; continuing at step %d from row %d of epoch %d, each rank with the random generators of "
+                        + "the checkpoint's rank of the same number, or rank 0's where it had fewer (the resume is not exact)%n",
                 was, worldSize, t.perDeviceTrainBatchSize() * t.gradientAccumulationSteps() * worldSize,
                 t.perDeviceTrainBatchSize() * t.gradientAccumulationSteps() * was, pos.step, rows, pos.epoch);
     }
@@ -209,12 +210,16 @@ final class TrainingLoop {
         return stop;
     }
 
-    /** Rank 0 writes the checkpoint (every rank holds the same weights and optimizer state); the others wait for it. */
+    /**
+     * Rank 0 writes the checkpoint (every rank holds the same weights and optimizer state), with every rank's random
+     * generators (they differ: see {@link RngStates}); the others wait for it.
+     */
     private void save() {
         long now = state.position.step;
+        var rng = RngStates.gather(group, manifestBase.path("device").asText());
         if (group.isMain()) {
             checkpoints.save(now, step.trained, step.optimizer, step.scaler, TrainerState.write(state, t, plan, sinks, checkpoints),
-                    exp.model().path(), exp.model().tokenizer(), chatTemplate, exp.toYaml(), manifestBase);
+                    exp.model().path(), exp.model().tokenizer(), chatTemplate, exp.toYaml(), manifestBase, rng);
             checkpoints.rotate(state.best.step);
         }
         lastSaved = now;
