@@ -124,7 +124,8 @@ public final class DistGroup implements AutoCloseable {
                     "rank %d of %d: the process group did not form within %d s (training.ddp_timeout); are all %d ranks started? %s",
                     env.rank(), env.worldSize(), timeout.toSeconds(), env.worldSize(), firstLine(e)), e);
         }
-        Heartbeat hb = Heartbeat.start(store, env.rank(), env.worldSize());
+        Heartbeat hb = Heartbeat.start(store, env.rank(), env.worldSize(),
+                env.agentStore() ? "torchrun's agent store" : "rank 0 (it hosts the store)");
         DistGroup g = new DistGroup(backend, store, hb, env.rank(), env.worldSize(), timeout, kind, tcp, o, ms, opts);
         out.printf(Locale.ROOT, "distributed: rank %d of %d (local rank %d of %d, from %s), %s over %s:%d%s, ddp_timeout %d s%n",
                 env.rank(), env.worldSize(), env.localRank(), env.localWorldSize(), env.source(), kind, env.masterAddr(),

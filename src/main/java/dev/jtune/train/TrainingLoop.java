@@ -135,6 +135,7 @@ final class TrainingLoop {
     private void optimizerStep(List<Batch> micro) {
         LoopState.Position pos = state.position;
         double lr = plan.schedule().at(pos.step - state.bad.skipped);
+        step.dp.startStep(pos.step + 1);   // names the step in a failed collective's message
         TrainStep.Result r = step.run(micro, lr);
         state.bad.record(r.skipped());
         if (r.skipped()) {
