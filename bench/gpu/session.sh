@@ -8,10 +8,12 @@
 #   bash bench/gpu/session.sh kernels                # KernelBenchmark and AdamWBenchmark (carry bench/target/jmh)
 #   bash bench/gpu/session.sh bench llama3.2-1b 4096 # jtune bench and the HF + PEFT peer, LoRA r=16 and full
 #   bash bench/gpu/session.sh bench llama3-8b 4096
+#   bash bench/gpu/session.sh nccl llama3.2-1b 1024  # issue 16: NCCL at world size 1 through the whole data-parallel path
+#                                                    # (a training test) and bench's overhead against no process group
 # Everything lands in $OUT/<step>/ (the device tool brings $OUT back); copy it into bench/results/ and write the
 # numbers into bench/RESULTS.md in the same session.
 set -uo pipefail
-step=${1:?usage: session.sh check|tests|reference|kernels|bench SHAPE [SEQ]}
+step=${1:?usage: session.sh check|tests|reference|kernels|bench SHAPE [SEQ]|nccl [SHAPE] [SEQ]}
 cd "$(dirname "$0")/../.."
 # shellcheck disable=SC1091
 source .gpu/rt/env.sh
@@ -44,6 +46,36 @@ case $step in
         python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print(sys.argv[1], 'tokens/s', round(j['tokens_per_s']), 'peak GiB', round((j['memory']['peak_bytes'] or 0)/2**30, 2), 'mfu', j['mfu'])" \
           "$out/$t-r$r.json" 2>/dev/null || { echo "$t r=$r failed:"; tail -5 "$out/$t-r$r.err"; }
       done
+    done ;;
+  nccl)
+    # 1. jtune train --nproc-per-node 1 on cuda (a real NCCL group of one: broadcast, all-reduces, barriers) against the
+    #    same training without a process group: losses and final weights within CUDA's run-to-run noise
+    junit --select-method 'dev.jtune.train.DataParallelWorldOneTest#ncclWorldSizeOneEqualsTheRunWithoutAGroup' \
+      --reports-dir "$out" 2>&1 | tee "$out/nccl-test.txt"
+    # 2. the overhead: the same bench without a process group, then as rank 0 of 1 with NCCL (--nproc-per-node 1;
+    #    that run also times the same steps without the all-reduce in its own process: tokens_per_s_alone)
+    shape=${2:-llama3.2-1b}; seq=${3:-1024}
+    for r in 16 0; do
+      for mode in plain nccl1; do
+        extra=(); [ "$mode" = nccl1 ] && extra=(--nproc-per-node 1)
+        java dev.jtune.cli.Main bench --shape "$shape" --lora-r $r --precision bf16 --seq-len "$seq" --micro-batch 1 --device cuda \
+          --steps 10 --warmup 3 --json "${extra[@]}" > "$out/bench-r$r-$mode.json" 2> "$out/bench-r$r-$mode.err" \
+          || { echo "bench r=$r $mode failed:"; tail -5 "$out/bench-r$r-$mode.err"; }
+      done
+      python3 - "$out/bench-r$r-plain.json" "$out/bench-r$r-nccl1.json" "$r" <<'PY' | tee -a "$out/nccl-overhead.txt"
+import json, sys
+try:
+    plain, one = (json.load(open(f)) for f in sys.argv[1:3])
+except Exception as e:
+    sys.exit(f"lora_r={sys.argv[3]}: no result ({e})")
+d = one.get("distributed") or {}
+p, n = plain["tokens_per_s"], one["tokens_per_s"]
+print(f"lora_r={sys.argv[3]} {plain['config']['shape']} seq {plain['config']['seq_len']}: no group {p:,.0f} tokens/s; "
+      f"NCCL world size 1 {n:,.0f} tokens/s: overhead {100 * (1 - n / p):.2f}% "
+      f"(all-reduce {1e3 * d.get('allreduce_s_per_step', float('nan')):.2f} ms/step, "
+      f"{100 * d.get('allreduce_share', float('nan')):.2f}% of the step; same process without the all-reduce "
+      f"{d.get('tokens_per_s_alone', float('nan')):,.0f} tokens/s, efficiency {100 * d.get('scaling_efficiency', float('nan')):.1f}%)")
+PY
     done ;;
   *) echo "unknown step '$step'" >&2; exit 2 ;;
 esac

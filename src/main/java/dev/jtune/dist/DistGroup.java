@@ -317,7 +317,7 @@ public final class DistGroup implements AutoCloseable {
                 }
                 device = onDevice;
                 return (Backend) pg.getConstructor(Store.class, int.class, int.class, opts).newInstance(store, rank, world, o);
-            } catch (ClassNotFoundException e) {
+            } catch (ClassNotFoundException | LinkageError e) {   // LinkageError: the class is there, its natives (GPU build) are not
                 throw new UserError("training.device is cuda in a distributed run, but this jtune build has no NCCL "
                         + "(org.bytedeco.pytorch.nccl.ProcessGroupNCCL): use the GPU build, or training.device: cpu for Gloo");
             } catch (ReflectiveOperationException e) {
