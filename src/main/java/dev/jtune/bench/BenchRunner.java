@@ -212,7 +212,7 @@ public final class BenchRunner {
         for (int i = 0; i < o.warmup(); i++) losses.add(step.step(batches, lr).loss());
         // distributed: first the same steps without the all-reduce (the rank alone: the 1-rank rate to scale against)
         double aloneTokensPerS = Double.NaN;
-        DataParallel dp = DataParallel.of(group, step.trainableParameters().values());
+        DataParallel dp = DataParallel.of(group, step.trainableParameters(), step.model().numBlocks());
         if (group.active()) {
             group.barrier("barrier before the bench's steps");
             long a0 = System.nanoTime();
