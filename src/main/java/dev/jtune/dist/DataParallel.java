@@ -32,6 +32,7 @@ public final class DataParallel implements AutoCloseable {
     private long step;
     private double commSeconds, exposedSeconds;
     private boolean gradientsBegun;      // this step's buckets were opened for the backward's signals
+    private long syncs;                  // gradient syncs so far (the trace's count)
 
     private DataParallel(DistGroup group, GradientBuckets buckets, BackwardOrder order) {
         this.group = group;
@@ -131,11 +132,12 @@ public final class DataParallel implements AutoCloseable {
         if (!gradientsBegun) buckets.begin(step);
         gradientsBegun = false;
         buckets.finish();
+        syncs++;
         commSeconds += buckets.lastSeconds();
         exposedSeconds += buckets.lastExposedSeconds();
         if (trace) {
-            System.err.printf(Locale.ROOT, "ddp trace: rank %d step %d: %d of %d gradient buckets started during the backward%n",
-                    group.rank(), step, buckets.lastLaunchedEarly(), buckets.count());
+            System.err.printf(Locale.ROOT, "ddp trace: rank %d gradient sync %d: %d of %d gradient buckets started during the backward%n",
+                    group.rank(), syncs, buckets.lastLaunchedEarly(), buckets.count());
         }
     }
 

@@ -68,31 +68,45 @@ public final class GradientBuckets implements AutoCloseable {
         this.group = group;
         this.ready = new boolean[groups];
         if (group.active()) {
-            // stable: within a group the optimizer's order
-            List<Integer> order = IntStream.range(0, params.size()).boxed()
-                    .sorted(Comparator.comparingInt(i -> groupOf == null ? 0 : groupOf[i])).toList();
-            List<Tensor> current = new ArrayList<>();
-            int first = -1, last = -1;
-            long bytes = 0;
-            for (int i : order) {
+            long[] bytes = new long[params.size()];
+            int[] kind = new int[params.size()];
+            for (int i = 0; i < bytes.length; i++) {
                 Tensor p = params.get(i);
-                int g = groupOf == null ? 0 : groupOf[i];
-                long b = p.numel() * Tensors.elementSize(p.scalar_type());
-                long cap = buckets.isEmpty() ? firstBucketBytes : bucketBytes;
-                boolean sameKind = current.isEmpty() || current.get(0).scalar_type().intern() == p.scalar_type().intern();
-                if (!current.isEmpty() && (bytes + b > cap || !sameKind)) {
-                    add(current, first, last);
-                    current = new ArrayList<>();
-                    bytes = 0;
-                }
-                if (current.isEmpty()) first = g;
-                last = g;
-                current.add(p);
-                bytes += b;
+                bytes[i] = p.numel() * Tensors.elementSize(p.scalar_type());
+                kind[i] = p.scalar_type().intern().value;
             }
-            if (!current.isEmpty()) add(current, first, last);
+            int[] groups0 = groupOf == null ? new int[params.size()] : groupOf;
+            for (int[] members : layout(bytes, kind, groups0, firstBucketBytes, bucketBytes)) {
+                List<Tensor> ps = new ArrayList<>(members.length);
+                for (int i : members) ps.add(params.get(i));
+                add(ps, groups0[members[0]], groups0[members[members.length - 1]]);
+            }
         }
         this.pending = new DistGroup.Pending[buckets.size()];
+    }
+
+    /**
+     * Which tensors go in which bucket, as indices into the tensors: ordered by ready group (stably: within a group the
+     * given order), a new bucket when the next tensor would take the bucket past its cap (the first bucket's cap is
+     * {@code firstCap}) or has another dtype ({@code kind}). A tensor bigger than the cap gets a bucket of its own.
+     */
+    static List<int[]> layout(long[] bytes, int[] kind, int[] groupOf, long firstCap, long cap) {
+        List<Integer> order = IntStream.range(0, bytes.length).boxed().sorted(Comparator.comparingInt(i -> groupOf[i])).toList();
+        List<int[]> out = new ArrayList<>();
+        List<Integer> current = new ArrayList<>();
+        long size = 0;
+        for (int i : order) {
+            long limit = out.isEmpty() ? firstCap : cap;
+            if (!current.isEmpty() && (size + bytes[i] > limit || kind[current.get(0)] != kind[i])) {
+                out.add(current.stream().mapToInt(Integer::intValue).toArray());
+                current.clear();
+                size = 0;
+            }
+            current.add(i);
+            size += bytes[i];
+        }
+        if (!current.isEmpty()) out.add(current.stream().mapToInt(Integer::intValue).toArray());
+        return out;
     }
 
     private static List<Tensor> list(Iterable<Tensor> params) {
@@ -115,16 +129,6 @@ public final class GradientBuckets implements AutoCloseable {
     /** Buckets in use (0 without a process group). */
     public int count() {
         return buckets.size();
-    }
-
-    /** The ready groups of bucket {@code k}: {first, last} (for tests). */
-    int[] groupsOf(int k) {
-        return new int[] {buckets.get(k).firstGroup, buckets.get(k).lastGroup};
-    }
-
-    /** The tensors of bucket {@code k} (for tests). */
-    List<Tensor> tensorsOf(int k) {
-        return buckets.get(k).params;
     }
 
     /**
