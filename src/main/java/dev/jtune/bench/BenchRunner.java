@@ -212,7 +212,7 @@ public final class BenchRunner {
         for (int i = 0; i < o.warmup(); i++) losses.add(step.step(batches, lr).loss());
         // distributed: first the same steps without the all-reduce (the rank alone: the 1-rank rate to scale against)
         double aloneTokensPerS = Double.NaN;
-        DataParallel dp = DataParallel.of(group, step.trainableParameters().values());
+        DataParallel dp = DataParallel.of(group, step.trainableParameters(), step.model().numBlocks());
         if (group.active()) {
             group.barrier("barrier before the bench's steps");
             long a0 = System.nanoTime();
@@ -223,7 +223,8 @@ public final class BenchRunner {
             for (int i = 0; i < Math.max(1, o.warmup()); i++) step.step(batches, lr);   // the buckets' first use
             group.barrier("barrier before the bench's data-parallel steps");
         }
-        double[] commTimes = new double[o.steps()];
+        double[] commTimes = new double[o.steps()], exposedTimes = new double[o.steps()];
+        long startedEarly = 0;   // gradient buckets whose all-reduce started during the backward, over the timed steps
         DeviceInfo.sync(device);
         // the peak up to here is the load's (and warm-up's); the timed steps get a window of their own
         DeviceInfo.Memory loadMem = DeviceInfo.peakMemory(device);
@@ -245,6 +246,8 @@ public final class BenchRunner {
             DeviceInfo.sync(device);
             times[i] = (System.nanoTime() - t0) / 1e9;
             commTimes[i] = dp.commSeconds();
+            exposedTimes[i] = dp.exposedSeconds();
+            startedEarly += dp.bucketsStartedDuringBackward();
             losses.add(r.loss());
             if (r.skipped()) skipped++;
         }
@@ -428,12 +431,17 @@ public final class BenchRunner {
             double comm = Arrays.stream(commTimes).sum() / o.steps();
             d.put("allreduce_s_per_step", comm);
             d.put("allreduce_share", comm / Arrays.stream(times).average().orElse(Double.NaN));
+            double exposed = Arrays.stream(exposedTimes).sum() / o.steps();
+            d.put("allreduce_exposed_s_per_step", exposed);
+            d.put("allreduce_exposed_share", exposed / Arrays.stream(times).average().orElse(Double.NaN));
+            d.put("buckets_started_during_backward", (double) startedEarly / o.steps());
             d.put("tokens_per_s_alone", aloneTokensPerS);
             d.put("scaling_efficiency", tokensPerS / aloneTokensPerS);
             d.put("note", "tokens_per_s_alone: the same steps on this rank without the all-reduce, all ranks running at once "
                     + "(the 1-rank rate when each rank has a device of its own; on a shared CPU the ranks also share the cores); "
-                    + "scaling_efficiency = tokens_per_s_rank / tokens_per_s_alone; allreduce time includes packing the buckets "
-                    + "and the token-count and loss all-reduces");
+                    + "scaling_efficiency = tokens_per_s_rank / tokens_per_s_alone; allreduce time runs from the first bucket's "
+                    + "packing to the last one's unpacking, partly during the backward; allreduce_exposed is the part the step "
+                    + "waits for after the backward returned; both include the token-count and loss all-reduces");
             dp.close();
         }
         return j;
@@ -526,11 +534,15 @@ public final class BenchRunner {
         row(b, "loss", String.format(Locale.ROOT, "%.4f -> %.4f", j.get("loss").get("first").asDouble(), j.get("loss").get("last").asDouble()));
         if (j.has("distributed")) {
             var d = j.get("distributed");
-            row(b, "data parallel", String.format(Locale.ROOT, "rank %d of %d (%s, %d gradient buckets): %,.0f tokens/s on this rank, "
-                            + "%,.0f all ranks; all-reduce %.2f ms/step (%.1f%% of the step); alone %,.0f tokens/s: scaling efficiency %.1f%%",
+            row(b, "data parallel", String.format(Locale.ROOT, "rank %d of %d (%s, %d gradient buckets, %.1f started during the backward): "
+                            + "%,.0f tokens/s on this rank, %,.0f all ranks; all-reduce %.2f ms/step (%.1f%% of the step), exposed after "
+                            + "the backward %.2f ms/step (%.1f%%); alone %,.0f tokens/s: scaling efficiency %.1f%%",
                     d.get("rank").asInt(), d.get("world_size").asInt(), d.get("backend").asText(), d.get("gradient_buckets").asInt(),
+                    d.path("buckets_started_during_backward").asDouble(Double.NaN),
                     d.get("tokens_per_s_rank").asDouble(), d.get("tokens_per_s_global").asDouble(), 1e3 * d.get("allreduce_s_per_step").asDouble(),
-                    100 * d.get("allreduce_share").asDouble(), d.get("tokens_per_s_alone").asDouble(), 100 * d.get("scaling_efficiency").asDouble()));
+                    100 * d.get("allreduce_share").asDouble(), 1e3 * d.path("allreduce_exposed_s_per_step").asDouble(Double.NaN),
+                    100 * d.path("allreduce_exposed_share").asDouble(Double.NaN), d.get("tokens_per_s_alone").asDouble(),
+                    100 * d.get("scaling_efficiency").asDouble()));
         }
         if (j.has("profile")) {
             var p = j.get("profile");

@@ -1,34 +1,77 @@
 package dev.jtune.dist;
 
+import dev.jtune.util.UserError;
 import org.bytedeco.pytorch.Tensor;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 
 /**
  * What one optimizer step needs from the other ranks, in the order the step needs it: the target tokens of the whole
- * global batch (before any backward, so each rank divides its loss sum by the global count), the gradients' sums (once,
- * after the last micro-batch's backward: accumulation micro-batches never sync), and the loss sum and tokens for the
+ * global batch (before any backward, so each rank divides its loss sum by the global count), the gradients' sums (once
+ * per step, started during the last micro-batch's backward as the blocks' gradients become final ({@link #gradientsReady}),
+ * finished after it ({@link #syncGradients}): accumulation micro-batches never sync), and the loss sum and tokens for the
  * log. With {@link #NONE} (no process group) every call is the identity.
  *
- * <p>It also times its collectives, for {@code jtune bench}'s all-reduce time per step.
+ * <p>It also times its collectives, for {@code jtune bench}'s all-reduce time per step and the part of it the step waits
+ * for after the backward ("exposed").
+ *
+ * <p>Environment: {@code JTUNE_DDP_BUCKET_CAP_MB} sets the bucket size (DDP's {@code bucket_cap_mb}, default 25; the
+ * first bucket holds at most 1 MiB); {@code JTUNE_DDP_TRACE=1} prints, per step and rank, how many buckets started during
+ * the backward.
  */
 public final class DataParallel implements AutoCloseable {
-    public static final DataParallel NONE = new DataParallel(DistGroup.single(), null);
+    public static final DataParallel NONE = new DataParallel(DistGroup.single(), null, null);
 
     private final DistGroup group;
     private final GradientBuckets buckets;
+    private final BackwardOrder order;   // null: no overlap (unnamed tensors)
+    private final boolean trace = "1".equals(System.getenv("JTUNE_DDP_TRACE"));
     private long step;
-    private double commSeconds;
+    private double commSeconds, exposedSeconds;
+    private boolean gradientsBegun;      // this step's buckets were opened for the backward's signals
+    private long syncs;                  // gradient syncs so far (the trace's count)
 
-    private DataParallel(DistGroup group, GradientBuckets buckets) {
+    private DataParallel(DistGroup group, GradientBuckets buckets, BackwardOrder order) {
         this.group = group;
         this.buckets = buckets;
+        this.order = order;
     }
 
-    /** Gradient sync for {@code trained} (in the optimizer's order) over {@code group}. */
+    /** Gradient sync for {@code trained} (in the optimizer's order) over {@code group}, after the backward only. */
     public static DataParallel of(DistGroup group, Iterable<Tensor> trained) {
         if (!group.active()) return NONE;
-        return new DataParallel(group, new GradientBuckets(group, trained, GradientBuckets.DEFAULT_BUCKET_BYTES));
+        long cap = bucketCapBytes();
+        return new DataParallel(group, new GradientBuckets(group, trained, cap), null);
+    }
+
+    /**
+     * Gradient sync for {@code trained} (by name, in the optimizer's order) of a model with {@code blocks} decoder blocks,
+     * over {@code group}: bucketed in backward order ({@link BackwardOrder}), so that buckets start during the backward.
+     */
+    public static DataParallel of(DistGroup group, Map<String, Tensor> trained, int blocks) {
+        if (!group.active()) return NONE;
+        BackwardOrder order = new BackwardOrder(blocks);
+        List<Tensor> tensors = new ArrayList<>(trained.values());
+        int[] groupOf = trained.keySet().stream().mapToInt(order::groupOf).toArray();
+        long cap = bucketCapBytes();
+        return new DataParallel(group, new GradientBuckets(group, tensors, groupOf, order.groups(),
+                Math.min(GradientBuckets.FIRST_BUCKET_BYTES, cap), cap), order);
+    }
+
+    /** {@code JTUNE_DDP_BUCKET_CAP_MB} in bytes (25 MiB when unset). */
+    static long bucketCapBytes() {
+        String v = System.getenv("JTUNE_DDP_BUCKET_CAP_MB");
+        if (v == null || v.isBlank()) return GradientBuckets.DEFAULT_BUCKET_BYTES;
+        try {
+            double mb = Double.parseDouble(v.strip());
+            if (mb > 0 && Double.isFinite(mb)) return Math.max(1, (long) (mb * 1048576));
+        } catch (NumberFormatException ignored) {
+            // the message below
+        }
+        throw new UserError("environment variable JTUNE_DDP_BUCKET_CAP_MB: expected a positive number of MiB (e.g. 25), got '" + v + "'");
     }
 
     public DistGroup group() {
@@ -43,6 +86,8 @@ public final class DataParallel implements AutoCloseable {
     public void startStep(long stepNumber) {
         step = stepNumber;
         commSeconds = 0;
+        exposedSeconds = 0;
+        gradientsBegun = false;
     }
 
     /** The target tokens of the global batch: this rank's {@code local} summed over the ranks. */
@@ -50,15 +95,50 @@ public final class DataParallel implements AutoCloseable {
         if (!active()) return local;
         long t0 = System.nanoTime();
         double[] s = group.allReduceSum(new double[] {local}, String.format(Locale.ROOT, "all-reduce of the target-token count of step %d", step));
-        commSeconds += (System.nanoTime() - t0) / 1e9;
+        double dt = (System.nanoTime() - t0) / 1e9;
+        commSeconds += dt;
+        exposedSeconds += dt;
         return Math.round(s[0]);
     }
 
-    /** Sums the gradients over the ranks (bucketed). */
+    /**
+     * Call before the forward of the step's last micro-batch: what its backward signals as final starts the all-reduce of
+     * those gradients' buckets. Null without a process group or without names to order the buckets by (then
+     * {@link #syncGradients} reduces everything after the backward).
+     */
+    public GradientsReady gradientsReady() {
+        if (!active() || order == null) return null;
+        buckets.begin(step);
+        gradientsBegun = true;
+        return new GradientsReady() {
+            @Override
+            public void head() {
+                buckets.groupReady(order.headGroup());
+            }
+
+            @Override
+            public void block(int i) {
+                buckets.groupReady(order.blockGroup(i));
+            }
+        };
+    }
+
+    /**
+     * After the last micro-batch's backward: starts the buckets not started during it, waits for all, and leaves the sums
+     * over the ranks in the gradients.
+     */
     public void syncGradients() {
         if (!active()) return;
-        buckets.allReduce(step);
+        if (!gradientsBegun) buckets.begin(step);
+        gradientsBegun = false;
+        buckets.finish();
+        syncs++;
         commSeconds += buckets.lastSeconds();
+        exposedSeconds += buckets.lastExposedSeconds();
+        if (trace) {
+            System.err.printf(Locale.ROOT, "ddp trace: rank %d gradient sync %d: %d of %d gradient buckets started during the backward%n",
+                    group.rank(), syncs, buckets.lastLaunchedEarly(), buckets.count());
+        }
     }
 
     /** {loss sum, tokens} summed over the ranks, for the logged loss and tokens per second. */
@@ -66,13 +146,28 @@ public final class DataParallel implements AutoCloseable {
         if (!active()) return new double[] {lossSum, tokens};
         long t0 = System.nanoTime();
         double[] s = group.allReduceSum(new double[] {lossSum, tokens}, String.format(Locale.ROOT, "all-reduce of the loss of step %d", step));
-        commSeconds += (System.nanoTime() - t0) / 1e9;
+        double dt = (System.nanoTime() - t0) / 1e9;
+        commSeconds += dt;
+        exposedSeconds += dt;
         return s;
     }
 
-    /** Seconds spent in this step's collectives so far (packing the buckets included). */
+    /**
+     * Seconds of this step's collectives so far: the scalar all-reduces, and the gradients' from the first bucket's packing
+     * to the last one's unpacking (partly during the backward).
+     */
     public double commSeconds() {
         return commSeconds;
+    }
+
+    /** Of {@link #commSeconds}, what the step waited for outside the backward (the scalar all-reduces included). */
+    public double exposedSeconds() {
+        return exposedSeconds;
+    }
+
+    /** Gradient buckets of the last step whose all-reduce started before the backward returned. */
+    public int bucketsStartedDuringBackward() {
+        return buckets == null ? 0 : buckets.lastLaunchedEarly();
     }
 
     /** Gradient buckets (0 without a process group). */

@@ -187,6 +187,18 @@ public final class DistGroup implements AutoCloseable {
             this.tensors = tensors;
             this.label = label;
         }
+
+        /** Keeps the native work and tensors past the PointerScope they were made in; {@link #release} after the wait. */
+        Pending retain() {
+            work.retainReference();
+            tensors.retainReference();
+            return this;
+        }
+
+        void release() {
+            work.releaseReference();
+            tensors.releaseReference();
+        }
     }
 
     /** Waits for a started collective (null: nothing was started). */

@@ -2,6 +2,7 @@ package dev.jtune.train;
 
 import dev.jtune.config.Precision;
 import dev.jtune.data.TensorBatch;
+import dev.jtune.dist.GradientsReady;
 import dev.jtune.model.BlockContext;
 import dev.jtune.model.CausalLM;
 import org.bytedeco.javacpp.PointerScope;
@@ -30,6 +31,9 @@ import java.util.function.UnaryOperator;
  * <li>the embedding's backward with the first block's input gradient; the generator left where the plain forward
  *     leaves it, so later steps draw what they would have drawn without checkpointing.</li>
  * </ol>
+ * Each backward above is a call of its own, so when it returns the gradients of what it covered are final: a
+ * data-parallel step is told ({@link GradientsReady}: the head after step 2, block i after its step 3) and starts their
+ * all-reduce while the blocks below are recomputed.
  * Every random draw of a training step comes from that one generator: LoRA dropout, the model's own dropout inside
  * the blocks (attention probabilities; GPT-2's residual dropout), and, outside them, NEFTune noise and GPT-2's
  * embedding dropout in the embedding, which runs once with autograd and is never recomputed.
@@ -55,13 +59,20 @@ public final class ActivationCheckpointing {
 
     private ActivationCheckpointing() {}
 
+    /** As below, telling no one when gradients are final. */
+    static Tensor lossAndBackward(CausalLM model, TensorBatch tb, Precision precision, boolean offload,
+                                  UnaryOperator<Tensor> lossOf, UnaryOperator<Tensor> backwardOf) {
+        return lossAndBackward(model, tb, precision, offload, lossOf, backwardOf, null);
+    }
+
     /**
      * @param lossOf      final hidden states (B, T, D) -> the 0-d loss to log (run under autocast)
      * @param backwardOf  that loss -> the tensor backward starts from (divided by the batch's targets, scaled for fp16)
+     * @param ready       told when the head's and each block's gradients are final (null: no one)
      * @return the loss, detached
      */
     static Tensor lossAndBackward(CausalLM model, TensorBatch tb, Precision precision, boolean offload,
-                                  UnaryOperator<Tensor> lossOf, UnaryOperator<Tensor> backwardOf) {
+                                  UnaryOperator<Tensor> lossOf, UnaryOperator<Tensor> backwardOf, GradientsReady ready) {
         Device device = model.device();
         boolean offloading = offload && device.is_cuda();
         int n = model.numBlocks();
@@ -105,6 +116,7 @@ public final class ActivationCheckpointing {
             }
         }
         backwardOf.apply(loss).backward();
+        if (ready != null) ready.head();
         // grad() is a reference into the tensor's autograd data: copied to a handle of our own (shares the storage)
         Tensor grad = new Tensor(last.grad());                   // dLoss/d(last block's output), (B, T, D)
         for (int i = n - 1; i >= 0; i--) {
@@ -127,6 +139,7 @@ public final class ActivationCheckpointing {
                 y.backward(above, new BoolOptional(), false, new TensorArrayRefOptional());
                 grad = wantInputGrad ? new Tensor(xi.grad()).retainReference() : null;   // handed to the block below
             }
+            if (ready != null) ready.block(i);                  // its gradients are final: their all-reduce may start
             if (i < n - 1) above.releaseReference();            // retained by the block above
             if (offloading || i > 0) saved[i].releaseReference();   // the block's input is done with
             if (fetched != null) fetched.release();

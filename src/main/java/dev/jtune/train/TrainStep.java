@@ -5,6 +5,7 @@ import dev.jtune.config.Experiment;
 import dev.jtune.config.LoraSection;
 import dev.jtune.data.Batch;
 import dev.jtune.dist.DataParallel;
+import dev.jtune.dist.GradientsReady;
 import dev.jtune.data.TensorBatch;
 import dev.jtune.kernels.AutogradBridge;
 import dev.jtune.kernels.Ops;
@@ -191,8 +192,9 @@ public final class TrainStep implements AutoCloseable {
     /**
      * As above, as one rank of a data-parallel run ({@code dp}): {@code micro} is this rank's share of the global batch;
      * the loss is divided by the target tokens of the whole global batch (counts all-reduced first), the gradients are
-     * summed over the ranks once, after the last micro-batch's backward (so clipping sees the global norm and every rank
-     * steps identically), and the returned loss and tokens are the global batch's.
+     * summed over the ranks once per step, in buckets started during the last micro-batch's backward as blocks' gradients
+     * become final and waited for after it (so clipping sees the global norm and every rank steps identically; earlier
+     * micro-batches never sync), and the returned loss and tokens are the global batch's.
      */
     static Result run(CausalLM model, Map<String, Tensor> trainable, AdamW optimizer, LossScaler scaler, Precision precision,
                       double maxGradNorm, ActivationCheckpointing.Settings checkpointing, double labelSmoothing,
@@ -206,7 +208,10 @@ public final class TrainStep implements AutoCloseable {
         double lossSum = 0;
         model.setTraining(true);
         try {
-            for (Batch b : micro) {
+            int lastMicro = micro.size() - 1;   // the last micro-batch with a backward: its gradients are the step's final ones
+            while (lastMicro > 0 && micro.get(lastMicro).targetTokens() == 0) lastMicro--;
+            for (int m = 0; m < micro.size(); m++) {
+                Batch b = micro.get(m);
                 if (b.targetTokens() == 0) continue;
                 // the scope frees this micro-batch's tensors; the bridge's step (closed first) what the fused ops kept
                 // for their backward and their hooks, also when an exception skipped the backward
@@ -215,14 +220,17 @@ public final class TrainStep implements AutoCloseable {
                     // fp16: the loss is scaled up before backward so small gradients do not flush to zero
                     long divisor = Math.max(1, targets);
                     java.util.function.UnaryOperator<Tensor> backwardOf = l -> scaler.scale(l.div(new Scalar((double) divisor)));
+                    // data parallel, last micro-batch: its backward tells dp when blocks' gradients are final, and their
+                    // buckets' all-reduce starts while the backward goes on (null: nothing to tell)
+                    GradientsReady ready = m == lastMicro ? dp.gradientsReady() : null;
                     Tensor loss;
                     if (checkpointing.enabled()) {
                         loss = ActivationCheckpointing.lossAndBackward(model, tb, precision, checkpointing.offload(),
                                 last -> poison(CausalLmLoss.sumAtTargets(model, model.finalNorm(last), tb.labels(), labelSmoothing), poisonLoss),
-                                backwardOf);
+                                backwardOf, ready);
                     } else {
                         try (Autocast ac = Autocast.enter(precision, model.device())) {
-                            Tensor hidden = model.hidden(tb.inputIds(), tb.positionIds(), tb.attentionMask(), null);
+                            Tensor hidden = BlockwiseForward.hidden(model, tb, ready);
                             loss = CausalLmLoss.sumAtTargets(model, hidden, tb.labels(), labelSmoothing);
                         }
                         loss = poison(loss, poisonLoss);
@@ -238,7 +246,7 @@ public final class TrainStep implements AutoCloseable {
         boolean skipped;
         try (PointerScope scope = new PointerScope()) {
             // fp16: unscale and look for inf/NaN (one host sync); any precision: a non-finite norm skips the step
-            dp.syncGradients();   // no-op in a single process; accumulation micro-batches above never sync
+            dp.syncGradients();   // waits for (and starts the rest of) the buckets; no-op in a single process
             boolean finite = scaler.unscaleAndCheck(trainable.values());
             norm = finite ? AdamW.clipGradNorm(trainable.values(), maxGradNorm) : Double.NaN;
             skipped = !(finite && Double.isFinite(norm));

@@ -100,6 +100,11 @@ class TrainLauncherTest {
         assertTrue(r.err().contains("jtune launcher: all 2 ranks exited 0"), r.err());
         JsonNode json = CliTest.JSON.readTree(r.out());   // stdout is one JSON document: the launcher writes to stderr
         assertTrue(json.isObject(), r.out());
+        // the all-reduce time, and the part of it the step waited for after the backward (the first, small bucket of the
+        // final norm started during it)
+        JsonNode d = json.get("distributed");
+        assertTrue(d.get("allreduce_exposed_s_per_step").asDouble() <= d.get("allreduce_s_per_step").asDouble(), d.toString());
+        assertTrue(d.get("buckets_started_during_backward").asDouble() >= 1, d.toString());
         Matcher m = Pattern.compile("rank 1 writes (\\S+rank1\\.log)").matcher(r.err());
         assertTrue(m.find(), r.err());
         Path rank1 = Path.of(m.group(1));
