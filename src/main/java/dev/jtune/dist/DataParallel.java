@@ -19,6 +19,7 @@ public final class DataParallel implements AutoCloseable {
     private final GradientBuckets buckets;
     private long step;
     private double commSeconds;
+    private ZeroSharding zero;   // ZeRO stage 1, or null
 
     private DataParallel(DistGroup group, GradientBuckets buckets) {
         this.group = group;
@@ -59,6 +60,25 @@ public final class DataParallel implements AutoCloseable {
         if (!active()) return;
         buckets.allReduce(step);
         commSeconds += buckets.lastSeconds();
+    }
+
+    /** Runs later steps with ZeRO stage 1: the optimizer steps this rank's shard of {@code zero} (null: plain data parallel); returns this. */
+    public DataParallel shardOptimizer(ZeroSharding zero) {
+        if (zero != null && !active()) throw new IllegalStateException("ZeRO needs a process group");
+        this.zero = zero;
+        return this;
+    }
+
+    /** The optimizer's sharding, or null (plain data parallel, or one process). */
+    public ZeroSharding zero() {
+        return zero;
+    }
+
+    /** After the optimizer stepped its shard (ZeRO stage 1): every tensor from its owner. A no-op otherwise. */
+    public void afterOptimizerStep() {
+        if (zero == null) return;
+        zero.broadcastParameters(step);
+        commSeconds += zero.lastSeconds();
     }
 
     /** {loss sum, tokens} summed over the ranks, for the logged loss and tokens per second. */

@@ -53,16 +53,24 @@ final class Checkpoints {
     /** Writes the checkpoint of {@code step}; returns its directory. */
     Path save(long step, Trainable trained, AdamW optimizer, LossScaler scaler, ObjectNode trainerState, Path baseModelDir, Path tokenizerDir,
               String chatTemplate, String resolvedExperiment, ObjectNode manifestBase) {
+        return save(step, trained, optimizer.state(), optimizer.stepCount(), scaler, trainerState, baseModelDir, tokenizerDir,
+                chatTemplate, resolvedExperiment, manifestBase);
+    }
+
+    /** As above, with the optimizer state given (under ZeRO stage 1: every rank's shard, gathered on rank 0). */
+    Path save(long step, Trainable trained, Map<String, org.bytedeco.pytorch.Tensor> optimizerState, long optimizerSteps, LossScaler scaler,
+              ObjectNode trainerState, Path baseModelDir, Path tokenizerDir, String chatTemplate, String resolvedExperiment,
+              ObjectNode manifestBase) {
         Path dir = dirFor(step);
         Path tmp = outputDir.resolve(".checkpoint-" + step + ".tmp");
         try {
             deleteTree(tmp);
             // each writer hashes the bytes as it writes them: the manifest never reads a file back (~80 GB for a 7B model)
             WrittenFiles files = trained.save(tmp, baseModelDir, tokenizerDir, chatTemplate);
-            Map<String, org.bytedeco.pytorch.Tensor> state = new java.util.LinkedHashMap<>(optimizer.state());
+            Map<String, org.bytedeco.pytorch.Tensor> state = new java.util.LinkedHashMap<>(optimizerState);
             scaler.state().forEach((k, v) -> state.put("loss_scaler." + k, v));
             Path optimizerFile = tmp.resolve("optimizer.safetensors");
-            files.add(optimizerFile, SafetensorsWriter.write(optimizerFile, state, Map.of("step", Long.toString(optimizer.stepCount()))));
+            files.add(optimizerFile, SafetensorsWriter.write(optimizerFile, state, Map.of("step", Long.toString(optimizerSteps))));
             files.add(tmp.resolve("trainer_state.json"), writeJson(tmp.resolve("trainer_state.json"), trainerState));
             // the random generator drives dropout: saved so that a resumed run draws the same masks
             Map<String, org.bytedeco.pytorch.Tensor> rng = new java.util.LinkedHashMap<>();
