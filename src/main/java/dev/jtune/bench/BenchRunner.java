@@ -223,6 +223,14 @@ public final class BenchRunner {
         long tokensPerStep = (long) micro * seqLen * accum;
         double lr = 1e-5;
 
+        // ZeRO stage 1: this rank keeps (and steps) only its shard of the optimizer state from the first step on, so the
+        // steps alone below differ from the data-parallel ones by the collectives only, and the timed steps' memory is a
+        // rank's (the whole state existed only while the step was built)
+        dev.jtune.dist.ZeroSharding zero = null;
+        if (zeroStage == 1 && group.worldSize() > 1) {
+            zero = dev.jtune.dist.ZeroSharding.of(group, step.trainableParameters());
+            step.optimizer().keepOnly(zero::owns);
+        }
         List<Double> losses = new ArrayList<>();
         for (int i = 0; i < o.warmup(); i++) losses.add(step.step(batches, lr).loss());
         // distributed: first the same steps without the all-reduce (the rank alone: the 1-rank rate to scale against)
@@ -234,13 +242,7 @@ public final class BenchRunner {
             for (int i = 0; i < o.steps(); i++) step.step(batches, lr);
             DeviceInfo.sync(device);
             aloneTokensPerS = tokensPerStep * o.steps() / ((System.nanoTime() - a0) / 1e9);
-            if (zeroStage == 1 && group.worldSize() > 1) {
-                // ZeRO stage 1 from here on: this rank keeps (and steps) only its shard of the optimizer state
-                dev.jtune.dist.ZeroSharding zero = dev.jtune.dist.ZeroSharding.of(group, step.trainableParameters());
-                step.optimizer().keepOnly(zero::owns);
-                dp.shardOptimizer(zero);
-            }
-            step.dataParallel(dp);
+            step.dataParallel(dp.shardOptimizer(zero));   // ZeRO: each tensor broadcast from its owner after the step
             for (int i = 0; i < Math.max(1, o.warmup()); i++) step.step(batches, lr);   // the buckets' first use
             group.barrier("barrier before the bench's data-parallel steps");
         }
@@ -460,7 +462,7 @@ public final class BenchRunner {
                     + "(the 1-rank rate when each rank has a device of its own; on a shared CPU the ranks also share the cores); "
                     + "scaling_efficiency = tokens_per_s_rank / tokens_per_s_alone; allreduce time includes packing the buckets "
                     + "and the token-count and loss all-reduces, and under ZeRO stage 1 the broadcast of the updated weights from their "
-                    + "owners (the alone steps update every weight; the ZeRO steps only this rank's shard)");
+                    + "owners (under ZeRO the alone steps too update only this rank's shard)");
             dp.close();
         }
         return j;
