@@ -20,11 +20,13 @@ import java.util.function.Function;
  * steps only the tensors it owns, and then every tensor is broadcast from its owner, so all ranks again hold the same
  * weights.
  *
- * <p>The gradients are still all-reduced whole ({@link GradientBuckets}), not reduce-scattered: every rank then holds
- * the full summed gradient, so clipping sees the global norm and a non-finite gradient (fp16) skips the step on every
- * rank without another collective, and the owners step on exactly the gradients plain data parallel steps on: the
- * results are the same bits. A reduce-scatter would halve the gradient traffic; it is left for when it can be tested
- * (Gloo on the CPU is what the tests run), and the memory saved by stage 1 is the optimizer state either way.
+ * <p>The gradients are still all-reduced whole ({@link GradientBuckets}), not reduce-scattered, as PyTorch's
+ * ZeroRedundancyOptimizer under DistributedDataParallel does it: every rank then holds the full summed gradient, so
+ * clipping sees the global norm and a non-finite gradient (fp16) skips the step on every rank without another
+ * collective, and the owners step on exactly the gradients plain data parallel steps on: the results are the same bits.
+ * DeepSpeed's reduce-scatter (half the gradient traffic) needs equal slices of one flat buffer, tensors split across
+ * ranks; the binding has Gloo's {@code _reduce_scatter_base}, unused and untested here. The memory stage 1 saves is
+ * the optimizer state either way.
  *
  * <p>Per step: one broadcast per bucket of about {@link GradientBuckets#DEFAULT_BUCKET_BYTES} of each owner's tensors
  * (one dtype per bucket; a tensor larger than that goes alone, in place, without a copy).
