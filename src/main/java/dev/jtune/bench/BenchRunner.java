@@ -52,7 +52,16 @@ public final class BenchRunner {
     public record Options(Path experiment, String shape, String arch, String precision, Integer loraR, List<String> loraTargets,
                           Integer seqLen, Integer microBatch, Integer gradAccum, String device, int steps, int warmup,
                           Integer gemmSize, Path profile, int profilePeriodMs, long seed, String kernels,
-                          boolean gradientCheckpointing, String quantization) {
+                          boolean gradientCheckpointing, String quantization, Integer zeroStage) {
+        /** Without ZeRO's option (the experiment's training.zero_stage, or 0). */
+        public Options(Path experiment, String shape, String arch, String precision, Integer loraR, List<String> loraTargets,
+                       Integer seqLen, Integer microBatch, Integer gradAccum, String device, int steps, int warmup,
+                       Integer gemmSize, Path profile, int profilePeriodMs, long seed, String kernels, boolean gradientCheckpointing,
+                       String quantization) {
+            this(experiment, shape, arch, precision, loraR, loraTargets, seqLen, microBatch, gradAccum, device, steps, warmup,
+                    gemmSize, profile, profilePeriodMs, seed, kernels, gradientCheckpointing, quantization, null);
+        }
+
         /** Without a 4-bit base. */
         public Options(Path experiment, String shape, String arch, String precision, Integer loraR, List<String> loraTargets,
                        Integer seqLen, Integer microBatch, Integer gradAccum, String device, int steps, int warmup,
@@ -76,6 +85,11 @@ public final class BenchRunner {
         positive(o.gemmSize(), "--gemm-size");
         if (o.loraR() != null && o.loraR() < 0) throw new UserError("--lora-r: must be 0 (full fine-tuning) or more, got " + o.loraR());
         if (o.profilePeriodMs() < 1) throw new UserError("--profile-period-ms: must be at least 1, got " + o.profilePeriodMs());
+        if (o.zeroStage() != null && o.zeroStage() != 0 && o.zeroStage() != 1) {
+            throw new UserError("--zero-stage: " + (o.zeroStage() == 2 || o.zeroStage() == 3 ? "ZeRO stage " + o.zeroStage() + " is not built in jtune; " : "")
+                    + "supported: 0 (plain data parallel) and 1 (optimizer state sharded across the ranks), got " + o.zeroStage());
+        }
+        int zeroStage = o.zeroStage() != null ? o.zeroStage() : 0;
 
         ModelConfig config;
         int seqLen, micro, accum;
@@ -88,6 +102,7 @@ public final class BenchRunner {
                         + "file, change it (a 4-bit base: model.quantization.load_in_4bit: true)");
             }
             Experiment exp = Experiment.load(o.experiment(), List.of());
+            if (o.zeroStage() == null) zeroStage = exp.training().zeroStage();
             seqLen = o.seqLen() != null ? o.seqLen() : exp.data().maxSeqLength();
             micro = o.microBatch() != null ? o.microBatch() : exp.training().perDeviceTrainBatchSize();
             accum = o.gradAccum() != null ? o.gradAccum() : exp.training().gradientAccumulationSteps();
@@ -127,7 +142,7 @@ public final class BenchRunner {
         Optional<LaunchEnv> launch = LaunchEnv.fromEnvironment(System.getenv());
         try (DistGroup group = launch.map(e -> DistGroup.join(e, step.model().device(), Duration.ofSeconds(600), System.err))
                 .orElse(DistGroup.single())) {
-            ObjectNode j = measure(o, step, config, seqLen, micro, accum, source, group);
+            ObjectNode j = measure(o, step, config, seqLen, micro, accum, source, group, zeroStage);
             return j;
         } finally {
             step.close();
@@ -201,13 +216,21 @@ public final class BenchRunner {
     }
 
     private static ObjectNode measure(Options o, TrainStep step, ModelConfig config, int seqLen, int micro, int accum, String source,
-                                      DistGroup group) {
+                                      DistGroup group, int zeroStage) {
         Device device = step.model().device();
         // each rank its own batches (as its shard would be), of the same shape
         List<Batch> batches = syntheticBatches(config.vocabSize(), seqLen, micro, accum, o.seed() + group.rank());
         long tokensPerStep = (long) micro * seqLen * accum;
         double lr = 1e-5;
 
+        // ZeRO stage 1: this rank keeps (and steps) only its shard of the optimizer state from the first step on, so the
+        // steps alone below differ from the data-parallel ones by the collectives only, and the timed steps' memory is a
+        // rank's (the whole state existed only while the step was built)
+        dev.jtune.dist.ZeroSharding zero = null;
+        if (zeroStage == 1 && group.worldSize() > 1) {
+            zero = dev.jtune.dist.ZeroSharding.of(group, step.trainableParameters());
+            step.optimizer().keepOnly(zero::owns);
+        }
         List<Double> losses = new ArrayList<>();
         for (int i = 0; i < o.warmup(); i++) losses.add(step.step(batches, lr).loss());
         // distributed: first the same steps without the all-reduce (the rank alone: the 1-rank rate to scale against)
@@ -219,7 +242,7 @@ public final class BenchRunner {
             for (int i = 0; i < o.steps(); i++) step.step(batches, lr);
             DeviceInfo.sync(device);
             aloneTokensPerS = tokensPerStep * o.steps() / ((System.nanoTime() - a0) / 1e9);
-            step.dataParallel(dp);
+            step.dataParallel(dp.shardOptimizer(zero));   // ZeRO: each tensor broadcast from its owner after the step
             for (int i = 0; i < Math.max(1, o.warmup()); i++) step.step(batches, lr);   // the buckets' first use
             group.barrier("barrier before the bench's data-parallel steps");
         }
@@ -409,6 +432,7 @@ public final class BenchRunner {
                 : device.is_cuda() ? "peak allocated bytes over the timed steps (peak statistics reset after warm-up); step_start_bytes: allocated then"
                 : "VmHWM over the timed steps (reset through /proc/self/clear_refs after warm-up): the whole process's resident set, "
                         + "JVM and LibTorch included; step_start_bytes: VmRSS then");
+        m.put("optimizer_state_bytes", step.optimizer().stateBytes());   // this rank's: under ZeRO stage 1 its shard
         ObjectNode cpu = j.putObject("cpu_time_s");
         cpu.put("wall", wall);
         cpu.put("process", (cpu1 - cpu0) / 1e9);
@@ -426,6 +450,10 @@ public final class BenchRunner {
             d.put("world_size", group.worldSize());
             d.put("backend", group.kind());
             d.put("gradient_buckets", dp.bucketCount());
+            d.put("zero_stage", dp.zero() != null ? 1 : 0);
+            d.put("optimizer_state_bytes_rank", step.optimizer().stateBytes());
+            d.put("optimizer_state_bytes_all_ranks", (long) group.allReduceSum(new double[] {step.optimizer().stateBytes()},
+                    "all-reduce of the optimizer state's bytes")[0]);
             d.put("tokens_per_s_rank", tokensPerS);
             d.put("tokens_per_s_global", group.allReduceSum(new double[] {tokensPerS}, "all-reduce of the bench's rates")[0]);
             double comm = Arrays.stream(commTimes).sum() / o.steps();
@@ -441,7 +469,9 @@ public final class BenchRunner {
                     + "(the 1-rank rate when each rank has a device of its own; on a shared CPU the ranks also share the cores); "
                     + "scaling_efficiency = tokens_per_s_rank / tokens_per_s_alone; allreduce time runs from the first bucket's "
                     + "packing to the last one's unpacking, partly during the backward; allreduce_exposed is the part the step "
-                    + "waits for after the backward returned; both include the token-count and loss all-reduces");
+                    + "waits for after the backward returned; both include the token-count and loss all-reduces, and under ZeRO "
+                    + "stage 1 the broadcast of the updated weights from their owners (under ZeRO the alone steps too update only "
+                    + "this rank's shard)");
             dp.close();
         }
         return j;
@@ -543,6 +573,13 @@ public final class BenchRunner {
                     100 * d.get("allreduce_share").asDouble(), 1e3 * d.path("allreduce_exposed_s_per_step").asDouble(Double.NaN),
                     100 * d.path("allreduce_exposed_share").asDouble(Double.NaN), d.get("tokens_per_s_alone").asDouble(),
                     100 * d.get("scaling_efficiency").asDouble()));
+            long rank = d.get("optimizer_state_bytes_rank").asLong(), all = d.get("optimizer_state_bytes_all_ranks").asLong();
+            row(b, "optimizer state", d.get("zero_stage").asInt() == 1
+                    ? String.format(Locale.ROOT, "%.1f MiB on this rank, %.1f MiB on all %d ranks together (ZeRO stage 1: sharded, %.1f%% here)",
+                            rank / 1048576.0, all / 1048576.0, d.get("world_size").asInt(), 100.0 * rank / all)
+                    : String.format(Locale.ROOT, "%.1f MiB on this rank, the whole state (plain data parallel: every rank keeps all of it)", rank / 1048576.0));
+        } else if (j.path("memory").has("optimizer_state_bytes")) {
+            row(b, "optimizer state", String.format(Locale.ROOT, "%.1f MiB (AdamW's two moments)", j.get("memory").get("optimizer_state_bytes").asLong() / 1048576.0));
         }
         if (j.has("profile")) {
             var p = j.get("profile");

@@ -75,6 +75,11 @@ final class BenchCommand implements Runnable, CommandLine.IExitCodeGenerator {
             + "drawn and quantized tensor by tensor. Reports the base's bytes and the dequantization's share of the step. Default: none.")
     String quantization;
 
+    @Option(names = "--zero-stage", paramLabel = "0|1", description = "With --nproc-per-node (or under torchrun): 1 = ZeRO stage 1, "
+            + "each rank keeps and steps only its shard of the optimizer state (reported per rank); 0 = plain data parallel. "
+            + "Default: the experiment's training.zero_stage, or 0.")
+    Integer zeroStage;
+
     @Option(names = "--json", description = "Print one JSON document instead of the table.")
     boolean json;
 
@@ -93,7 +98,7 @@ final class BenchCommand implements Runnable, CommandLine.IExitCodeGenerator {
             return;
         }
         var result = BenchRunner.run(new BenchRunner.Options(experiment, shape, arch, precision, loraR, loraTargets, seqLen, microBatch,
-                gradAccum, device, steps, warmup, gemmSize, profile, profilePeriodMs, seed, kernels, gradientCheckpointing, quantization));
+                gradAccum, device, steps, warmup, gemmSize, profile, profilePeriodMs, seed, kernels, gradientCheckpointing, quantization, zeroStage));
         if (json) JsonOut.print(result);
         else System.out.print(BenchRunner.table(result));
     }

@@ -53,6 +53,15 @@ final class PlanCommand implements Runnable {
             + "--lora-r): bitsandbytes NF4/FP4 with double quantization (~0.52 B per quantized parameter; embeddings and head unquantized).")
     String quantization;
 
+    @Option(names = "--world-size", paramLabel = "N", description = "Plan one rank of a data-parallel run of N ranks (nodes × "
+            + "--nproc-per-node): with ZeRO stage 1 (training.zero_stage: 1, or --zero-stage 1 with --shape) each rank keeps 1/N of "
+            + "the optimizer state. Default 1.")
+    Integer worldSize;
+
+    @Option(names = "--zero-stage", paramLabel = "0|1", description = "With --shape: 1 = ZeRO stage 1, the optimizer state sharded "
+            + "across --world-size ranks; 0 (default) = plain data parallel (an experiment file says it with training.zero_stage).")
+    Integer zeroStage;
+
     @Option(names = "--memory", paramLabel = "SIZE", description = "The memory to plan for, e.g. 24GiB or 80GB (default: detected).")
     String memory;
 
@@ -64,15 +73,18 @@ final class PlanCommand implements Runnable {
         if ((experiment == null) == (shape == null)) {
             throw new UserError("give either an experiment file or --shape (one of " + Shapes.names() + "), not " + (shape == null ? "neither" : "both"));
         }
+        int world = worldSize == null ? 1 : worldSize;
+        if (world < 1) throw new UserError("--world-size: must be at least 1, got " + world);
+        if (zeroStage != null) checkZeroStage(zeroStage, "--zero-stage");
         PlanRequest r;
         String source;
         if (experiment != null) {
             if (seqLen != null || microBatch != null || loraR != null || precision != null || device != null || checkpointing
-                    || quantization != null) {
-                throw new UserError("--seq-len, --micro-batch, --lora-r, --precision, --device, --gradient-checkpointing and --quantization "
-                        + "go with --shape; with an experiment file, change it (or plan with --shape)");
+                    || quantization != null || zeroStage != null) {
+                throw new UserError("--seq-len, --micro-batch, --lora-r, --precision, --device, --gradient-checkpointing, --quantization "
+                        + "and --zero-stage go with --shape; with an experiment file, change it (or plan with --shape)");
             }
-            r = PlanReport.request(Experiment.load(experiment, List.of()));
+            r = PlanReport.request(Experiment.load(experiment, List.of()), world);
             source = experiment.toString();
         } else {
             ModelConfig config = Shapes.config(shape, null);
@@ -110,7 +122,11 @@ final class PlanCommand implements Runnable {
                 if (r0 == 0) throw new UserError("--quantization " + qt + " needs --lora-r N: a 4-bit base is frozen (QLoRA trains adapters on it)");
                 r = r.withFourBit(new PlanRequest.FourBit(true, PlanRequest.defaultBaseBytes(mode), List.of()));
             }
+            if (zeroStage != null && zeroStage == 1) r = r.withOptimizerShards(world);
             source = "shape " + shape;
+        }
+        if (world > 1 && r.optimizerShards() == 1) {
+            System.err.println("note: --world-size " + world + " changes nothing without ZeRO stage 1 (every rank holds the whole optimizer state)");
         }
         int index = 0;
         if (r.cuda() && memory == null && System.getenv(DeviceMemory.ENV) == null) {
@@ -120,5 +136,12 @@ final class PlanCommand implements Runnable {
         PlanReport report = PlanReport.of(source, r, DeviceMemory.resolve(memory, r.cuda(), index));
         if (json) JsonOut.print(report.json());
         else System.out.print(report.table());
+    }
+
+    /** 0 or 1; ZeRO stages 2 and 3 are refused as training.zero_stage refuses them. */
+    static void checkZeroStage(int stage, String flag) {
+        if (stage == 0 || stage == 1) return;
+        throw new UserError(flag + ": " + (stage == 2 || stage == 3 ? "ZeRO stage " + stage + " is not built in jtune; " : "")
+                + "supported: 0 (plain data parallel) and 1 (optimizer state sharded across the ranks), got " + stage);
     }
 }

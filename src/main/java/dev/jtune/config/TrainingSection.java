@@ -52,6 +52,9 @@ import java.util.regex.Pattern;
  * @param generationMetrics      which scores: exact_match, token_f1, rouge_l, bleu, chrf (see dev.jtune.eval.AnswerMetric)
  * @param ddpTimeout             seconds a collective of a data-parallel run may wait for the other ranks before this rank
  *                               exits with code 1 naming the rank and the collective (transformers' {@code ddp_timeout})
+ * @param zeroStage              0: plain data parallel (every rank keeps the whole optimizer state); 1: ZeRO stage 1, the
+ *                               optimizer state sharded across the ranks (DeepSpeed's {@code zero_optimization.stage}, PyTorch's
+ *                               {@code ZeroRedundancyOptimizer}); no effect in one process or with world size 1
  */
 public record TrainingSection(
         @Key(Key.REQUIRED) Path outputDir,
@@ -94,7 +97,11 @@ public record TrainingSection(
         @Key("1") int generationNumBeams,
         @Key("32") int evalGenerationSamples,
         @Key("[exact_match, token_f1, rouge_l, bleu, chrf]") List<String> generationMetrics,
-        @Key("1800") int ddpTimeout) implements Section {
+        @Key("1800") int ddpTimeout,
+        @Key("0") int zeroStage) implements Section {
+
+    /** The ZeRO stages jtune has built: 0 (plain data parallel) and 1 (optimizer state sharded across the ranks). */
+    public static final int MAX_ZERO_STAGE = 1;
 
     /** The {@code gradient_checkpointing_kwargs} jtune reads. */
     public static final List<String> GRADIENT_CHECKPOINTING_KWARGS = List.of("offload");
@@ -127,7 +134,7 @@ public record TrainingSection(
                 loggingSteps, evalSteps, saveSteps, saveTotalLimit, seed, precision, device, earlyStoppingPatience,
                 earlyStoppingThreshold, loadBestModelAtEnd, dataloaderNumWorkers, maxBadSteps, kernels, skipMemoryCheck, gradientCheckpointing,
                 gradientCheckpointingKwargs, predictWithGenerate, generationMaxLength, generationNumBeams, evalGenerationSamples,
-                generationMetrics, ddpTimeout);
+                generationMetrics, ddpTimeout, zeroStage);
     }
 
     @Override
@@ -172,6 +179,10 @@ public record TrainingSection(
         atLeast(p, "max_bad_steps", maxBadSteps, 1);
         validateGeneration(p);
         atLeast(p, "ddp_timeout", ddpTimeout, 1);
+        p.check(zeroStage >= 0 && zeroStage <= MAX_ZERO_STAGE, "zero_stage", zeroStage == 2 || zeroStage == 3
+                ? "ZeRO stage " + zeroStage + " (sharded gradients" + (zeroStage == 3 ? " and weights" : "") + ") is not built in jtune; "
+                        + "supported: 0 (plain data parallel) and 1 (optimizer state sharded across the ranks), got " + zeroStage
+                : "must be 0 (plain data parallel) or 1 (optimizer state sharded across the ranks), got " + zeroStage);
         if (gradientCheckpointingKwargs != null) {
             for (String k : gradientCheckpointingKwargs.keySet()) {
                 p.check(GRADIENT_CHECKPOINTING_KWARGS.contains(k), "gradient_checkpointing_kwargs",

@@ -33,6 +33,7 @@ public final class DataParallel implements AutoCloseable {
     private double commSeconds, exposedSeconds;
     private boolean gradientsBegun;      // this step's buckets were opened for the backward's signals
     private long syncs;                  // gradient syncs so far (the trace's count)
+    private ZeroSharding zero;           // ZeRO stage 1, or null
 
     private DataParallel(DistGroup group, GradientBuckets buckets, BackwardOrder order) {
         this.group = group;
@@ -139,6 +140,25 @@ public final class DataParallel implements AutoCloseable {
             System.err.printf(Locale.ROOT, "ddp trace: rank %d gradient sync %d: %d of %d gradient buckets started during the backward%n",
                     group.rank(), syncs, buckets.lastLaunchedEarly(), buckets.count());
         }
+    }
+
+    /** Runs later steps with ZeRO stage 1: the optimizer steps this rank's shard of {@code zero} (null: plain data parallel); returns this. */
+    public DataParallel shardOptimizer(ZeroSharding zero) {
+        if (zero != null && !active()) throw new IllegalStateException("ZeRO needs a process group");
+        this.zero = zero;
+        return this;
+    }
+
+    /** The optimizer's sharding, or null (plain data parallel, or one process). */
+    public ZeroSharding zero() {
+        return zero;
+    }
+
+    /** After the optimizer stepped its shard (ZeRO stage 1): every tensor from its owner. A no-op otherwise. */
+    public void afterOptimizerStep() {
+        if (zero == null) return;
+        zero.broadcastParameters(step);
+        commSeconds += zero.lastSeconds();
     }
 
     /** {loss sum, tokens} summed over the ranks, for the logged loss and tokens per second. */

@@ -17,7 +17,9 @@ public final class MemoryCheck {
     /** Throws a {@link UserError} (exit 2) when the run is predicted not to fit; returns the report otherwise (null when skipped). */
     public static PlanReport before(Experiment exp) {
         if (exp.training().skipMemoryCheck()) return null;
-        PlanRequest r = PlanReport.request(exp);
+        // one rank of a data-parallel run plans its own share (ZeRO stage 1: its shard of the optimizer state)
+        int world = dev.jtune.dist.LaunchEnv.fromEnvironment(System.getenv()).map(dev.jtune.dist.LaunchEnv::worldSize).orElse(1);
+        PlanRequest r = PlanReport.request(exp, world);
         Device device = Devices.parse(exp.training().device(), "training.device");
         PlanReport report = PlanReport.of(exp.file().toString(), r, DeviceMemory.resolve(null, r.cuda(), device.has_index() ? device.index() : 0));
         if (!report.fits()) {

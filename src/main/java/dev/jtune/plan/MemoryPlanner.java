@@ -1,6 +1,7 @@
 package dev.jtune.plan;
 
 import dev.jtune.bench.Flops;
+import dev.jtune.dist.ZeroPartition;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.peft.LoraTargets;
 import dev.jtune.config.Precision;
@@ -81,7 +82,7 @@ public final class MemoryPlanner {
                         castWeights, r.lora() ? "adapter" : "block matrix", r.precision() == Precision.FP16 ? "fp16" : "bf16")
                         : "none (fp32: no separate master copy)"));
         parts.add(new Part("gradients", "gradients", trainable * 4L, String.format("%,d × 4 B (fp32)", trainable)));
-        parts.add(new Part("optimizer_state", "optimizer state", trainable * 8L, String.format("AdamW: 2 moments × %,d × 4 B", trainable)));
+        parts.add(optimizerState(r, trainable));
 
         long tokens = (long) r.microBatch() * r.seqLen();
         double perBlock = ActivationModel.perTokenPerBlock(r);
@@ -109,6 +110,31 @@ public final class MemoryPlanner {
         parts.add(new Part("workspace", "workspace headroom", headroom, String.format("%s %s + %.0f%% of the tensors",
                 human(runtime), r.cuda() ? "CUDA context and library workspaces" : "JVM and LibTorch (the process's own resident set)", 100 * HEADROOM)));
         return new Plan(r, List.copyOf(parts), tensors + headroom);
+    }
+
+    /**
+     * AdamW's two fp32 moments of the trained parameters; under ZeRO stage 1 (optimizerShards N &gt; 1) those of the
+     * largest rank's shard: full fine-tuning partitions the model's own tensors as the trainer does
+     * ({@link ZeroPartition}), LoRA's adapters are counted as an even 1/N (their tensors are small and many).
+     */
+    static Part optimizerState(PlanRequest r, long trainable) {
+        int n = r.optimizerShards();
+        if (n == 1) return new Part("optimizer_state", "optimizer state", trainable * 8L, String.format("AdamW: 2 moments × %,d × 4 B", trainable));
+        long shard;
+        if (r.lora()) {
+            shard = (trainable + n - 1) / n;
+        } else {
+            java.util.Map<String, Long> sizes = new LinkedHashMap<>();
+            for (dev.jtune.model.ParameterSpec.Entry e : dev.jtune.model.ParameterSpec.of(r.config()).values()) {
+                long k = 1;
+                for (long d : e.shape()) k *= d;
+                sizes.put(e.name(), k);
+            }
+            shard = ZeroPartition.of(sizes, n).largestShard();
+        }
+        return new Part("optimizer_state", "optimizer state", shard * 8L, String.format(
+                "AdamW: 2 moments × %,d × 4 B: ZeRO stage 1, this rank's shard (the largest of %d; all ranks %,d parameters)%s",
+                shard, n, trainable, r.lora() ? ", about 1/" + n : ""));
     }
 
     /** {quantized parameters, elements of the largest quantized weight} of a 4-bit base of {@code c}'s shape. */

@@ -26,6 +26,19 @@ public record PlanReport(String source, MemoryPlanner.Plan plan, DeviceMemory.Bu
 
     /** The request an experiment makes: its model's config, max_seq_length, batch, LoRA and precision on its device. */
     public static PlanRequest request(Experiment exp) {
+        return request(exp, 1);
+    }
+
+    /**
+     * As above, as one rank of {@code worldSize}: with {@code training.zero_stage: 1} the optimizer state is that rank's
+     * shard (the other parts are per rank already: data parallel replicates the weights and gradients).
+     */
+    public static PlanRequest request(Experiment exp, int worldSize) {
+        int shards = exp.training().zeroStage() == 1 ? worldSize : 1;
+        return request1(exp).withOptimizerShards(shards);
+    }
+
+    private static PlanRequest request1(Experiment exp) {
         ModelConfig config = ModelConfig.read(exp.model().path());
         Device device = Devices.parse(exp.training().device(), "training.device");
         Precision precision = exp.training().precision().resolve(device.is_cuda());
@@ -68,6 +81,7 @@ public record PlanReport(String source, MemoryPlanner.Plan plan, DeviceMemory.Bu
         c.put("grad_accum", r.gradAccum());
         c.put("gradient_checkpointing", r.gradientCheckpointing());
         c.put("device", r.cuda() ? "cuda" : "cpu");
+        c.put("optimizer_shards", r.optimizerShards());
         ObjectNode parts = j.putObject("breakdown");
         for (MemoryPlanner.Part p : plan.parts()) {
             ObjectNode o = parts.putObject(p.key());
@@ -92,6 +106,9 @@ public record PlanReport(String source, MemoryPlanner.Plan plan, DeviceMemory.Bu
                 r.config().modelType(), r.config().numLayers(), r.lora() ? "LoRA r=" + r.loraR() : "full fine-tuning",
                 r.precision().name().toLowerCase(Locale.ROOT), r.microBatch(), r.seqLen(),
                 r.gradientCheckpointing() ? ", gradient checkpointing" : "", r.cuda() ? "CUDA" : "CPU"));
+        if (r.optimizerShards() > 1) {
+            b.append(String.format(Locale.ROOT, "per rank of %d, ZeRO stage 1: the optimizer state is sharded across the ranks%n", r.optimizerShards()));
+        }
         for (MemoryPlanner.Part p : plan.parts()) {
             b.append(String.format(Locale.ROOT, "  %-24s %12s  %s%n", p.label(), MemoryPlanner.human(p.bytes()), p.detail()));
         }

@@ -20,9 +20,22 @@ import java.util.List;
  * @param gradientCheckpointing keep only each block's input and recompute one block at a time in backward
  * @param cuda                  on a CUDA device (else the CPU)
  * @param fourBit               a 4-bit frozen base (QLoRA), or null
+ * @param optimizerShards       ranks the optimizer state is sharded over: the world size under ZeRO stage 1
+ *                              ({@code training.zero_stage: 1}), else 1 (every rank keeps all of it)
  */
 public record PlanRequest(ModelConfig config, int seqLen, int microBatch, int gradAccum, int loraR, List<String> loraTargets,
-                          Precision precision, int baseBytes, boolean gradientCheckpointing, boolean cuda, FourBit fourBit) {
+                          Precision precision, int baseBytes, boolean gradientCheckpointing, boolean cuda, FourBit fourBit,
+                          int optimizerShards) {
+
+    public PlanRequest {
+        if (optimizerShards < 1) throw new IllegalArgumentException("optimizerShards " + optimizerShards);
+    }
+
+    /** The optimizer state unsharded. */
+    public PlanRequest(ModelConfig config, int seqLen, int microBatch, int gradAccum, int loraR, List<String> loraTargets,
+                       Precision precision, int baseBytes, boolean gradientCheckpointing, boolean cuda, FourBit fourBit) {
+        this(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, 1);
+    }
 
     /**
      * A 4-bit base: bitsandbytes' layout, blocks of 64.
@@ -49,23 +62,28 @@ public record PlanRequest(ModelConfig config, int seqLen, int microBatch, int gr
     }
 
     public PlanRequest withFourBit(FourBit q) {
-        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, q);
+        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, q, optimizerShards);
+    }
+
+    /** The optimizer state sharded over {@code n} ranks (ZeRO stage 1), or 1. */
+    public PlanRequest withOptimizerShards(int n) {
+        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, n);
     }
 
     public PlanRequest withSeqLen(int n) {
-        return new PlanRequest(config, n, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit);
+        return new PlanRequest(config, n, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, optimizerShards);
     }
 
     public PlanRequest withMicroBatch(int n) {
-        return new PlanRequest(config, seqLen, n, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit);
+        return new PlanRequest(config, seqLen, n, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, optimizerShards);
     }
 
     public PlanRequest withCheckpointing(boolean on) {
-        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, on, cuda, fourBit);
+        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, on, cuda, fourBit, optimizerShards);
     }
 
     public PlanRequest withLora(int r, List<String> targets, int base) {
-        return new PlanRequest(config, seqLen, microBatch, gradAccum, r, targets, precision, base, gradientCheckpointing, cuda, fourBit);
+        return new PlanRequest(config, seqLen, microBatch, gradAccum, r, targets, precision, base, gradientCheckpointing, cuda, fourBit, optimizerShards);
     }
 
     /** The frozen base's default element size for a precision: that of the autocast, else fp32 (as Trainable does). */

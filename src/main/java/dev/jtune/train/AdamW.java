@@ -55,6 +55,16 @@ public final class AdamW {
      * @param decayed which names get weight decay (the others: biases, norms, embeddings)
      */
     public AdamW(Map<String, Tensor> params, Predicate<String> decayed, double weightDecay, double beta1, double beta2, double eps) {
+        this(params, decayed, n -> true, weightDecay, beta1, beta2, eps);
+    }
+
+    /**
+     * As above, keeping state for and updating only the parameters {@code owned} names: one rank's shard under ZeRO
+     * stage 1 (dev.jtune.dist.ZeroSharding broadcasts the others from their owners after each step). Gradients of the
+     * others are still zeroed by {@link #zeroGrad}.
+     */
+    public AdamW(Map<String, Tensor> params, Predicate<String> decayed, Predicate<String> owned, double weightDecay, double beta1,
+                 double beta2, double eps) {
         this.params = Collections.unmodifiableMap(new LinkedHashMap<>(params));
         this.decays = new LinkedHashMap<>();
         this.weightDecay = weightDecay;
@@ -63,6 +73,7 @@ public final class AdamW {
         this.eps = eps;
         for (Map.Entry<String, Tensor> e : params.entrySet()) {
             decays.put(e.getKey(), decayed.test(e.getKey()));
+            if (!owned.test(e.getKey())) continue;
             Tensor m = torch.zeros_like(e.getValue());
             Tensor v = torch.zeros_like(e.getValue());
             m.retainReference();
@@ -93,6 +104,7 @@ public final class AdamW {
         double bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, step));
         try (NoGradGuard ng = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : params.entrySet()) {
+                if (!expAvg.containsKey(e.getKey())) continue;   // another rank's shard
                 Tensor p = e.getValue();
                 Tensor g = Tensors.gradOf(p);
                 if (g == null) continue;
@@ -115,7 +127,7 @@ public final class AdamW {
         Map<Group, List<String>> groups = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> e : params.entrySet()) {
             Tensor p = e.getValue();
-            if (Tensors.gradOf(p) == null) continue;
+            if (!expAvg.containsKey(e.getKey()) || Tensors.gradOf(p) == null) continue;   // another rank's shard, or no gradient
             Group key = new Group(p.device().str().getString(), p.scalar_type().intern(), weightDecay != 0 && decays.get(e.getKey()));
             groups.computeIfAbsent(key, k -> new ArrayList<>()).add(e.getKey());
         }
@@ -196,7 +208,46 @@ public final class AdamW {
         return out;
     }
 
-    /** Optimizer state as named tensors: {@code exp_avg.NAME}, {@code exp_avg_sq.NAME}. */
+    /**
+     * Becomes one rank's ZeRO shard after the fact (jtune bench, which steps alone before it steps as a rank): drops the
+     * state of the parameters {@code owned} does not name, and no longer updates them.
+     */
+    public void keepOnly(Predicate<String> owned) {
+        for (String n : List.copyOf(expAvg.keySet())) {
+            if (owned.test(n)) continue;
+            expAvg.remove(n).releaseReference();
+            expAvgSq.remove(n).releaseReference();
+        }
+    }
+
+    /** Whether this optimizer keeps state for (and updates) {@code name}: all parameters, unless it is one rank's ZeRO shard. */
+    public boolean owns(String name) {
+        return expAvg.containsKey(name);
+    }
+
+    /** Bytes of the state this optimizer holds (the two moments of the parameters it owns). */
+    public long stateBytes() {
+        long b = 0;
+        for (Tensor m : expAvg.values()) b += 2 * m.numel() * Tensors.elementSize(m.scalar_type());
+        return b;
+    }
+
+    /** The keys of {@link #state()} for every parameter, owned or not, in the order a checkpoint lists them. */
+    public List<String> allStateKeys() {
+        List<String> out = new ArrayList<>();
+        for (String n : params.keySet()) out.add("exp_avg." + n);
+        for (String n : params.keySet()) out.add("exp_avg_sq." + n);
+        return out;
+    }
+
+    /** The parameter a key of {@link #state()} belongs to. */
+    public static String parameterOf(String stateKey) {
+        if (stateKey.startsWith("exp_avg_sq.")) return stateKey.substring("exp_avg_sq.".length());
+        if (stateKey.startsWith("exp_avg.")) return stateKey.substring("exp_avg.".length());
+        throw new IllegalArgumentException("not an AdamW state key: " + stateKey);
+    }
+
+    /** Optimizer state as named tensors: {@code exp_avg.NAME}, {@code exp_avg_sq.NAME} (of the owned parameters). */
     public Map<String, Tensor> state() {
         Map<String, Tensor> out = new LinkedHashMap<>();
         expAvg.forEach((k, v) -> out.put("exp_avg." + k, v));
@@ -204,7 +255,10 @@ public final class AdamW {
         return out;
     }
 
-    /** Restores {@link #state()} and the step count (shapes must match). */
+    /**
+     * Restores {@link #state()} and the step count (shapes must match). {@code state} may hold more (a checkpoint holds
+     * every parameter's): a ZeRO shard takes its own, whatever the world size that wrote it.
+     */
     public void load(Map<String, Tensor> state, long stepCount) {
         try (NoGradGuard ng = new NoGradGuard()) {
             expAvg.forEach((k, v) -> v.copy_(require(state, "exp_avg." + k)));

@@ -53,27 +53,29 @@ final class Checkpoints {
     /** Writes the checkpoint of {@code step} of a single-process run (this process's random generators); returns its directory. */
     Path save(long step, Trainable trained, AdamW optimizer, LossScaler scaler, ObjectNode trainerState, Path baseModelDir, Path tokenizerDir,
               String chatTemplate, String resolvedExperiment, ObjectNode manifestBase) {
-        return save(step, trained, optimizer, scaler, trainerState, baseModelDir, tokenizerDir, chatTemplate, resolvedExperiment,
-                manifestBase, Map.of(RNG, RngStates.capture(manifestBase.path("device").asText())));
+        return save(step, trained, optimizer.state(), optimizer.stepCount(), scaler, trainerState, baseModelDir, tokenizerDir,
+                chatTemplate, resolvedExperiment, manifestBase, Map.of(RNG, RngStates.capture(manifestBase.path("device").asText())));
     }
 
     /**
      * Writes the checkpoint of {@code step}; returns its directory.
      *
-     * @param rngFiles the random generators' files by name ({@link RngStates#gather}: one per rank in a data-parallel run)
+     * @param optimizerState the optimizer's tensors (under ZeRO stage 1: every rank's shard, gathered on rank 0)
+     * @param rngFiles       the random generators' files by name ({@link RngStates#gather}: one per rank in a data-parallel run)
      */
-    Path save(long step, Trainable trained, AdamW optimizer, LossScaler scaler, ObjectNode trainerState, Path baseModelDir, Path tokenizerDir,
-              String chatTemplate, String resolvedExperiment, ObjectNode manifestBase, Map<String, Map<String, org.bytedeco.pytorch.Tensor>> rngFiles) {
+    Path save(long step, Trainable trained, Map<String, org.bytedeco.pytorch.Tensor> optimizerState, long optimizerSteps, LossScaler scaler,
+              ObjectNode trainerState, Path baseModelDir, Path tokenizerDir, String chatTemplate, String resolvedExperiment,
+              ObjectNode manifestBase, Map<String, Map<String, org.bytedeco.pytorch.Tensor>> rngFiles) {
         Path dir = dirFor(step);
         Path tmp = outputDir.resolve(".checkpoint-" + step + ".tmp");
         try {
             deleteTree(tmp);
             // each writer hashes the bytes as it writes them: the manifest never reads a file back (~80 GB for a 7B model)
             WrittenFiles files = trained.save(tmp, baseModelDir, tokenizerDir, chatTemplate);
-            Map<String, org.bytedeco.pytorch.Tensor> state = new java.util.LinkedHashMap<>(optimizer.state());
+            Map<String, org.bytedeco.pytorch.Tensor> state = new java.util.LinkedHashMap<>(optimizerState);
             scaler.state().forEach((k, v) -> state.put("loss_scaler." + k, v));
             Path optimizerFile = tmp.resolve("optimizer.safetensors");
-            files.add(optimizerFile, SafetensorsWriter.write(optimizerFile, state, Map.of("step", Long.toString(optimizer.stepCount()))));
+            files.add(optimizerFile, SafetensorsWriter.write(optimizerFile, state, Map.of("step", Long.toString(optimizerSteps))));
             files.add(tmp.resolve("trainer_state.json"), writeJson(tmp.resolve("trainer_state.json"), trainerState));
             // the random generators drive dropout: saved so that a resumed run draws the same masks
             for (var rng : rngFiles.entrySet()) {

@@ -250,7 +250,10 @@ public final class TrainStep implements AutoCloseable {
             boolean finite = scaler.unscaleAndCheck(trainable.values());
             norm = finite ? AdamW.clipGradNorm(trainable.values(), maxGradNorm) : Double.NaN;
             skipped = !(finite && Double.isFinite(norm));
-            if (!skipped) optimizer.step(lr);
+            if (!skipped) {
+                optimizer.step(lr);
+                dp.afterOptimizerStep();   // ZeRO stage 1: each tensor from the rank that stepped it
+            }
             optimizer.zeroGrad();
             scaler.update();
         }

@@ -9,6 +9,7 @@ import dev.jtune.data.Batcher;
 import dev.jtune.data.DatasetPreparer;
 import dev.jtune.data.PreparedData;
 import dev.jtune.dist.DataParallel;
+import dev.jtune.dist.ZeroSharding;
 import dev.jtune.dist.DistGroup;
 import dev.jtune.dist.LaunchEnv;
 import dev.jtune.dist.WeightCheck;
@@ -140,13 +141,16 @@ public final class Trainer {
             Trainable trained = Trainable.forExperiment(exp, config, device, precision, Ops.of(t.kernels()));
             try {
                 CausalLM model = trained.model;
-                AdamW optimizer = new AdamW(trained.parameters(), trained.decayed(), t.weightDecay(), t.adamBeta1(), t.adamBeta2(), t.adamEpsilon());
+                // ZeRO stage 1: this rank keeps the optimizer state of its shard only (with one rank there is nothing to shard)
+                ZeroSharding zero = t.zeroStage() == 1 && group.worldSize() > 1 ? ZeroSharding.of(group, trained.parameters()) : null;
+                AdamW optimizer = new AdamW(trained.parameters(), trained.decayed(), zero == null ? n -> true : zero::owns,
+                        t.weightDecay(), t.adamBeta1(), t.adamBeta2(), t.adamEpsilon());
                 // every rank starts from rank 0's weights, as DistributedDataParallel's constructor makes sure
                 group.broadcast(List.copyOf(trained.parameters().values()), 0, "broadcast of the initial weights from rank 0");
                 OptimizerStep base = new OptimizerStep(trained, optimizer,
                         new LossScaler(model.device(), precision == Precision.FP16), precision, t.maxGradNorm(),
                         TrainStep.checkpointingOf(t), t.labelSmoothingFactor());
-                base.dp = dp = DataParallel.of(group, trained.parameters(), model.numBlocks());
+                base.dp = dp = DataParallel.of(group, trained.parameters(), model.numBlocks()).shardOptimizer(zero);
                 OptimizerStep step = seams.step().apply(base);
                 Evaluation evaluation = seams.evaluation().apply(
                         Evaluation.of(model, t.perDeviceEvalBatchSize(), exp.data().maxSeqLength(), padId, precision, group));
@@ -158,6 +162,13 @@ public final class Trainer {
                 Files.createDirectories(outDir);
                 if (group.isMain()) exp.writeResolved(outDir.resolve("config.resolved.yaml"));
                 printPlan(config, trained, precision, device, plan, group);
+                if (zero != null) {
+                    long all = 0;
+                    for (org.bytedeco.pytorch.Tensor p : trained.parameters().values()) all += 8 * p.numel();   // two fp32 moments
+                    out.printf(Locale.ROOT, "ZeRO stage 1: optimizer state sharded over %d ranks; rank %d keeps %d of %d tensors' state, %s of %s%n",
+                            group.worldSize(), group.rank(), zero.partition().ownedBy(group.rank()).size(), trained.parameters().size(),
+                            dev.jtune.plan.MemoryPlanner.human(optimizer.stateBytes()), dev.jtune.plan.MemoryPlanner.human(all));
+                }
 
                 MetricSinks sinks = new MetricSinks();
                 ObjectNode manifest = RunManifest.base(device, dataHashes);

@@ -212,16 +212,22 @@ final class TrainingLoop {
     }
 
     /**
-     * Rank 0 writes the checkpoint (every rank holds the same weights and optimizer state), with every rank's random
-     * generators (they differ: see {@link RngStates}); the others wait for it.
+     * Rank 0 writes the checkpoint (every rank holds the same weights and optimizer state; under ZeRO stage 1 rank 0
+     * first gathers the other ranks' optimizer shards, so the file is the one plain data parallel writes), with every
+     * rank's random generators (they differ: see {@link RngStates}); the others wait for it.
      */
     private void save() {
         long now = state.position.step;
         var rng = RngStates.gather(group, manifestBase.path("device").asText());
-        if (group.isMain()) {
-            checkpoints.save(now, step.trained, step.optimizer, step.scaler, TrainerState.write(state, t, plan, sinks, checkpoints),
-                    exp.model().path(), exp.model().tokenizer(), chatTemplate, exp.toYaml(), manifestBase, rng);
-            checkpoints.rotate(state.best.step);
+        dev.jtune.dist.ZeroSharding zero = step.dp.zero();
+        try (dev.jtune.dist.ZeroSharding.Gathered opt = zero == null ? new dev.jtune.dist.ZeroSharding.Gathered(step.optimizer.state(), List.of())
+                : zero.gatherToMain(step.optimizer.state(), step.optimizer.allStateKeys(), AdamW::parameterOf)) {
+            if (group.isMain()) {
+                checkpoints.save(now, step.trained, opt.state(), step.optimizer.stepCount(), step.scaler,
+                        TrainerState.write(state, t, plan, sinks, checkpoints),
+                        exp.model().path(), exp.model().tokenizer(), chatTemplate, exp.toYaml(), manifestBase, rng);
+                checkpoints.rotate(state.best.step);
+            }
         }
         lastSaved = now;
         group.barrier(String.format(Locale.ROOT, "barrier after rank 0's checkpoint of step %d", now));
