@@ -54,8 +54,8 @@ final class PlanCommand implements Runnable {
     String quantization;
 
     @Option(names = "--world-size", paramLabel = "N", description = "Plan one rank of a data-parallel run of N ranks (nodes × "
-            + "--nproc-per-node): with ZeRO stage 1 (training.zero_stage: 1, or --zero-stage 1 with --shape) each rank keeps 1/N of "
-            + "the optimizer state. Default 1.")
+            + "--nproc-per-node): each rank also holds the gradient buckets of the all-reduce (a flat copy of the gradients); with "
+            + "ZeRO stage 1 (training.zero_stage: 1, or --zero-stage 1 with --shape) each rank keeps 1/N of the optimizer state. Default 1.")
     Integer worldSize;
 
     @Option(names = "--zero-stage", paramLabel = "0|1", description = "With --shape: 1 = ZeRO stage 1, the optimizer state sharded "
@@ -123,10 +123,8 @@ final class PlanCommand implements Runnable {
                 r = r.withFourBit(new PlanRequest.FourBit(true, PlanRequest.defaultBaseBytes(mode), List.of()));
             }
             if (zeroStage != null && zeroStage == 1) r = r.withOptimizerShards(world);
+            r = r.withWorldSize(world);
             source = "shape " + shape;
-        }
-        if (world > 1 && r.optimizerShards() == 1) {
-            System.err.println("note: --world-size " + world + " changes nothing without ZeRO stage 1 (every rank holds the whole optimizer state)");
         }
         int index = 0;
         if (r.cuda() && memory == null && System.getenv(DeviceMemory.ENV) == null) {

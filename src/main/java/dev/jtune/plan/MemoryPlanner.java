@@ -83,6 +83,11 @@ public final class MemoryPlanner {
                         : "none (fp32: no separate master copy)"));
         parts.add(new Part("gradients", "gradients", trainable * 4L, String.format("%,d × 4 B (fp32)", trainable)));
         parts.add(optimizerState(r, trainable));
+        if (r.worldSize() > 1) {
+            // dist.GradientBuckets: flat buffers, allocated once, that the gradients are packed into for the all-reduce
+            parts.add(new Part("gradient_buckets", "gradient buckets", trainable * 4L, String.format(
+                    "data parallel over %d ranks: the %,d gradients packed into flat all-reduce buffers × 4 B", r.worldSize(), trainable)));
+        }
 
         long tokens = (long) r.microBatch() * r.seqLen();
         double perBlock = ActivationModel.perTokenPerBlock(r);

@@ -30,12 +30,12 @@ public record PlanReport(String source, MemoryPlanner.Plan plan, DeviceMemory.Bu
     }
 
     /**
-     * As above, as one rank of {@code worldSize}: with {@code training.zero_stage: 1} the optimizer state is that rank's
-     * shard (the other parts are per rank already: data parallel replicates the weights and gradients).
+     * As above, as one rank of {@code worldSize}: each rank holds the weights and gradients, and the gradient buckets
+     * of the all-reduce; with {@code training.zero_stage: 1} the optimizer state is that rank's shard.
      */
     public static PlanRequest request(Experiment exp, int worldSize) {
         int shards = exp.training().zeroStage() == 1 ? worldSize : 1;
-        return request1(exp).withOptimizerShards(shards);
+        return request1(exp).withOptimizerShards(shards).withWorldSize(worldSize);
     }
 
     private static PlanRequest request1(Experiment exp) {
@@ -82,6 +82,7 @@ public record PlanReport(String source, MemoryPlanner.Plan plan, DeviceMemory.Bu
         c.put("gradient_checkpointing", r.gradientCheckpointing());
         c.put("device", r.cuda() ? "cuda" : "cpu");
         c.put("optimizer_shards", r.optimizerShards());
+        c.put("world_size", r.worldSize());
         ObjectNode parts = j.putObject("breakdown");
         for (MemoryPlanner.Part p : plan.parts()) {
             ObjectNode o = parts.putObject(p.key());
@@ -108,6 +109,8 @@ public record PlanReport(String source, MemoryPlanner.Plan plan, DeviceMemory.Bu
                 r.gradientCheckpointing() ? ", gradient checkpointing" : "", r.cuda() ? "CUDA" : "CPU"));
         if (r.optimizerShards() > 1) {
             b.append(String.format(Locale.ROOT, "per rank of %d, ZeRO stage 1: the optimizer state is sharded across the ranks%n", r.optimizerShards()));
+        } else if (r.worldSize() > 1) {
+            b.append(String.format(Locale.ROOT, "per rank of %d, plain data parallel: every rank holds the whole optimizer state%n", r.worldSize()));
         }
         for (MemoryPlanner.Part p : plan.parts()) {
             b.append(String.format(Locale.ROOT, "  %-24s %12s  %s%n", p.label(), MemoryPlanner.human(p.bytes()), p.detail()));

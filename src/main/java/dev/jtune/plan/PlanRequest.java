@@ -22,19 +22,21 @@ import java.util.List;
  * @param fourBit               a 4-bit frozen base (QLoRA), or null
  * @param optimizerShards       ranks the optimizer state is sharded over: the world size under ZeRO stage 1
  *                              ({@code training.zero_stage: 1}), else 1 (every rank keeps all of it)
+ * @param worldSize             data-parallel ranks (1: one process); with more, each rank also holds the gradient buckets
  */
 public record PlanRequest(ModelConfig config, int seqLen, int microBatch, int gradAccum, int loraR, List<String> loraTargets,
                           Precision precision, int baseBytes, boolean gradientCheckpointing, boolean cuda, FourBit fourBit,
-                          int optimizerShards) {
+                          int optimizerShards, int worldSize) {
 
     public PlanRequest {
         if (optimizerShards < 1) throw new IllegalArgumentException("optimizerShards " + optimizerShards);
+        if (worldSize < 1) throw new IllegalArgumentException("worldSize " + worldSize);
     }
 
     /** The optimizer state unsharded. */
     public PlanRequest(ModelConfig config, int seqLen, int microBatch, int gradAccum, int loraR, List<String> loraTargets,
                        Precision precision, int baseBytes, boolean gradientCheckpointing, boolean cuda, FourBit fourBit) {
-        this(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, 1);
+        this(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, 1, 1);
     }
 
     /**
@@ -62,28 +64,33 @@ public record PlanRequest(ModelConfig config, int seqLen, int microBatch, int gr
     }
 
     public PlanRequest withFourBit(FourBit q) {
-        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, q, optimizerShards);
+        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, q, optimizerShards, worldSize);
     }
 
     /** The optimizer state sharded over {@code n} ranks (ZeRO stage 1), or 1. */
     public PlanRequest withOptimizerShards(int n) {
-        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, n);
+        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, n, worldSize);
+    }
+
+    /** One rank of {@code n} data-parallel ranks (each holds the gradient buckets too), or 1. */
+    public PlanRequest withWorldSize(int n) {
+        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, optimizerShards, n);
     }
 
     public PlanRequest withSeqLen(int n) {
-        return new PlanRequest(config, n, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, optimizerShards);
+        return new PlanRequest(config, n, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, optimizerShards, worldSize);
     }
 
     public PlanRequest withMicroBatch(int n) {
-        return new PlanRequest(config, seqLen, n, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, optimizerShards);
+        return new PlanRequest(config, seqLen, n, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, optimizerShards, worldSize);
     }
 
     public PlanRequest withCheckpointing(boolean on) {
-        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, on, cuda, fourBit, optimizerShards);
+        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, on, cuda, fourBit, optimizerShards, worldSize);
     }
 
     public PlanRequest withLora(int r, List<String> targets, int base) {
-        return new PlanRequest(config, seqLen, microBatch, gradAccum, r, targets, precision, base, gradientCheckpointing, cuda, fourBit, optimizerShards);
+        return new PlanRequest(config, seqLen, microBatch, gradAccum, r, targets, precision, base, gradientCheckpointing, cuda, fourBit, optimizerShards, worldSize);
     }
 
     /** The frozen base's default element size for a precision: that of the autocast, else fp32 (as Trainable does). */

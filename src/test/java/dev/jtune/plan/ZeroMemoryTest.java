@@ -92,6 +92,12 @@ class ZeroMemoryTest {
         long half = two.get("breakdown").get("optimizer_state").get("bytes").asLong();
         assertTrue(half < whole && half >= whole / 2, half + " of " + whole);
         assertEquals(2, two.get("config").get("optimizer_shards").asInt());
+        // data parallel: every rank also holds the gradient buckets (a flat fp32 copy of the gradients); one process none
+        assertEquals(2, two.get("config").get("world_size").asInt());
+        assertEquals(two.get("breakdown").get("gradients").get("bytes").asLong(), two.get("breakdown").get("gradient_buckets").get("bytes").asLong());
+        assertTrue(!plain.get("breakdown").has("gradient_buckets"), "one process has no buckets");
+        CliTest.Run dpTable = CliTest.run("plan", "--shape", "tiny", "--world-size", "2", "--memory", "24GiB");
+        assertTrue(dpTable.out().contains("per rank of 2, plain data parallel") && dpTable.out().contains("gradient buckets"), dpTable.out());
 
         assertUserError(CliTest.run("plan", "--shape", "tiny", "--zero-stage", "2"), "--zero-stage: ZeRO stage 2 is not built in jtune; supported: 0");
         assertUserError(CliTest.run("plan", "--shape", "tiny", "--world-size", "0"), "--world-size: must be at least 1");
