@@ -90,6 +90,7 @@ public final class BenchRunner {
                     + "supported: 0 (plain data parallel) and 1 (optimizer state sharded across the ranks), got " + o.zeroStage());
         }
         int zeroStage = o.zeroStage() != null ? o.zeroStage() : 0;
+        double bucketCapMb = DataParallel.DEFAULT_BUCKET_CAP_MB;   // the experiment's training.ddp_bucket_cap_mb, if any
 
         ModelConfig config;
         int seqLen, micro, accum;
@@ -103,6 +104,7 @@ public final class BenchRunner {
             }
             Experiment exp = Experiment.load(o.experiment(), List.of());
             if (o.zeroStage() == null) zeroStage = exp.training().zeroStage();
+            bucketCapMb = exp.training().ddpBucketCapMb();
             seqLen = o.seqLen() != null ? o.seqLen() : exp.data().maxSeqLength();
             micro = o.microBatch() != null ? o.microBatch() : exp.training().perDeviceTrainBatchSize();
             accum = o.gradAccum() != null ? o.gradAccum() : exp.training().gradientAccumulationSteps();
@@ -142,7 +144,7 @@ public final class BenchRunner {
         Optional<LaunchEnv> launch = LaunchEnv.fromEnvironment(System.getenv());
         try (DistGroup group = launch.map(e -> DistGroup.join(e, step.model().device(), Duration.ofSeconds(600), System.err))
                 .orElse(DistGroup.single())) {
-            ObjectNode j = measure(o, step, config, seqLen, micro, accum, source, group, zeroStage);
+            ObjectNode j = measure(o, step, config, seqLen, micro, accum, source, group, zeroStage, bucketCapMb);
             return j;
         } finally {
             step.close();
@@ -216,7 +218,7 @@ public final class BenchRunner {
     }
 
     private static ObjectNode measure(Options o, TrainStep step, ModelConfig config, int seqLen, int micro, int accum, String source,
-                                      DistGroup group, int zeroStage) {
+                                      DistGroup group, int zeroStage, double bucketCapMb) {
         Device device = step.model().device();
         // each rank its own batches (as its shard would be), of the same shape
         List<Batch> batches = syntheticBatches(config.vocabSize(), seqLen, micro, accum, o.seed() + group.rank());
@@ -235,7 +237,7 @@ public final class BenchRunner {
         for (int i = 0; i < o.warmup(); i++) losses.add(step.step(batches, lr).loss());
         // distributed: first the same steps without the all-reduce (the rank alone: the 1-rank rate to scale against)
         double aloneTokensPerS = Double.NaN;
-        DataParallel dp = DataParallel.of(group, step.trainableParameters(), step.model().numBlocks());
+        DataParallel dp = DataParallel.of(group, step.trainableParameters(), step.model().numBlocks(), bucketCapMb);
         if (group.active()) {
             group.barrier("barrier before the bench's steps");
             long a0 = System.nanoTime();

@@ -55,6 +55,8 @@ import java.util.regex.Pattern;
  * @param zeroStage              0: plain data parallel (every rank keeps the whole optimizer state); 1: ZeRO stage 1, the
  *                               optimizer state sharded across the ranks (DeepSpeed's {@code zero_optimization.stage}, PyTorch's
  *                               {@code ZeroRedundancyOptimizer}); no effect in one process or with world size 1
+ * @param ddpBucketCapMb         MiB per gradient bucket of the data-parallel all-reduce (transformers' and DDP's
+ *                               {@code bucket_cap_mb}); the first bucket holds at most 1 MiB
  */
 public record TrainingSection(
         @Key(Key.REQUIRED) Path outputDir,
@@ -98,7 +100,8 @@ public record TrainingSection(
         @Key("32") int evalGenerationSamples,
         @Key("[exact_match, token_f1, rouge_l, bleu, chrf]") List<String> generationMetrics,
         @Key("1800") int ddpTimeout,
-        @Key("0") int zeroStage) implements Section {
+        @Key("0") int zeroStage,
+        @Key("25") double ddpBucketCapMb) implements Section {
 
     /** The ZeRO stages jtune has built: 0 (plain data parallel) and 1 (optimizer state sharded across the ranks). */
     public static final int MAX_ZERO_STAGE = 1;
@@ -134,7 +137,7 @@ public record TrainingSection(
                 loggingSteps, evalSteps, saveSteps, saveTotalLimit, seed, precision, device, earlyStoppingPatience,
                 earlyStoppingThreshold, loadBestModelAtEnd, dataloaderNumWorkers, maxBadSteps, kernels, skipMemoryCheck, gradientCheckpointing,
                 gradientCheckpointingKwargs, predictWithGenerate, generationMaxLength, generationNumBeams, evalGenerationSamples,
-                generationMetrics, ddpTimeout, zeroStage);
+                generationMetrics, ddpTimeout, zeroStage, ddpBucketCapMb);
     }
 
     @Override
@@ -179,6 +182,8 @@ public record TrainingSection(
         atLeast(p, "max_bad_steps", maxBadSteps, 1);
         validateGeneration(p);
         atLeast(p, "ddp_timeout", ddpTimeout, 1);
+        p.check(ddpBucketCapMb > 0 && Double.isFinite(ddpBucketCapMb), "ddp_bucket_cap_mb",
+                "must be a positive number of MiB (DDP's default is 25), got " + ddpBucketCapMb);
         p.check(zeroStage >= 0 && zeroStage <= MAX_ZERO_STAGE, "zero_stage", zeroStage == 2 || zeroStage == 3
                 ? "ZeRO stage " + zeroStage + " (sharded gradients" + (zeroStage == 3 ? " and weights" : "") + ") is not built in jtune; "
                         + "supported: 0 (plain data parallel) and 1 (optimizer state sharded across the ranks), got " + zeroStage

@@ -18,9 +18,9 @@ import java.util.Map;
  * <p>It also times its collectives, for {@code jtune bench}'s all-reduce time per step and the part of it the step waits
  * for after the backward ("exposed").
  *
- * <p>Environment: {@code JTUNE_DDP_BUCKET_CAP_MB} sets the bucket size (DDP's {@code bucket_cap_mb}, default 25; the
- * first bucket holds at most 1 MiB); {@code JTUNE_DDP_TRACE=1} prints, per step and rank, how many buckets started during
- * the backward.
+ * <p>Bucket size: {@code training.ddp_bucket_cap_mb} (DDP's {@code bucket_cap_mb}, default 25; the first bucket holds at
+ * most 1 MiB); the environment variable {@code JTUNE_DDP_BUCKET_CAP_MB} overrides it (and sets it for bench with
+ * --shape). {@code JTUNE_DDP_TRACE=1} prints, per step and rank, how many buckets started during the backward.
  */
 public final class DataParallel implements AutoCloseable {
     public static final DataParallel NONE = new DataParallel(DistGroup.single(), null, null);
@@ -44,28 +44,32 @@ public final class DataParallel implements AutoCloseable {
     /** Gradient sync for {@code trained} (in the optimizer's order) over {@code group}, after the backward only. */
     public static DataParallel of(DistGroup group, Iterable<Tensor> trained) {
         if (!group.active()) return NONE;
-        long cap = bucketCapBytes();
+        long cap = bucketCapBytes(DEFAULT_BUCKET_CAP_MB);
         return new DataParallel(group, new GradientBuckets(group, trained, cap), null);
     }
 
+    /** DDP's and transformers' default {@code bucket_cap_mb}. */
+    public static final double DEFAULT_BUCKET_CAP_MB = 25;
+
     /**
      * Gradient sync for {@code trained} (by name, in the optimizer's order) of a model with {@code blocks} decoder blocks,
-     * over {@code group}: bucketed in backward order ({@link BackwardOrder}), so that buckets start during the backward.
+     * over {@code group}: bucketed in backward order ({@link BackwardOrder}), so that buckets start during the backward,
+     * in buckets of {@code bucketCapMb} MiB ({@code training.ddp_bucket_cap_mb}; {@code JTUNE_DDP_BUCKET_CAP_MB} overrides it).
      */
-    public static DataParallel of(DistGroup group, Map<String, Tensor> trained, int blocks) {
+    public static DataParallel of(DistGroup group, Map<String, Tensor> trained, int blocks, double bucketCapMb) {
         if (!group.active()) return NONE;
         BackwardOrder order = new BackwardOrder(blocks);
         List<Tensor> tensors = new ArrayList<>(trained.values());
         int[] groupOf = trained.keySet().stream().mapToInt(order::groupOf).toArray();
-        long cap = bucketCapBytes();
+        long cap = bucketCapBytes(bucketCapMb);
         return new DataParallel(group, new GradientBuckets(group, tensors, groupOf, order.groups(),
                 Math.min(GradientBuckets.FIRST_BUCKET_BYTES, cap), cap), order);
     }
 
-    /** {@code JTUNE_DDP_BUCKET_CAP_MB} in bytes (25 MiB when unset). */
-    static long bucketCapBytes() {
+    /** {@code JTUNE_DDP_BUCKET_CAP_MB} in bytes when set, else {@code capMb}. */
+    static long bucketCapBytes(double capMb) {
         String v = System.getenv("JTUNE_DDP_BUCKET_CAP_MB");
-        if (v == null || v.isBlank()) return GradientBuckets.DEFAULT_BUCKET_BYTES;
+        if (v == null || v.isBlank()) return Math.max(1, (long) (capMb * 1048576));
         try {
             double mb = Double.parseDouble(v.strip());
             if (mb > 0 && Double.isFinite(mb)) return Math.max(1, (long) (mb * 1048576));

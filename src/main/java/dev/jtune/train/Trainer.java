@@ -150,7 +150,7 @@ public final class Trainer {
                 OptimizerStep base = new OptimizerStep(trained, optimizer,
                         new LossScaler(model.device(), precision == Precision.FP16), precision, t.maxGradNorm(),
                         TrainStep.checkpointingOf(t), t.labelSmoothingFactor());
-                base.dp = dp = DataParallel.of(group, trained.parameters(), model.numBlocks()).shardOptimizer(zero);
+                base.dp = dp = DataParallel.of(group, trained.parameters(), model.numBlocks(), t.ddpBucketCapMb()).shardOptimizer(zero);
                 OptimizerStep step = seams.step().apply(base);
                 Evaluation evaluation = seams.evaluation().apply(
                         Evaluation.of(model, t.perDeviceEvalBatchSize(), exp.data().maxSeqLength(), padId, precision, group));

@@ -100,7 +100,7 @@ class DataParallelMemoryTest {
             Trainable t = new Trainable.Full(config, cpu, Ops.OFF);
             AdamW optimizer = new AdamW(t.parameters(), t.decayed(), 0.01, 0.9, 0.999, 1e-8);
             LossScaler scaler = new LossScaler(cpu, false);
-            DataParallel dp = DataParallel.of(group, t.parameters(), t.model.numBlocks());
+            DataParallel dp = DataParallel.of(group, t.parameters(), t.model.numBlocks(), DataParallel.DEFAULT_BUCKET_CAP_MB);
             List<Batch> batches = SteadyStateProbe.batches((int) config.vocabSize());
             ActivationCheckpointing.Settings ckpt = new ActivationCheckpointing.Settings(checkpointing, false);
             System.gc();   // what loading left for the collector, before the baseline (as SteadyStateProbe)

@@ -60,7 +60,9 @@ class DataParallelOverlapTest {
                 "  per_device_train_batch_size: " + batch, "  gradient_accumulation_steps: 2", "  per_device_eval_batch_size: 2",
                 "  learning_rate: 3.0e-3", "  warmup_steps: 1", "  logging_steps: 1", "  eval_steps: 2", "  save_steps: 100",
                 "  device: cpu", "  precision: fp32", "  seed: 11", "  ddp_timeout: 60",
-                "  gradient_checkpointing: " + checkpointing) + "\n");
+                "  gradient_checkpointing: " + checkpointing,
+                // the checkpointed runs with small buckets (training.ddp_bucket_cap_mb 0.25: about one block each)
+                checkpointing ? "  ddp_bucket_cap_mb: 0.25" : "") + "\n");
         return yaml;
     }
 
@@ -97,8 +99,8 @@ class DataParallelOverlapTest {
     void bucketsStartDuringTheBackwardAndTheRanksStillTrainAsOneProcess() throws Exception {
         Path one = experiment("one", 4, false);
         Path ckpt = experiment("ckpt", 2, true), plain = experiment("plain", 2, false);
-        // the checkpointed run with small buckets (0.25 MiB: about one block each), the other with the default sizes
-        Map<String, String> small = Map.of("JTUNE_DDP_TRACE", "1", "JTUNE_DDP_BUCKET_CAP_MB", "0.25");
+        // the checkpointed run with small buckets (its experiment's ddp_bucket_cap_mb), the other with the default sizes
+        Map<String, String> small = Map.of("JTUNE_DDP_TRACE", "1");
         Map<String, String> defaults = Map.of("JTUNE_DDP_TRACE", "1");
         int portA = DataParallelTest.freePort(), portB = DataParallelTest.freePort();
         List<Process> ps = List.of(rank(one, 0, 0, 0, Map.of()), rank(ckpt, 0, 2, portA, small), rank(ckpt, 1, 2, portA, small),
@@ -120,6 +122,8 @@ class DataParallelOverlapTest {
                     int early = Integer.parseInt(m.group(3)), buckets = Integer.parseInt(m.group(4));
                     // every bucket but the embedding's (complete only when the backward returns) starts during it
                     assertTrue(buckets >= 2 && early == buckets - 1, name + " rank " + r + ": " + m.group());
+                    // 0.25 MiB buckets split the blocks (the default 25 MiB makes 2 buckets of this model)
+                    if (run == ckpt) assertTrue(buckets > 2, name + " rank " + r + ": ddp_bucket_cap_mb 0.25 not applied: " + m.group());
                 }
                 assertEquals(3, syncs, name + " rank " + r + ": one gradient sync per step:\n" + log);
                 if (r == 0) System.out.println(name + ": " + log.lines().filter(l -> l.startsWith("ddp trace")).findFirst().orElseThrow());
