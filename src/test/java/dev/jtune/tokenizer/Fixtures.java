@@ -4,11 +4,17 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.io.InputStream;
 import java.net.URISyntaxException;
 import java.net.URL;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import java.util.zip.GZIPInputStream;
 
 /** Test fixtures under src/test/resources/tokenizers (see the README.txt files there). */
 final class Fixtures {
@@ -26,9 +32,42 @@ final class Fixtures {
             throw new IllegalStateException("missing test resource tokenizers/" + name);
         }
         try {
-            return Path.of(url.toURI());
+            return unpacked(Path.of(url.toURI()));
         } catch (URISyntaxException e) {
             throw new IllegalStateException(e);
+        }
+    }
+
+    private static final Map<Path, Path> UNPACKED = new HashMap<>();
+
+    /**
+     * A fixture directory whose large files are stored gzipped (tokenizer.json.gz: keeps the repository small) as the
+     * directory a user has: a copy, once per JVM, with every {@code X.gz} unpacked to {@code X}. Others as they are.
+     */
+    private static synchronized Path unpacked(Path dir) {
+        if (!Files.isDirectory(dir)) return dir;
+        try (Stream<Path> files = Files.list(dir)) {
+            List<Path> all = files.toList();
+            if (all.stream().noneMatch(f -> f.toString().endsWith(".gz"))) return dir;
+            Path out = UNPACKED.get(dir);
+            if (out != null) return out;
+            out = Files.createTempDirectory("jtune-fixture-" + dir.getFileName() + "-");
+            out.toFile().deleteOnExit();
+            for (Path f : all) {
+                String name = f.getFileName().toString();
+                if (name.endsWith(".gz")) {
+                    try (InputStream in = new GZIPInputStream(Files.newInputStream(f))) {
+                        Files.copy(in, out.resolve(name.substring(0, name.length() - 3)));
+                    }
+                } else {
+                    Files.copy(f, out.resolve(name));
+                }
+                out.resolve(name.endsWith(".gz") ? name.substring(0, name.length() - 3) : name).toFile().deleteOnExit();
+            }
+            UNPACKED.put(dir, out);
+            return out;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
         }
     }
 
