@@ -151,7 +151,7 @@ public final class QuantizedCheckpoint implements AutoCloseable {
             throw new UserError(where + ": a quant state must be a 1-D uint8 tensor (JSON bytes), found " + si.dtype()
                     + " " + Arrays.toString(si.shape()));
         }
-        QuantState st = QuantState.parse(StateBytes.bytes(w.tensor(stateName)), where);
+        QuantState st = QuantState.parse(dev.jtune.util.Tensors.toBytes(w.tensor(stateName)), where);
         if (st.type() != keyType) {
             throw new UserError(where + ": the quant state says quant_type '" + st.type().bnbName() + "' but the tensor name says '"
                     + keyType.bnbName() + "'");

@@ -39,7 +39,7 @@ public record QuantizedTensor(QuantState state, Tensor packed, Tensor absmax, Te
             out.put(weightName + ".nested_absmax", nestedAbsmax);
             out.put(weightName + ".nested_quant_map", nestedQuantMap);
         }
-        out.put(weightName + "." + stateKey(state.type()), StateBytes.tensor(state.toJsonBytes()));
+        out.put(weightName + "." + stateKey(state.type()), dev.jtune.util.Tensors.bytes(state.toJsonBytes()));
         return out;
     }
 

@@ -3,11 +3,9 @@ package dev.jtune.train;
 import dev.jtune.dist.DistGroup;
 import dev.jtune.io.SafetensorsFile;
 import dev.jtune.util.Tensors;
-import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
-import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -54,8 +52,8 @@ final class RngStates {
     static Map<String, Map<String, Tensor>> gather(DistGroup group, String device) {
         Map<String, Tensor> mine = capture(device);
         if (group.worldSize() <= 1) return Map.of(SINGLE, mine);
-        byte[] cpu = bytes(mine.get("torch_cpu"));
-        byte[] cuda = mine.containsKey("torch_cuda") ? bytes(mine.get("torch_cuda")) : new byte[0];
+        byte[] cpu = Tensors.toBytes(mine.get("torch_cpu"));
+        byte[] cuda = mine.containsKey("torch_cuda") ? Tensors.toBytes(mine.get("torch_cuda")) : new byte[0];
         int n = group.worldSize(), me = group.rank();
         double[] lengths = new double[2 * n];   // [cpu bytes, cuda bytes] of each rank
         lengths[2 * me] = cpu.length;
@@ -114,22 +112,14 @@ final class RngStates {
     /** The CPU generator's state saved in {@code file} (tests compare the ranks'). */
     static byte[] cpuState(Path file) {
         try (SafetensorsFile f = SafetensorsFile.open(file)) {
-            return bytes(f.tensor("torch_cpu"));
+            return Tensors.toBytes(f.tensor("torch_cpu"));
         }
     }
 
-    private static byte[] bytes(Tensor t) {
-        Tensor c = t.contiguous().cpu();
-        byte[] out = new byte[(int) c.numel()];
-        new BytePointer(c.data_ptr()).capacity(out.length).get(out);
-        return out;
-    }
-
+    /** A uint8 tensor of the {@code length} byte values at {@code values[from…]} (the all-reduced doubles). */
     private static Tensor tensor(double[] values, int from, int length) {
         byte[] b = new byte[length];
         for (int i = 0; i < length; i++) b[i] = (byte) (int) values[from + i];
-        try (BytePointer p = new BytePointer(b)) {
-            return torch.from_blob(p, new long[] {length}, Tensors.options(ScalarType.Byte)).clone();
-        }
+        return Tensors.bytes(b);
     }
 }

@@ -1,5 +1,6 @@
 package dev.jtune.util;
 
+import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.pytorch.Device;
@@ -53,6 +54,21 @@ public final class Tensors {
         try (FloatPointer p = new FloatPointer(values)) {
             return torch.from_blob(p, new long[] {values.length}, options(ScalarType.Float)).clone();
         }
+    }
+
+    /** A 1-D uint8 tensor on the CPU, copied from {@code bytes}. */
+    public static Tensor bytes(byte[] bytes) {
+        try (BytePointer p = new BytePointer(bytes)) {
+            return torch.from_blob(p, new long[] {bytes.length}, options(ScalarType.Byte)).clone();
+        }
+    }
+
+    /** The bytes of a uint8 tensor (any shape, flattened; copied to the CPU when needed). */
+    public static byte[] toBytes(Tensor t) {
+        Tensor c = t.contiguous().cpu();
+        byte[] out = new byte[(int) c.numel()];
+        new BytePointer(c.data_ptr()).capacity(out.length).get(out);
+        return out;
     }
 
     /** All elements, flattened in row-major order, as float32 (copies to CPU when needed). */

@@ -81,9 +81,9 @@ class FourBitReferenceTest {
             QuantizedTensor q = FourBitCodec.quantize(input, type, dq, name);
             byte[] packed = Base64.getDecoder().decode(c.get("packed").asText());
             assertArrayEquals(new long[] {packed.length, 1}, Tensors.shape(q.packed()), name + ": packed shape");
-            assertBytes(packed, StateBytes.bytes(q.packed()), name + ": packed codes");
+            assertBytes(packed, dev.jtune.util.Tensors.toBytes(q.packed()), name + ": packed codes");
             if (dq) {
-                assertBytes(Base64.getDecoder().decode(c.get("qabsmax").asText()), StateBytes.bytes(q.absmax()),
+                assertBytes(Base64.getDecoder().decode(c.get("qabsmax").asText()), dev.jtune.util.Tensors.toBytes(q.absmax()),
                         name + ": quantized absmax");
                 assertBits(f32(c.get("nested_absmax").asText()), Tensors.toFloats(q.nestedAbsmax()), name + ": nested absmax");
                 assertEquals(Float.floatToIntBits((float) c.get("nested_offset").asDouble()),

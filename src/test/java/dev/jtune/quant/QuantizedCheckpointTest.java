@@ -198,7 +198,7 @@ class QuantizedCheckpointTest {
             assertArrayEquals(new long[] {16}, f.info(w + ".quant_map").shape());
             assertArrayEquals(new long[] {1}, f.info(w + ".nested_absmax").shape());
             assertArrayEquals(new long[] {256}, f.info(w + ".nested_quant_map").shape());
-            String json = new String(StateBytes.bytes(f.tensor(w + ".quant_state.bitsandbytes__nf4")), java.nio.charset.StandardCharsets.UTF_8);
+            String json = new String(dev.jtune.util.Tensors.toBytes(f.tensor(w + ".quant_state.bitsandbytes__nf4")), java.nio.charset.StandardCharsets.UTF_8);
             assertTrue(json.startsWith("{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float32\", \"shape\": [32, 64], "
                     + "\"nested_blocksize\": 256, \"nested_dtype\": \"float32\", \"nested_offset\": "), json);
             assertEquals("pt", f.metadata().get("format"));

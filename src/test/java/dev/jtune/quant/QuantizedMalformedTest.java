@@ -61,11 +61,11 @@ class QuantizedMalformedTest {
     }
 
     static void setState(Map<String, Tensor> t, String key, String json) {
-        t.put(W + "." + key, StateBytes.tensor(json.getBytes(StandardCharsets.UTF_8)));
+        t.put(W + "." + key, dev.jtune.util.Tensors.bytes(json.getBytes(StandardCharsets.UTF_8)));
     }
 
     static String state(Map<String, Tensor> t) {
-        return new String(StateBytes.bytes(t.get(W + ".quant_state.bitsandbytes__nf4")), StandardCharsets.UTF_8);
+        return new String(dev.jtune.util.Tensors.toBytes(t.get(W + ".quant_state.bitsandbytes__nf4")), StandardCharsets.UTF_8);
     }
 
     @Test
