@@ -27,7 +27,7 @@ public final class DataParallel implements AutoCloseable {
 
     private final DistGroup group;
     private final GradientBuckets buckets;
-    private final BackwardOrder order;   // null: no overlap (unnamed tensors)
+    private final BackwardOrder order;   // null only in NONE
     private final boolean trace = "1".equals(System.getenv("JTUNE_DDP_TRACE"));
     private long step;
     private double commSeconds, exposedSeconds;
@@ -41,15 +41,8 @@ public final class DataParallel implements AutoCloseable {
         this.order = order;
     }
 
-    /** Gradient sync for {@code trained} (in the optimizer's order) over {@code group}, after the backward only. */
-    public static DataParallel of(DistGroup group, Iterable<Tensor> trained) {
-        if (!group.active()) return NONE;
-        long cap = bucketCapBytes(DEFAULT_BUCKET_CAP_MB);
-        return new DataParallel(group, new GradientBuckets(group, trained, cap), null);
-    }
-
     /** DDP's and transformers' default {@code bucket_cap_mb}. */
-    public static final double DEFAULT_BUCKET_CAP_MB = 25;
+    public static final double DEFAULT_BUCKET_CAP_MB = GradientBuckets.DEFAULT_BUCKET_BYTES / 1048576.0;
 
     /**
      * Gradient sync for {@code trained} (by name, in the optimizer's order) of a model with {@code blocks} decoder blocks,
@@ -69,10 +62,14 @@ public final class DataParallel implements AutoCloseable {
     /** {@code JTUNE_DDP_BUCKET_CAP_MB} in bytes when set, else {@code capMb}. */
     static long bucketCapBytes(double capMb) {
         String v = System.getenv("JTUNE_DDP_BUCKET_CAP_MB");
-        if (v == null || v.isBlank()) return Math.max(1, (long) (capMb * 1048576));
+        double mb = v == null || v.isBlank() ? capMb : parseMiB(v);
+        return Math.max(1, (long) (mb * 1048576));
+    }
+
+    private static double parseMiB(String v) {
         try {
             double mb = Double.parseDouble(v.strip());
-            if (mb > 0 && Double.isFinite(mb)) return Math.max(1, (long) (mb * 1048576));
+            if (mb > 0 && Double.isFinite(mb)) return mb;
         } catch (NumberFormatException ignored) {
             // the message below
         }
@@ -108,11 +105,10 @@ public final class DataParallel implements AutoCloseable {
 
     /**
      * Call before the forward of the step's last micro-batch: what its backward signals as final starts the all-reduce of
-     * those gradients' buckets. Null without a process group or without names to order the buckets by (then
-     * {@link #syncGradients} reduces everything after the backward).
+     * those gradients' buckets. Null without a process group.
      */
     public GradientsReady gradientsReady() {
-        if (!active() || order == null) return null;
+        if (!active()) return null;
         buckets.begin(step);
         gradientsBegun = true;
         return new GradientsReady() {

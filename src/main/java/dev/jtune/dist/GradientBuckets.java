@@ -27,7 +27,7 @@ import java.util.stream.IntStream;
  * hooks, possibly on autograd's thread): every bucket whose groups are all ready is packed and its asynchronous all-reduce
  * started, in bucket order (every rank issues the same collectives in the same order: Gloo and NCCL match them by
  * order). Then {@link #finish} after the backward returned: the buckets left are started, all are waited for and their
- * sums unpacked into the gradients. {@link #allReduce} is both at once (nothing overlapped).
+ * sums unpacked into the gradients.
  *
  * <p>Sums, not means: the loss is already divided by the target tokens of the whole global batch (all ranks), so the
  * sum of the ranks' gradients is the gradient of the global mean. Every rank gets the same bits (Gloo's and NCCL's
@@ -54,14 +54,9 @@ public final class GradientBuckets implements AutoCloseable {
     private RuntimeException failure;  // a failure inside a hook, thrown by finish (not through autograd)
     private double lastSeconds, lastExposedSeconds;
 
-    /** All tensors in one ready group, one bucket size: nothing can start before {@link #finish}. */
-    public GradientBuckets(DistGroup group, Iterable<Tensor> params, long bucketBytes) {
-        this(group, list(params), null, 1, bucketBytes, bucketBytes);
-    }
-
     /**
      * @param params           the trained tensors, in the optimizer's order
-     * @param groupOf          each one's ready group (null: all in group 0)
+     * @param groupOf          each one's ready group
      * @param groups           how many ready groups there are
      */
     public GradientBuckets(DistGroup group, List<Tensor> params, int[] groupOf, int groups, long firstBucketBytes, long bucketBytes) {
@@ -75,11 +70,10 @@ public final class GradientBuckets implements AutoCloseable {
                 bytes[i] = p.numel() * Tensors.elementSize(p.scalar_type());
                 kind[i] = p.scalar_type().intern().value;
             }
-            int[] groups0 = groupOf == null ? new int[params.size()] : groupOf;
-            for (int[] members : layout(bytes, kind, groups0, firstBucketBytes, bucketBytes)) {
+            for (int[] members : layout(bytes, kind, groupOf, firstBucketBytes, bucketBytes)) {
                 List<Tensor> ps = new ArrayList<>(members.length);
                 for (int i : members) ps.add(params.get(i));
-                add(ps, groups0[members[0]], groups0[members[members.length - 1]]);
+                add(ps, groupOf[members[0]], groupOf[members[members.length - 1]]);
             }
         }
         this.pending = new DistGroup.Pending[buckets.size()];
@@ -107,12 +101,6 @@ public final class GradientBuckets implements AutoCloseable {
         }
         if (!current.isEmpty()) out.add(current.stream().mapToInt(Integer::intValue).toArray());
         return out;
-    }
-
-    private static List<Tensor> list(Iterable<Tensor> params) {
-        List<Tensor> l = new ArrayList<>();
-        params.forEach(l::add);
-        return l;
     }
 
     private void add(List<Tensor> params, int firstGroup, int lastGroup) {
@@ -234,12 +222,6 @@ public final class GradientBuckets implements AutoCloseable {
         long t1 = System.nanoTime();
         lastExposedSeconds = (t1 - t0) / 1e9;
         lastSeconds = (t1 - firstLaunchNanos) / 1e9;
-    }
-
-    /** Sums the gradients over the ranks now, with nothing overlapped: {@link #begin} then {@link #finish}. */
-    public void allReduce(long step) {
-        begin(step);
-        finish();
     }
 
     @Override

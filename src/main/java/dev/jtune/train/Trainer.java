@@ -178,7 +178,7 @@ public final class Trainer {
                 loop.answers = group.isMain() ? AnswerRounds.of(model, precision, tok, t, data, out) : AnswerRounds.NONE;
                 if (resumeFrom != null) {
                     // only rank 0 trims metrics.jsonl; every rank reads the checkpoint (a shared output_dir across nodes)
-                    TrainerState.restore(resumeFrom, step, device, loop.state, sinks,
+                    TrainerState.restore(resumeFrom, step, loop.state, sinks,
                             group.isMain() ? outDir.resolve("metrics.jsonl") : null, out);
                     RngStates.restore(resumeFrom, group.rank(), group.worldSize(), loop.state.worldSize, device, out);
                     loop.continueOnWorldSize(group.worldSize(), out);

@@ -6,7 +6,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jtune.config.TrainingSection;
 import dev.jtune.io.SafetensorsFile;
 import dev.jtune.metrics.MetricsLog;
-import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
 
 import java.io.IOException;
@@ -52,11 +51,10 @@ final class TrainerState {
     /**
      * Continues from a checkpoint: trained weights, optimizer and loss-scaler state, the position in the data, the
      * logging window, and the logs up to that step (the random generators: {@link RngStates#restore}). Lines of
-     * metrics.jsonl after that step
-     * are dropped (they are logged again), and so are lines that are not JSON (a line cut by a crash): their number is
-     * reported on {@code out}.
+     * metrics.jsonl after that step are dropped (they are logged again), and so are lines that are not JSON (a line cut
+     * by a crash): their number is reported on {@code out}.
      */
-    static void restore(Path ck, OptimizerStep step, Device device, LoopState s, MetricSinks sinks, Path metricsFile,
+    static void restore(Path ck, OptimizerStep step, LoopState s, MetricSinks sinks, Path metricsFile,
                         PrintStream out) throws IOException {
         step.trained.restore(ck);
         try (SafetensorsFile f = SafetensorsFile.open(ck.resolve("optimizer.safetensors"))) {
