@@ -10,10 +10,8 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 
-import static dev.jtune.train.DataParallelTest.experiment;
-import static dev.jtune.train.DataParallelTest.job;
 import static dev.jtune.train.DataParallelTest.log;
-import static dev.jtune.train.DataParallelTest.waitForStep;
+import static dev.jtune.train.DataParallelTest.runningJob;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -37,12 +35,8 @@ class DataParallelFaultTest {
     @Test
     void killingRankZeroMakesTheOthersExitNamingIt() throws Exception {
         int timeout = 10;
-        Path yaml = experiment("killed0", 2, true);
-        Files.writeString(yaml, Files.readString(yaml).replace("max_steps: 4", "max_steps: 400")
-                .replace("ddp_timeout: 30", "ddp_timeout: " + timeout));
-        List<Process> ranks = job(yaml, "killed0", 3);
+        List<Process> ranks = runningJob("killed0", true, 3, timeout);
         try {
-            waitForStep(ranks.get(0), tmp.resolve("killed0"), 2);
             long t0 = System.nanoTime();
             ranks.get(0).destroyForcibly().waitFor();   // SIGKILL: the store's server goes with it
             for (int r = 1; r < 3; r++) {
@@ -74,12 +68,8 @@ class DataParallelFaultTest {
     @Test
     void aFrozenRankZeroMakesTheOthersExitAfterTheTimeout() throws Exception {
         int timeout = 8;
-        Path yaml = experiment("frozen0", 2, true);
-        Files.writeString(yaml, Files.readString(yaml).replace("max_steps: 4", "max_steps: 400")
-                .replace("ddp_timeout: 30", "ddp_timeout: " + timeout));
-        List<Process> ranks = job(yaml, "frozen0", 2);
+        List<Process> ranks = runningJob("frozen0", true, 2, timeout);
         try {
-            waitForStep(ranks.get(0), tmp.resolve("frozen0"), 2);
             long t0 = System.nanoTime();
             assertEquals(0, new ProcessBuilder("kill", "-STOP", String.valueOf(ranks.get(0).pid())).start().waitFor());
             assertTrue(ranks.get(1).waitFor(90, TimeUnit.SECONDS), "rank 1 still runs 90 s after rank 0 froze");

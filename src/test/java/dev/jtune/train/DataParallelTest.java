@@ -109,6 +109,24 @@ class DataParallelTest {
         return ps;
     }
 
+    /**
+     * A run of {@code world} ranks long enough to be interrupted (400 steps) with {@code ddp_timeout} seconds, started and
+     * past step 2 on rank 0: for the fault tests.
+     */
+    static List<Process> runningJob(String name, boolean lora, int world, int ddpTimeout) throws Exception {
+        Path yaml = experiment(name, 2, lora);
+        Files.writeString(yaml, Files.readString(yaml).replace("max_steps: 4", "max_steps: 400")
+                .replace("ddp_timeout: 30", "ddp_timeout: " + ddpTimeout));
+        List<Process> ranks = job(yaml, name, world);
+        try {
+            waitForStep(ranks.get(0), tmp.resolve(name), 2);
+        } catch (Exception | AssertionError e) {
+            ranks.forEach(Process::destroyForcibly);
+            throw e;
+        }
+        return ranks;
+    }
+
     static Path log(String name, int rank) {
         return tmp.resolve(name + ".rank" + rank + ".log");
     }
@@ -203,10 +221,7 @@ class DataParallelTest {
     /** kill -9 of rank 1 in the middle of a run: rank 0 exits 1 within ddp_timeout, naming rank 1 and the collective. */
     @Test
     void aKilledRankMakesTheOthersExitNamingIt() throws Exception {
-        Path yaml = experiment("killed", 2, false);
-        Files.writeString(yaml, Files.readString(yaml).replace("max_steps: 4", "max_steps: 400").replace("ddp_timeout: 30", "ddp_timeout: 20"));
-        List<Process> ranks = job(yaml, "killed", 2);
-        waitForStep(ranks.get(0), tmp.resolve("killed"), 2);
+        List<Process> ranks = runningJob("killed", false, 2, 20);
         long t0 = System.nanoTime();
         ranks.get(1).destroyForcibly().waitFor();   // SIGKILL
         assertTrue(ranks.get(0).waitFor(60, TimeUnit.SECONDS), "rank 0 still runs 60 s after rank 1 was killed");
@@ -222,11 +237,8 @@ class DataParallelTest {
     /** A rank that hangs (SIGSTOP): rank 0 gives up after ddp_timeout, exits 1, names rank 1 and the collective. */
     @Test
     void aHungRankMakesTheOthersExitAfterTheTimeout() throws Exception {
-        Path yaml = experiment("hung", 2, true);
-        Files.writeString(yaml, Files.readString(yaml).replace("max_steps: 4", "max_steps: 400").replace("ddp_timeout: 30", "ddp_timeout: 8"));
-        List<Process> ranks = job(yaml, "hung", 2);
+        List<Process> ranks = runningJob("hung", true, 2, 8);
         try {
-            waitForStep(ranks.get(0), tmp.resolve("hung"), 2);
             long t0 = System.nanoTime();
             assertEquals(0, new ProcessBuilder("kill", "-STOP", String.valueOf(ranks.get(1).pid())).start().waitFor());
             assertTrue(ranks.get(0).waitFor(60, TimeUnit.SECONDS), "rank 0 still runs 60 s after rank 1 froze");
