@@ -30,6 +30,12 @@ public final class Main implements Runnable {
 
     public static void main(String[] args) {
         NativeRuntime.configureEnvironment();   // before LibTorch's OpenMP runtime loads
+        try {
+            dev.jtune.util.LibTorchNatives.ensureLoaded();   // the preset's LibTorch, never one from the linker path
+        } catch (UserError e) {
+            System.err.println("jtune: error: " + e.getMessage());
+            System.exit(EXIT_USER_ERROR);
+        }
         dev.jtune.dist.Launcher.exitWithLauncher();   // a rank of `--nproc-per-node` does not outlive its launcher
         System.exit(run(args));
     }

@@ -17,7 +17,6 @@ import java.util.List;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Each CUDA kernel against the LibTorch reference on fresh random inputs, forward and backward, element by element
@@ -35,8 +34,8 @@ class KernelGpuTest {
 
     @BeforeEach
     void needCuda() {
-        assumeTrue(dev.jtune.util.Devices.cudaAvailable(), "CUDA not available");
-        assumeTrue(KernelLibrary.available(), KernelLibrary.reason());
+        dev.jtune.GpuTests.assumeCuda();
+        dev.jtune.GpuTests.assumeGpu(KernelLibrary.available(), KernelLibrary.reason());
         scope = new PointerScope();
         torch.manual_seed(System.nanoTime());   // fresh inputs each run
     }
