@@ -79,7 +79,7 @@ public final class CudaDecision {
     }
 
     /** Why CUDA is not usable, in one clause. */
-    static String reason(Driver driver, Natives natives) {
+    public static String reason(Driver driver, Natives natives) {
         if (!natives.gpuBuild()) {
             return (driver.present() ? "" : "this machine has no NVIDIA driver, and ")
                     + "jtune was built with LibTorch's CPU natives (build the CUDA jar with `mvn -B -Pgpu package`)";
