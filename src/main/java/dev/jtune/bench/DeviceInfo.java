@@ -89,7 +89,8 @@ public final class DeviceInfo {
 
     /** Synchronises with the device (CUDA: waits for all queued work; CPU: ops are synchronous). */
     public static void sync(Device device) {
-        if (device.is_cuda()) torch.cuda_synchronize();
+        // the device's own index: cuda_synchronize() without one waits for the thread's current device (device 0 unless set)
+        if (device.is_cuda()) torch.cuda_synchronize(device.has_index() ? device.index() : -1);
     }
 
     /** Peak memory: CUDA caching-allocator statistics, or the process's peak RSS on the CPU. */

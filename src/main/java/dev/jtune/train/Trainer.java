@@ -116,6 +116,7 @@ public final class Trainer {
         Device device = launch.isPresent() && parsed.is_cuda()
                 ? new Device("cuda:" + launch.get().cudaDevice(Byte.toUnsignedInt(org.bytedeco.pytorch.global.torch.cuda_device_count())))
                 : parsed;
+        Devices.makeCurrent(device);   // this rank's GPU before any CUDA call
         Precision precision = t.precision().resolve(device.is_cuda());
         ModelConfig config = ModelConfig.read(exp.model().path());
         ModelChecks.check(exp, config);   // Experiment.load ran it already; this covers experiments built in code

@@ -26,4 +26,13 @@ public final class Devices {
         CudaDecision.Driver driver = CudaDecision.Driver.probe(java.nio.file.Path.of("/"));
         return new Device(CudaDecision.decide(name, where, driver, CudaDecision.probeNatives()));
     }
+
+    /**
+     * Makes {@code device} the calling thread's current CUDA device (a no-op on the CPU or for "cuda" without an index).
+     * A rank must do this before its first CUDA call: otherwise contexts, NCCL's communicator and the caching allocator's
+     * first blocks land on device 0, whatever device its tensors name.
+     */
+    public static void makeCurrent(Device device) {
+        if (device.is_cuda() && device.has_index()) torch.setDeviceIndex(device.index());
+    }
 }
