@@ -250,6 +250,7 @@ public final class Trainer {
                 device.is_cuda() ? "cuda" : "cpu");
         out.println(trained.describe());
         out.println(trained.model.kernels().describe(device.is_cuda()));
+        dev.jtune.kernels.OpPaths.reset();   // the paths really taken are reported after the first step (TrainingLoop)
         String reg = regularisation(trained.model, t);
         if (reg != null) out.println("regularisation (training only): " + reg);
         String batch = group.active()

@@ -40,6 +40,7 @@ final class TrainingLoop {
     final LoopState state = new LoopState();
     Evaluator.Result test;
     String preempted;   // the signal that stopped the run, or null
+    private boolean pathsReported;
     String phase = "training";   // what the run is doing, for an out-of-memory message
     EvalListener evalListener = EvalListener.NONE;   // may stop the run at an evaluation (jtune sweep's pruning)
     AnswerRounds answers = AnswerRounds.NONE;        // predict_with_generate: answers at each evaluation and at the end
@@ -150,6 +151,15 @@ final class TrainingLoop {
                     saved.isEmpty() ? "none (no checkpoint was written yet)" : saved.get(saved.size() - 1).toString(), exp.data().trainFile()));
         }
         pos.step++;
+        if (!pathsReported) {   // what the ops really ran in this run's first step (Ops.describe said what was intended)
+            pathsReported = true;
+            java.util.Map<String, String> taken = dev.jtune.kernels.OpPaths.taken();
+            if (!taken.isEmpty()) {
+                StringBuilder b = new StringBuilder("kernels taken in step " + pos.step + ":");
+                taken.forEach((op, path) -> b.append(String.format(Locale.ROOT, "%n  %-16s %s", op, path)));
+                sinks.message(b.toString());
+            }
+        }
         LoopState.LossWindow w = state.window;
         w.add(r.loss(), r.tokens());
         sinks.stepDone(pos.step, r.loss(), lr, w.tokensPerSecond());
