@@ -124,22 +124,11 @@ final class EnvironmentReport {
         }
     }
 
-    /** Name and memory of GPU {@code index} through cudaGetDeviceProperties (reflection: the CUDA preset is optional). */
+    /** Name, memory and compute capability of GPU {@code index}. */
     private static Map<String, Object> gpu(int index) {
         Map<String, Object> g = new LinkedHashMap<>();
         g.put("index", index);
-        try {
-            Class<?> props = Class.forName("org.bytedeco.cuda.cudart.cudaDeviceProp");
-            Object p = props.getConstructor().newInstance();
-            Class<?> cudart = Class.forName("org.bytedeco.cuda.global.cudart");
-            cudart.getMethod("cudaGetDeviceProperties", props, int.class).invoke(null, p, index);
-            Object name = props.getMethod("name").invoke(p);
-            g.put("name", name.getClass().getMethod("getString").invoke(name));
-            g.put("memory_bytes", props.getMethod("totalGlobalMem").invoke(p));
-            g.put("compute_capability", props.getMethod("major").invoke(p) + "." + props.getMethod("minor").invoke(p));
-        } catch (Throwable t) {
-            g.put("error", "cudaGetDeviceProperties not reachable: " + t);
-        }
+        g.putAll(dev.jtune.bench.DeviceInfo.cudaProperties(index));
         return g;
     }
 
