@@ -46,6 +46,7 @@ public final class ContinuousBatcher implements AutoCloseable {
     private boolean stopped;                                           // guarded by lock
     private int inFlight;                                              // pending + running, guarded by lock
     private long kvInUse;                                              // batcher thread only
+    private volatile int largestBatch;                                 // the most rows one decode step has had
     private final Thread thread;
 
     public ContinuousBatcher(ServedModels models, int maxBatch, int maxQueue, long kvBudgetBytes, ServeMetrics metrics, RequestLog log) {
@@ -101,6 +102,11 @@ public final class ContinuousBatcher implements AutoCloseable {
         synchronized (lock) {
             return draining;
         }
+    }
+
+    /** The most requests one decode step has fed so far. */
+    int largestBatch() {
+        return largestBatch;
     }
 
     /** Requests accepted and not yet finished (queued or running). */
@@ -210,6 +216,7 @@ public final class ContinuousBatcher implements AutoCloseable {
     /** One token for every running request, in one forward. */
     private void decodeStep() {
         int b = running.size();
+        largestBatch = Math.max(largestBatch, b);
         long[] chosen = new long[b];
         try (PointerScope scope = new PointerScope()) {
             int[] adapters = new int[b];
