@@ -157,6 +157,8 @@ public final class ContinuousBatcher implements AutoCloseable {
                     for (Sequence s : running) failed(s, e);
                 }
                 running.removeIf(s -> s.done || leaves(s));
+                metrics.batchSize(running.size());
+                metrics.kvCacheBytes(kvInUse / 2);
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();

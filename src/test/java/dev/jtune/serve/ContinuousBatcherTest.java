@@ -4,12 +4,6 @@ import dev.jtune.cli.CliTest;
 import dev.jtune.data.ChatTemplate;
 import dev.jtune.infer.TextGenerator;
 import dev.jtune.kernels.Ops;
-import dev.jtune.model.CausalLM;
-import dev.jtune.peft.Adapters;
-import dev.jtune.peft.Lora;
-import dev.jtune.peft.LoraAdapter;
-import dev.jtune.peft.LoraSpec;
-import dev.jtune.peft.PeftAdapter;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.junit.jupiter.api.BeforeAll;
@@ -51,8 +45,8 @@ class ContinuousBatcherTest {
     static void models() {
         llama = tmp.resolve("llama");
         gpt2 = tmp.resolve("gpt2");
-        assertEquals(0, CliTest.run("init-model", "--arch", "llama", "--tokenizer", "configs/tokenizers/gpt2", "--out", llama.toString(), "--seed", "5").code());
-        assertEquals(0, CliTest.run("init-model", "--arch", "gpt2", "--tokenizer", "configs/tokenizers/gpt2", "--out", gpt2.toString(), "--seed", "6").code());
+        ServeFixtures.model("llama", llama, 5);
+        ServeFixtures.model("gpt2", gpt2, 6);
     }
 
     /** What a request's sink saw. */
@@ -144,17 +138,8 @@ class ContinuousBatcherTest {
     @Test
     void adaptersAndTheBaseShareOneBatchRowByRow() throws Exception {
         Map<String, Path> adapters = new LinkedHashMap<>();
-        try (CausalLM base = Adapters.load(llama, null, ScalarType.Float, CPU)) {
-            for (String name : List.of("qv", "mlp")) {
-                List<String> targets = name.equals("qv") ? List.of("q_proj", "v_proj") : List.of("up_proj", "down_proj");
-                LoraSpec spec = new LoraSpec(4, 16, 0, targets, false, false);   // B random: the adapter changes the answers
-                Map<String, LoraAdapter> a = Lora.create(base.config(), spec, name.hashCode(), CPU, "test");
-                Path dir = tmp.resolve("adapter-" + name);
-                PeftAdapter.save(dir, spec, a, base.config(), llama.toString());
-                a.values().forEach(LoraAdapter::close);
-                adapters.put(name, dir);
-            }
-        }
+        adapters.put("qv", ServeFixtures.adapter(llama, List.of("q_proj", "v_proj"), 1, tmp.resolve("adapter-qv")));
+        adapters.put("mlp", ServeFixtures.adapter(llama, List.of("up_proj", "down_proj"), 2, tmp.resolve("adapter-mlp")));
         List<String> ids = List.of("base", "qv", "mlp", "qv", "base", "mlp");
         List<String> questions = List.of(QUESTIONS.get(0), QUESTIONS.get(1), QUESTIONS.get(2), QUESTIONS.get(3), QUESTIONS.get(4), QUESTIONS.get(0));
         try (ServedModels models = ServedModels.load(llama, "base", adapters, ScalarType.Float, CPU, Ops.AUTO)) {
