@@ -306,7 +306,7 @@ public final class OpenAiServer implements AutoCloseable {
     /** Stops listening; call after the batcher has drained, so every accepted request has had its answer. */
     @Override
     public void close() {
-        http.stop(1);
+        http.stop(10);   // returns once the last exchanges (answers of drained requests) are written, 10 s at most
         pool.shutdown();
     }
 
