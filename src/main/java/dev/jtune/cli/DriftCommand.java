@@ -30,7 +30,7 @@ final class DriftCommand implements Callable<Integer> {
     Path requests;
 
     @Option(names = "--threshold", paramLabel = "NAME=VALUE", description = "Replace a signal's default threshold (repeatable): "
-            + "loss, perplexity, prompt_length_ks, token_js_divergence, unseen_token_share, prompt_perplexity.")
+            + "loss, perplexity, prompt_length_ks, token_js_divergence, unseen_token_share, prompt_perplexity, answer_<metric> (exact_match, token_f1, rouge_l, bleu, chrf).")
     List<String> thresholds = List.of();
 
     @Option(names = "--json", description = "Print JSON instead of the table.")

@@ -9,6 +9,10 @@ import dev.jtune.data.AnswerPrompt;
 import dev.jtune.data.DatasetPreparer;
 import dev.jtune.data.Example;
 import dev.jtune.data.PreparedData;
+import dev.jtune.eval.AnswerEvaluator;
+import dev.jtune.eval.AnswerMetric;
+import dev.jtune.config.TrainingSection;
+import dev.jtune.train.Autocast;
 import dev.jtune.infer.Perplexity;
 import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
@@ -56,6 +60,7 @@ public final class DriftAnalysis {
         m.put("token_js_divergence", "max(0.1, 2 x baseline)");
         m.put("unseen_token_share", "max(0.02, 2 x baseline)");
         m.put("prompt_perplexity", "2 x baseline");
+        for (AnswerMetric a : AnswerMetric.values()) m.put("answer_" + a.key(), "baseline - max(20% of it, 2 points of 100)");
         return m;
     }
 
@@ -96,13 +101,15 @@ public final class DriftAnalysis {
             List<Example> baselineExamples = fromTest ? original.test() : original.validation();
             if (baselineExamples.isEmpty()) throw new UserError(yaml + ": the run has neither a test nor a validation split to compare with");
             List<long[]> baselinePrompts = prompts(text, baselineExamples, fromTest ? original.testPrompts() : original.validationPrompts());
-            // the training rows' prompts: the train file prepared as if it were a test file (same cleaning and template)
+            // the training rows' prompts: the train file prepared as if it were a test file (same cleaning and template),
+            // keeping the rows of the train split (those whose prompt begins one of its examples)
             List<long[]> trainPrompts = text ? inputs(original.train())
-                    : promptIds(DatasetPreparer.prepare(with(yaml, d.trainFile()), seed, tok, null, workers).testPrompts());
+                    : inTrainSplit(promptIds(DatasetPreparer.prepare(with(yaml, d.trainFile()), seed, tok, null, workers).testPrompts()), original.train());
             Set<Long> seen = new java.util.HashSet<>();
             for (Example e : original.train()) for (long id : e.inputIds()) seen.add(id);
 
             List<Example> newExamples = List.of();
+            List<AnswerPrompt> newAnswerPrompts = List.of();
             List<long[]> newPrompts = new ArrayList<>();
             if (data != null) {
                 PreparedData fresh = DatasetPreparer.prepare(with(yaml, data), seed, tok, log, workers);
@@ -111,7 +118,8 @@ public final class DriftAnalysis {
                     throw new UserError("--data " + data + ": no usable rows in the experiment's format (data.format " + d.format().name().toLowerCase()
                             + "); see the data summary above");
                 }
-                newPrompts.addAll(prompts(text, newExamples, fresh.testPrompts()));
+                newAnswerPrompts = fresh.testPrompts();
+                newPrompts.addAll(prompts(text, newExamples, newAnswerPrompts));
             }
             for (String p : requestPrompts) newPrompts.add(tok.encode(p, false).ids());
             newPrompts.removeIf(p -> p.length == 0);
@@ -153,11 +161,45 @@ public final class DriftAnalysis {
                             now.loss(), testLoss, thresholds.getOrDefault("loss", testLoss + Math.log(1.5)), true));
                     signals.add(new DriftSignal("perplexity", "perplexity on the new rows' target tokens, against the run's " + (fromTest ? "test" : "validation") + " perplexity",
                             now.perplexity(), Math.exp(testLoss), thresholds.getOrDefault("perplexity", 1.5 * Math.exp(testLoss)), true));
+                    signals.addAll(answerScores(exp, runDir, fromTest, model, newAnswerPrompts, tok, precision, device, thresholds, log));
                 }
             }
             return new Result(runDir, data, requests, fromTest ? "test" : "validation", newExamples.size(), requestPrompts.size(),
                     trainPrompts.size(), signals);
         }
+    }
+
+    /**
+     * With {@code predict_with_generate}: the new rows' questions answered as training answered its test prompts, and
+     * each score against the run's logged {@code test_<metric>} (or {@code eval_<metric>}); lower is worse.
+     */
+    private static List<DriftSignal> answerScores(Experiment exp, Path runDir, boolean fromTest, CausalLM model, List<AnswerPrompt> prompts,
+                                                  HfTokenizer tok, Precision precision, Device device, Map<String, Double> thresholds, PrintStream log) {
+        TrainingSection t = exp.training();
+        List<DriftSignal> out = new ArrayList<>();
+        if (!t.predictWithGenerate() || prompts.isEmpty()) return out;
+        String split = fromTest ? "test" : "eval";
+        Map<String, Double> logged = new LinkedHashMap<>();
+        for (AnswerMetric m : AnswerEvaluator.metrics(t.generationMetrics())) {
+            double v = lastLogged(runDir, split + "_" + m.key());
+            if (!Double.isNaN(v)) logged.put(m.key(), v);
+        }
+        if (logged.isEmpty()) return out;
+        if (log != null) log.println("drift: answering " + prompts.size() + " new questions (predict_with_generate's settings)");
+        AnswerEvaluator.Settings settings = new AnswerEvaluator.Settings(t.generationMaxLength(), t.perDeviceEvalBatchSize(), tok.eosTokenIds(),
+                tok.paddingId(), AnswerEvaluator.metrics(t.generationMetrics()), ids -> tok.decode(ids, true));
+        AnswerEvaluator.Result r;
+        try (Autocast ac = Autocast.enter(precision, device)) {
+            r = AnswerEvaluator.run(model, prompts, settings);
+        }
+        for (Map.Entry<AnswerMetric, Double> e : r.scores().entrySet()) {
+            Double base = logged.get(e.getKey().key());
+            if (base == null) continue;
+            String name = "answer_" + e.getKey().key();
+            out.add(new DriftSignal(name, e.getKey().label() + " of the model's answers to the new questions, against the run's " + split + " score",
+                    e.getValue(), base, thresholds.getOrDefault(name, base - Math.max(0.2 * base, 2.0)), false));
+        }
+        return out;
     }
 
     /** The experiment with {@code file} as its test file (no test split): its test examples and prompts are that file's rows. */
@@ -176,6 +218,19 @@ public final class DriftAnalysis {
 
     private static List<long[]> promptIds(List<AnswerPrompt> prompts) {
         return prompts.stream().map(AnswerPrompt::promptIds).toList();
+    }
+
+    /** The prompts that are a prefix of some training example's input ids. */
+    private static List<long[]> inTrainSplit(List<long[]> prompts, List<Example> train) {
+        Set<Integer> lengths = new java.util.HashSet<>();
+        for (long[] p : prompts) lengths.add(p.length);
+        Set<java.util.List<Long>> prefixes = new java.util.HashSet<>();
+        for (Example e : train) {
+            for (int len : lengths) {
+                if (len <= e.inputIds().length) prefixes.add(java.util.Arrays.stream(e.inputIds(), 0, len).boxed().toList());
+            }
+        }
+        return prompts.stream().filter(p -> prefixes.contains(java.util.Arrays.stream(p).boxed().toList())).toList();
     }
 
     private static int[] lengths(List<long[]> seqs) {
@@ -200,9 +255,13 @@ public final class DriftAnalysis {
 
     /** The run's final test_loss from metrics.jsonl (eval_loss when it had no test split), or NaN. */
     private static double loggedTestLoss(Path runDir, boolean test) {
+        return lastLogged(runDir, test ? "test_loss" : "eval_loss");
+    }
+
+    /** The last value of {@code key} in the run's metrics.jsonl, or NaN. */
+    private static double lastLogged(Path runDir, String key) {
         Path m = runDir.resolve("metrics.jsonl");
         if (!Files.isRegularFile(m)) return Double.NaN;
-        String key = test ? "test_loss" : "eval_loss";
         double v = Double.NaN;
         try {
             for (String line : Files.readAllLines(m)) {

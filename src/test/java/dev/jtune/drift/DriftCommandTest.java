@@ -40,7 +40,7 @@ class DriftCommandTest {
         run = tmp.resolve("run");
         CliTest.Run r = CliTest.run("train", "configs/demo.yaml", "--set", "model.path=" + base, "--set", "training.output_dir=" + run,
                 "--set", "training.max_steps=4", "--set", "training.eval_steps=4", "--set", "training.save_steps=4",
-                "--set", "training.predict_with_generate=false");
+                "--set", "training.generation_max_length=4", "--set", "training.eval_generation_samples=2");
         assertEquals(0, r.code(), r.err());
     }
 
@@ -71,7 +71,12 @@ class DriftCommandTest {
         CliTest.Run r = drift("--data", like.toString(), "--json", "--html", html.toString());
         assertEquals(0, r.code(), r.out() + r.err());
         Map<String, JsonNode> s = signals(r);
-        assertEquals(Set.of("loss", "perplexity", "prompt_length_ks", "token_js_divergence", "unseen_token_share", "prompt_perplexity"), s.keySet());
+        Set<String> inputSignals = Set.of("loss", "perplexity", "prompt_length_ks", "token_js_divergence", "unseen_token_share", "prompt_perplexity");
+        assertTrue(s.keySet().containsAll(inputSignals), s.keySet().toString());
+        // predict_with_generate's scores of the new rows' answers, against the run's logged test_<metric>
+        Set<String> answers = new java.util.HashSet<>(s.keySet());
+        answers.removeAll(inputSignals);
+        assertEquals(Set.of("answer_exact_match", "answer_token_f1", "answer_rouge_l", "answer_bleu", "answer_chrf"), answers);
         for (JsonNode n : s.values()) assertFalse(n.get("crossed").asBoolean(), n.toString());
         // the loss baseline is the run's own logged test loss
         double logged = Double.NaN;
