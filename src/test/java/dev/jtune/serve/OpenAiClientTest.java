@@ -49,7 +49,7 @@ class OpenAiClientTest {
                 "the openai npm package is missing: run .ci/npm-install.sh (npm ci in " + NODE_PROJECT + ")");
         Path model = ServeFixtures.model("llama", tmp.resolve("tiny-llama"), 5);
         Path adapter = ServeFixtures.adapter(model, List.of("q_proj", "v_proj"), 1, tmp.resolve("qv"));
-        int maxBatch = 4, maxQueue = 4, maxBody = 64 * 1024;
+        int maxBatch = 4, maxQueue = 8, maxBody = 64 * 1024;   // the queue holds the 8 concurrent requests whenever they arrive
         Path log = tmp.resolve("requests.jsonl");
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx1g",
                 "-cp", System.getProperty("java.class.path"), "dev.jtune.cli.Main", "serve", "--model", model.toString(),
