@@ -55,7 +55,8 @@ public final class TextGenerator {
         return out.stream().mapToLong(Long::longValue).toArray();
     }
 
-    static long choose(Tensor logits, Settings s, Random random) {
+    /** The next token from logits (V,): argmax when the temperature is 0, else a top-p sample drawn from {@code random}. */
+    public static long choose(Tensor logits, Settings s, Random random) {
         if (s.temperature() <= 0) return torch.argmax(logits).item_long();
         float[] probs = Tensors.toFloats(torch.softmax(logits.to(ScalarType.Float).div(new org.bytedeco.pytorch.Scalar(s.temperature())), -1));
         Integer[] order = new Integer[probs.length];

@@ -52,6 +52,14 @@ public final class KvCache implements AutoCloseable {
         return new Tensor[] {keys[layer].narrow(2, 0, length + t), values[layer].narrow(2, 0, length + t)};
     }
 
+    /**
+     * Views of everything cached in layer {@code layer}: keys and values, each (B, kvHeads, length, headDim). Lets a
+     * server keep one cache per request and assemble a batch from them between decode steps (dev.jtune.serve).
+     */
+    public Tensor[] cached(int layer) {
+        return new Tensor[] {keys[layer].narrow(2, 0, length), values[layer].narrow(2, 0, length)};
+    }
+
     /** Frees the cached tensors now rather than when the garbage collector gets to them (they are large). */
     @Override
     public void close() {
