@@ -263,7 +263,20 @@ public record DataSection(
     private static void file(Problems p, String key, Path file) {
         if (file == null || !p.ok(key)) return;
         if (!Files.exists(file)) p.add(key, "data file " + p.describePath(key, file) + " does not exist");
-        else if (Files.isDirectory(file)) p.add(key, p.describePath(key, file) + " is a directory; expected a data file");
+        else if (Files.isDirectory(file) && !isArrowDataset(file)) {
+            p.add(key, p.describePath(key, file) + " is a directory; expected a data file or a datasets.save_to_disk"
+                    + " directory (state.json or *.arrow files)");
+        }
         else if (!Files.isReadable(file)) p.add(key, "data file " + p.describePath(key, file) + " is not readable");
+    }
+
+    /** A datasets.save_to_disk directory: state.json, or at least one *.arrow file. */
+    private static boolean isArrowDataset(Path dir) {
+        if (Files.isRegularFile(dir.resolve("state.json"))) return true;
+        try (var s = Files.list(dir)) {
+            return s.anyMatch(f -> f.getFileName().toString().endsWith(".arrow"));
+        } catch (java.io.IOException e) {
+            return false;
+        }
     }
 }
