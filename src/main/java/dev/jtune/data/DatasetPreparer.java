@@ -17,8 +17,10 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * From data files to tokenised examples, the {@code data:} section's recipe:
  * <ol>
- *   <li>read and clean each file ({@link RowCleaner}: CSV / JSON lines, whitespace, empties, duplicates);</li>
- *   <li>split the train file by a seeded shuffle of distinct rows ({@link DataSplitter});</li>
+ *   <li>read and clean each file ({@link RowCleaner}: CSV, JSON, Parquet, Arrow; whitespace, empties, duplicates);</li>
+ *   <li>split each training source (train_file, or each of data.datasets) by a seeded shuffle of distinct rows
+ *       ({@link DataSplitter});</li>
+ *   <li>draw the training examples of a mixture by weight ({@link MixtureSampler});</li>
  *   <li>render, tokenise and mask each example, on {@code workers} threads ({@link ExampleEncoder});</li>
  *   <li>print the summary lines ({@link DataReport}).</li>
  * </ol>
@@ -41,8 +43,9 @@ public final class DatasetPreparer {
      * @throws UserError for unreadable files, bad rows under {@code on_bad_row: fail}, or no training example left
      */
     public static PreparedData prepare(DataSection d, long seed, HfTokenizer tok, PrintStream log, int workers) {
-        ChatTemplate template = d.format() == DataSection.Format.TEXT ? null : ChatTemplate.forTokenizer(tok);
-        RowCleaner cleaner = new RowCleaner(d);
+        List<DataSection> sources = d.sources();
+        boolean anyChat = sources.stream().anyMatch(s -> s.format() != DataSection.Format.TEXT);
+        ChatTemplate template = anyChat ? ChatTemplate.forTokenizer(tok) : null;
         ExampleEncoder encoder = new ExampleEncoder(d, tok, template);
         boolean failOnBadRow = d.onBadRow() == DataSection.OnBadRow.FAIL;
         List<FileReport> reports = new ArrayList<>();
@@ -54,16 +57,27 @@ public final class DatasetPreparer {
             return t;
         });
         try {
-            // train file: clean, split by distinct row, then tokenise each part
-            FileTally trainTally = new FileTally(d.trainFile(), "train", failOnBadRow);
-            List<List<Candidate>> parts = DataSplitter.split(cleaner.clean(d.trainFile(), trainTally),
-                    d.effectiveValidationSplit(), d.effectiveTestSplit(), seed, d.trainFile());
-            List<Example> train = encodeAll(parts.get(0), encoder, trainTally, pool, lastTurnOnly, null);
+            // each training source: clean, split by distinct row, then tokenise each part
+            List<List<Example>> trainParts = new ArrayList<>();
+            List<Example> validation = new ArrayList<>(), test = new ArrayList<>();
             List<AnswerPrompt> validationPrompts = new ArrayList<>(), testPrompts = new ArrayList<>();
-            List<Example> validation = encodeAll(parts.get(1), encoder, trainTally, pool, lastTurnOnly, validationPrompts);
-            List<Example> test = encodeAll(parts.get(2), encoder, trainTally, pool, lastTurnOnly, testPrompts);
-            reports.add(trainTally.report(train.size() + validation.size() + test.size()));
-            int truncated = trainTally.truncated;
+            int truncated = 0;
+            for (DataSection s : sources) {
+                FileTally tally = new FileTally(s.trainFile(), "train", failOnBadRow);
+                List<List<Candidate>> parts = DataSplitter.split(new RowCleaner(s).clean(s.trainFile(), tally),
+                        d.effectiveValidationSplit(), d.effectiveTestSplit(), seed, s.trainFile());
+                List<Example> train = encodeAll(parts.get(0), encoder, tally, pool, lastTurnOnly, null);
+                List<Example> v = encodeAll(parts.get(1), encoder, tally, pool, lastTurnOnly, validationPrompts);
+                List<Example> t = encodeAll(parts.get(2), encoder, tally, pool, lastTurnOnly, testPrompts);
+                reports.add(tally.report(train.size() + v.size() + t.size()));
+                trainParts.add(train);
+                validation.addAll(v);
+                test.addAll(t);
+                truncated += tally.truncated;
+            }
+            MixtureSampler.Mixture mixture = MixtureSampler.draw(trainParts, d.weights(), seed);
+            List<Example> train = mixture.examples();
+            RowCleaner cleaner = new RowCleaner(d);
 
             if (d.validationFile() != null) {
                 FileTally t = new FileTally(d.validationFile(), "validation", failOnBadRow);
@@ -80,13 +94,14 @@ public final class DatasetPreparer {
                 truncated += t.truncated;
             }
 
+            List<String> mixtureLines = sources.size() == 1 ? List.of() : mixture.lines(sources, d.weights());
             DataReport report = report(reports, train, validation.size(), test.size(), truncated, d.maxSeqLength(),
-                    lastTurnOnly.get());
+                    lastTurnOnly.get(), mixtureLines);
             if (log != null) {
                 for (String line : report.lines()) log.println(line);
             }
             if (train.isEmpty()) {
-                throw new UserError(d.trainFile() + ": no training examples left (" + reports.get(0).summary() + ")");
+                throw new UserError(d.describeTraining() + ": no training examples left (" + reports.get(0).summary() + ")");
             }
             return new PreparedData(List.copyOf(train), List.copyOf(validation), List.copyOf(test), report, template,
                     List.copyOf(validationPrompts), List.copyOf(testPrompts));
@@ -96,7 +111,7 @@ public final class DatasetPreparer {
     }
 
     private static DataReport report(List<FileReport> files, List<Example> train, int validation, int test,
-                                     int truncated, int maxSeqLength, int lastTurnOnly) {
+                                     int truncated, int maxSeqLength, int lastTurnOnly, List<String> mixture) {
         long trainTokens = 0;
         long targets = 0;
         int longest = 0;
@@ -105,7 +120,7 @@ public final class DatasetPreparer {
             targets += e.targetTokens();
             longest = Math.max(longest, e.length());
         }
-        List<String> notes = new ArrayList<>();
+        List<String> notes = new ArrayList<>(mixture);
         if (lastTurnOnly > 0) {
             notes.add(lastTurnOnly + " chat rows train on their last assistant turn only: the chat template"
                     + " renders earlier turns differently once later messages follow");

@@ -129,7 +129,7 @@ public final class Trainer {
 
             PreparedData data = DatasetPreparer.prepare(exp.data(), t.seed(), tok, out, t.dataloaderNumWorkers());
             if (data.train().isEmpty()) {
-                throw new UserError(exp.data().trainFile() + ": no training examples left after cleaning and splitting (see the data summary above)");
+                throw new UserError(exp.data().describeTraining() + ": no training examples left after cleaning and splitting (see the data summary above)");
             }
             if (t.earlyStoppingPatience() != null && data.validation().isEmpty()) {
                 throw new UserError(exp.file() + ": training.early_stopping_patience needs validation data "
