@@ -34,6 +34,9 @@ final class DataCommand implements Runnable {
     @Option(names = "--set", paramLabel = "SECTION.KEY=VALUE", description = "Override a key (repeatable).")
     List<String> overrides = new ArrayList<>();
 
+    @Option(names = "--no-cache", description = "Prepare the data again instead of reading the tokenized-data cache (and write no entry).")
+    boolean noCache;
+
     @Option(names = "--json", description = "Print JSON: the summary lines and the examples (ids, labels, text, runs).")
     boolean json;
 
@@ -42,11 +45,20 @@ final class DataCommand implements Runnable {
 
     @Override
     public void run() {
+        if (noCache) System.setProperty(dev.jtune.data.DataCache.DISABLE_PROPERTY, "true");
+        try {
+            show();
+        } finally {
+            if (noCache) System.clearProperty(dev.jtune.data.DataCache.DISABLE_PROPERTY);
+        }
+    }
+
+    private void show() {
         Experiment exp = Experiment.load(experiment, overrides);
         if (show < 0) throw new dev.jtune.util.UserError("--show: expected a number of examples >= 0, got " + show);
         PrintStream log = json ? System.err : System.out;
         try (HfTokenizer tok = HfTokenizer.load(exp.model().tokenizer())) {
-            PreparedData data = DatasetPreparer.prepare(exp.data(), exp.training().seed(), tok, log,
+            PreparedData data = DatasetPreparer.prepareCached(exp.data(), exp.training().seed(), tok, log,
                     exp.training().dataloaderNumWorkers());
             List<Example> examples = switch (split) {
                 case "train" -> data.train();

@@ -31,6 +31,34 @@ public final class DatasetPreparer {
 
     private DatasetPreparer() {}
 
+    /**
+     * {@link #prepare(DataSection, long, HfTokenizer, PrintStream, int)} through the tokenized-data cache
+     * ({@link DataCache}): an entry for the same inputs is read instead of preparing again; a new result is
+     * written. What train, eval, lr-find and sweep trials call; {@code --no-cache} (the {@link
+     * DataCache#DISABLE_PROPERTY} property) skips the cache.
+     */
+    public static PreparedData prepareCached(DataSection d, long seed, HfTokenizer tok, PrintStream log, int workers) {
+        if (DataCache.disabled()) return prepare(d, seed, tok, log, workers);
+        long start = System.nanoTime();
+        java.nio.file.Path entry = DataCache.entry(d, seed, tok);
+        boolean anyChat = d.sources().stream().anyMatch(s -> s.format() != DataSection.Format.TEXT);
+        PreparedData cached = DataCache.load(entry, anyChat ? ChatTemplate.forTokenizer(tok) : null);
+        if (cached != null) {
+            if (log != null) {
+                log.printf(java.util.Locale.ROOT, "data: read from the tokenized-data cache %s in %.1f s (--no-cache prepares again)%n",
+                        entry, (System.nanoTime() - start) / 1e9);
+                for (String line : cached.report().lines()) log.println(line);
+            }
+            return cached;
+        }
+        PreparedData fresh = prepare(d, seed, tok, log, workers);
+        String problem = DataCache.store(entry, fresh);
+        if (log != null) {
+            log.println(problem != null ? "data: note: " + problem : "data: tokenized data cached in " + entry);
+        }
+        return fresh;
+    }
+
     /** {@link #prepare(DataSection, long, HfTokenizer, PrintStream, int)} on up to 4 threads. */
     public static PreparedData prepare(DataSection d, long seed, HfTokenizer tok, PrintStream log) {
         return prepare(d, seed, tok, log, Math.max(1, Math.min(4, Runtime.getRuntime().availableProcessors())));
@@ -51,7 +79,9 @@ public final class DatasetPreparer {
         List<FileReport> reports = new ArrayList<>();
         AtomicInteger lastTurnOnly = new AtomicInteger();
 
-        ExecutorService pool = Executors.newFixedThreadPool(Math.max(1, workers), r -> {
+        // tokenising is CPU-bound and independent per row: every core, whatever the data loader's workers
+        int threads = Math.max(Math.max(1, workers), Runtime.getRuntime().availableProcessors());
+        ExecutorService pool = Executors.newFixedThreadPool(threads, r -> {
             Thread t = new Thread(r, "jtune-tokenize");
             t.setDaemon(true);
             return t;

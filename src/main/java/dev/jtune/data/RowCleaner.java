@@ -67,6 +67,8 @@ final class RowCleaner {
                 tally.drop(dropped.reason, row.line());
                 continue;
             }
+            // duplicates and split groups go by a 128-bit hash of the row's text, not a copy of it
+            c = new Candidate(c.line(), c.text(), c.messages(), digest(c.key()));
             if (d.dropDuplicates() && !seen.add(c.key())) {
                 tally.drop(Reason.DUPLICATE, row.line());
                 continue;
@@ -74,6 +76,22 @@ final class RowCleaner {
             out.add(c);
         }
         return out;
+    }
+
+    private final java.security.MessageDigest sha256 = newSha256();
+
+    private static java.security.MessageDigest newSha256() {
+        try {
+            return java.security.MessageDigest.getInstance("SHA-256");
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** The first 128 bits of the SHA-256 of {@code key}'s UTF-8, as a 16-char Latin-1 string (16 bytes held). */
+    private String digest(String key) {
+        byte[] h = sha256.digest(key.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        return new String(h, 0, 16, java.nio.charset.StandardCharsets.ISO_8859_1);
     }
 
     /**

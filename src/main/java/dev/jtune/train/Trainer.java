@@ -127,7 +127,7 @@ public final class Trainer {
             if (resumeFrom != null) RunManifest.checkSameData(resumeFrom, dataHashes);
             torch.manual_seed(t.seed());   // seed: dropout masks and LoRA's initialisation; the data order and split use it too
 
-            PreparedData data = DatasetPreparer.prepare(exp.data(), t.seed(), tok, out, t.dataloaderNumWorkers());
+            PreparedData data = DatasetPreparer.prepareCached(exp.data(), t.seed(), tok, out, t.dataloaderNumWorkers());
             if (data.train().isEmpty()) {
                 throw new UserError(exp.data().describeTraining() + ": no training examples left after cleaning and splitting (see the data summary above)");
             }
