@@ -28,6 +28,9 @@ final class TrainCommand implements Runnable, CommandLine.IExitCodeGenerator {
                     + "(a new run when there is none); or name a checkpoint directory.")
     String resume;
 
+    @Option(names = "--no-cache", description = "Prepare the data again instead of reading the tokenized-data cache (data.cache_dir).")
+    boolean noCache;
+
     @Option(names = "--overwrite", description = "Start over in an output_dir that holds an earlier run's outputs (deletes only what jtune wrote there).")
     boolean overwrite;
 
@@ -44,7 +47,12 @@ final class TrainCommand implements Runnable, CommandLine.IExitCodeGenerator {
             return;
         }
         MemoryCheck.before(exp);   // the memory plan, before anything loads: refuses a run that cannot fit (exit 2)
-        new Trainer(exp, System.out, resume, overwrite).run();
+        if (noCache) System.setProperty(dev.jtune.data.DataCache.DISABLE_PROPERTY, "true");
+        try {
+            new Trainer(exp, System.out, resume, overwrite).run();
+        } finally {
+            if (noCache) System.clearProperty(dev.jtune.data.DataCache.DISABLE_PROPERTY);
+        }
     }
 
     @Override

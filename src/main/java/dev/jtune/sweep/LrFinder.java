@@ -42,8 +42,8 @@ public final class LrFinder {
     public static Result run(Experiment exp, double start, double end, int steps, PrintStream out) {
         TrainingSection t = exp.training();
         try (HfTokenizer tok = HfTokenizer.load(exp.model().tokenizer())) {
-            PreparedData data = DatasetPreparer.prepare(exp.data(), t.seed(), tok, out, t.dataloaderNumWorkers());
-            if (data.train().isEmpty()) throw new UserError(exp.data().trainFile() + ": no training examples left after cleaning and splitting");
+            PreparedData data = DatasetPreparer.prepareCached(exp.data(), t.seed(), tok, out, t.dataloaderNumWorkers());
+            if (data.train().isEmpty()) throw new UserError(exp.data().describeTraining() + ": no training examples left after cleaning and splitting");
             Batcher batcher = new Batcher(data.train(), t.perDeviceTrainBatchSize(), true, t.seed(), exp.data().packing(),
                     exp.data().maxSeqLength(), tok.paddingId());
             List<Double> lrs = new ArrayList<>(), losses = new ArrayList<>(), smoothed = new ArrayList<>();

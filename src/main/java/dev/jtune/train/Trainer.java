@@ -128,9 +128,9 @@ public final class Trainer {
             if (resumeFrom != null) RunManifest.checkSameData(resumeFrom, dataHashes);
             torch.manual_seed(t.seed());   // seed: dropout masks and LoRA's initialisation; the data order and split use it too
 
-            PreparedData data = DatasetPreparer.prepare(exp.data(), t.seed(), tok, out, t.dataloaderNumWorkers());
+            PreparedData data = DatasetPreparer.prepareCached(exp.data(), t.seed(), tok, out, t.dataloaderNumWorkers());
             if (data.train().isEmpty()) {
-                throw new UserError(exp.data().trainFile() + ": no training examples left after cleaning and splitting (see the data summary above)");
+                throw new UserError(exp.data().describeTraining() + ": no training examples left after cleaning and splitting (see the data summary above)");
             }
             if (t.earlyStoppingPatience() != null && data.validation().isEmpty()) {
                 throw new UserError(exp.file() + ": training.early_stopping_patience needs validation data "

@@ -148,7 +148,7 @@ final class TrainingLoop {
             throw new UserError(String.format(Locale.ROOT, "stopping at step %d: %d consecutive steps had a non-finite loss or gradients "
                     + "(training.max_bad_steps is %d). The last good checkpoint is %s. Lower training.learning_rate, use bf16 "
                     + "instead of fp16, or look for broken rows in %s", pos.step + 1, state.bad.streak, t.maxBadSteps(),
-                    saved.isEmpty() ? "none (no checkpoint was written yet)" : saved.get(saved.size() - 1).toString(), exp.data().trainFile()));
+                    saved.isEmpty() ? "none (no checkpoint was written yet)" : saved.get(saved.size() - 1).toString(), exp.data().describeTraining()));
         }
         pos.step++;
         if (!pathsReported) {   // what the ops really ran in this run's first step (Ops.describe said what was intended)
