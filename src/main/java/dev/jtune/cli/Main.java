@@ -13,7 +13,7 @@ import java.io.PrintWriter;
  */
 @Command(name = "jtune", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Fine-tune causal language models on LibTorch from YAML experiment files.",
-        subcommands = {TrainCommand.class, EvalCommand.class, MergeCommand.class, InspectCommand.class, QuantizeCommand.class, TokenizeCommand.class, PerplexityCommand.class,
+        subcommands = {TrainCommand.class, EvalCommand.class, MergeCommand.class, InspectCommand.class, QuantizeCommand.class, ExportCommand.class, TokenizeCommand.class, PerplexityCommand.class,
                 GenerateCommand.class, InitModelCommand.class, BenchCommand.class, PlanCommand.class, SweepCommand.class, LrFindCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
