@@ -2,10 +2,10 @@
 // here) and parses them with @huggingface/gguf, for jtune's export tests.
 //
 // usage: node check.mjs request.json > result.json
-// request: {"jobs": [{"gguf": path, "lora": path?, "texts": [str], "logitTokens": [id], "logitPositions": n,
+// request: {"jobs": [{"gguf": path, "parse": bool (default true), "lora": path?, "texts": [str], "logitTokens": [id], "logitPositions": n,
 //                     "greedyPrompt": [id], "greedyCount": n, "nllTokens": [id]}]}
 // result:  {"jobs": [{"metadata": {key: {type, value}}, "tensors": [{name, shape, dtype}], "tokens": [[id]],
-//                     "logits": [[float]], "greedy": [id], "nll": float}]}
+//                     "logProbs": [[float]], "greedy": [id], "nll": float}]}
 import {readFileSync} from "node:fs";
 import {getLlama, LlamaLogLevel} from "node-llama-cpp";
 import {gguf} from "@huggingface/gguf";
@@ -26,16 +26,20 @@ async function parse(path) {
     return {metadata, tensors};
 }
 
-/** Raw logits of every vocabulary id after each of the first `positions` tokens. */
-async function logits(context, tokens, positions) {
+/** The whole softmax, untruncated: temperature 1 and no top-k/top-p/min-p cut. */
+const FULL = {temperature: 1, topK: 1 << 30, topP: 1, minP: 0};
+
+/** log p(id) of every vocabulary id after each of the first `positions` tokens (node-llama-cpp 3.21 reports
+ * probabilities, not raw logits; log-softmax is what a comparison of logits means up to a shared shift). */
+async function logProbs(context, tokens, positions) {
     const seq = context.getSequence();
-    const input = tokens.map((t, i) => i < positions ? [t, {generateNext: {logits: true}}] : t);
+    const input = tokens.map((t, i) => i < positions ? [t, {generateNext: {probabilities: true, options: FULL}}] : t);
     const out = await seq.controlledEvaluate(input);
     const rows = [];
     for (let i = 0; i < positions; i++) {
-        const m = out[i].next.logits;
+        const m = out[i].next.probabilities;
         const row = new Array(m.size);
-        for (const [id, v] of m) row[id] = v;
+        for (const [id, p] of m) row[id] = Math.log(p);
         rows.push(row);
     }
     seq.dispose();
@@ -45,7 +49,7 @@ async function logits(context, tokens, positions) {
 /** Mean negative log-likelihood (nats) of tokens[1..] given the previous ones, from the probabilities llama.cpp reports. */
 async function nll(context, tokens) {
     const seq = context.getSequence();
-    const input = tokens.map((t, i) => i < tokens.length - 1 ? [t, {generateNext: {probabilities: true}}] : t);
+    const input = tokens.map((t, i) => i < tokens.length - 1 ? [t, {generateNext: {probabilities: true, options: FULL}}] : t);
     const out = await seq.controlledEvaluate(input);
     let sum = 0;
     for (let i = 0; i < tokens.length - 1; i++) sum -= Math.log(out[i].next.probabilities.get(tokens[i + 1]));
@@ -66,7 +70,7 @@ async function greedy(context, prompt, count) {
 
 const results = [];
 for (const job of request.jobs) {
-    const r = await parse(job.gguf);
+    const r = job.parse === false ? {} : await parse(job.gguf);
     const model = await llama.loadModel({modelPath: job.gguf, gpuLayers: 0});
     r.tokens = (job.texts ?? []).map(t => Array.from(model.tokenize(t, false)));
     // One sequence per kind of check (a disposed sequence is not handed out again). An f32 KV cache: llama.cpp's
@@ -75,7 +79,7 @@ for (const job of request.jobs) {
         experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32"};
     if (job.lora) contextOptions.lora = {adapters: [{filePath: job.lora, scale: 1}]};
     const context = await model.createContext(contextOptions);
-    if (job.logitTokens) r.logits = await logits(context, job.logitTokens, job.logitPositions);
+    if (job.logitTokens) r.logProbs = await logProbs(context, job.logitTokens, job.logitPositions);
     if (job.greedyPrompt) r.greedy = await greedy(context, job.greedyPrompt, job.greedyCount);
     if (job.nllTokens) r.nll = await nll(context, job.nllTokens);
     await context.dispose();
