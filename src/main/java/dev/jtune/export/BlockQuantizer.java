@@ -16,6 +16,12 @@ public interface BlockQuantizer {
     void dequantizeRow(ByteBuffer in, float[] y, int off, int n);
 
     static BlockQuantizer of(GgmlType type) {
-        throw new dev.jtune.util.UserError("--type: " + type + " quantization is not available yet; use f32, f16 or bf16");
+        return switch (type) {
+            case Q8_0 -> new Q8_0();
+            case Q4_0 -> new Q4_0();
+            case Q4_K -> new Q4_K();
+            case Q6_K -> new Q6_K();
+            default -> throw new IllegalArgumentException(type + " is not a block-quantized type");
+        };
     }
 }

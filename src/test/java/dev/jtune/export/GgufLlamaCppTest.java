@@ -234,12 +234,16 @@ class GgufLlamaCppTest {
     }
 
     /**
-     * Max |jtune - llama.cpp| of log-softmax over the first POSITIONS positions' full rows (llama.cpp's side comes
+     * Max |jtune - llama.cpp| of log-softmax over the first positions' full rows (llama.cpp's side comes
      * as probabilities: logits compared up to their shared shift).
      */
     static double maxDiff(float[] jtuneLogits, int vocab, JsonNode llamaLogProbs) {
+        return maxDiff(jtuneLogits, vocab, llamaLogProbs, POSITIONS);
+    }
+
+    static double maxDiff(float[] jtuneLogits, int vocab, JsonNode llamaLogProbs, int positions) {
         double max = 0;
-        for (int p = 0; p < POSITIONS; p++) {
+        for (int p = 0; p < positions; p++) {
             JsonNode row = llamaLogProbs.get(p);
             assertEquals(vocab, row.size());
             double m = Double.NEGATIVE_INFINITY, z = 0;
