@@ -4,7 +4,8 @@
 // usage: node check.mjs request.json > result.json
 // request: {"jobs": [{"gguf": path, "parse": bool (default true), "lora": path?, "texts": [str], "logitTokens": [id], "logitPositions": n,
 //                     "greedyPrompt": [id], "greedyCount": n, "nllTokens": [id]}]}
-// result:  {"jobs": [{"metadata": {key: {type, value}}, "tensors": [{name, shape, dtype}], "tokens": [[id]],
+// result:  {"jobs": [{"metadata": {key: {type, value}}, "tensors": [{name, shape, dtype}], "lora": {metadata, tensors}?,
+//                     "tokens": [[id]],
 //                     "logProbs": [[float]], "greedy": [id], "nll": float}]}
 import {readFileSync} from "node:fs";
 import {getLlama, LlamaLogLevel} from "node-llama-cpp";
@@ -71,6 +72,7 @@ async function greedy(context, prompt, count) {
 const results = [];
 for (const job of request.jobs) {
     const r = job.parse === false ? {} : await parse(job.gguf);
+    if (job.lora) r.lora = await parse(job.lora);
     const model = await llama.loadModel({modelPath: job.gguf, gpuLayers: 0});
     r.tokens = (job.texts ?? []).map(t => Array.from(model.tokenize(t, false)));
     // One sequence per kind of check (a disposed sequence is not handed out again). An f32 KV cache: llama.cpp's
