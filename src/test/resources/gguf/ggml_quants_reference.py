@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent transcription of ggml's reference quantizers (ggml-quants.c: quantize_row_{q8_0,q4_0,q4_K,q6_K}_ref
+"""An independent transcription of ggml's reference quantizers (ggml-quants.c: quantize_row_{q8_0,q4_0,q5_0,q4_K,q6_K}_ref
 and dequantize_row_*), in numpy float32 scalar arithmetic (every operation rounded to float32 as C does), written
 from the C source separately from jtune's Java. Writes ggml_quants_vectors.json: inputs, the quantized bytes (hex)
 and their dequantization, which QuantizerReferenceTest checks jtune against byte for byte.
@@ -96,6 +96,45 @@ def dq4_0(data, n):
         d = F(np.frombuffer(blk[:2], dtype=np.float16)[0])
         lo = [F((q & 0x0F) - 8) * d for q in blk[2:]]
         hi = [F((q >> 4) - 8) * d for q in blk[2:]]
+        y += lo + hi
+    return y
+
+
+def q5_0(x):
+    out = bytearray()
+    for b in range(0, len(x), 32):
+        blk = x[b:b + 32]
+        amax, mx = F(0), F(0)
+        for v in blk:
+            if amax < abs(v):
+                amax, mx = abs(v), v
+        d = mx / F(-16)
+        idd = F(1) / d if d != 0 else F(0)
+        qh = 0
+        qs = bytearray(16)
+        for j in range(16):
+            x0 = min(31, int(np.trunc(blk[j] * idd + F(16.5))))
+            x1 = min(31, int(np.trunc(blk[16 + j] * idd + F(16.5))))
+            qs[j] = (x0 & 0x0F) | ((x1 & 0x0F) << 4)
+            qh |= ((x0 & 0x10) >> 4) << j
+            qh |= ((x1 & 0x10) >> 4) << (j + 16)
+        out += fp16_bytes(d) + struct.pack("<I", qh) + bytes(qs)
+    return bytes(out)
+
+
+def dq5_0(data, n):
+    y = []
+    for b in range(n // 32):
+        blk = data[22 * b:22 * b + 22]
+        d = F(np.frombuffer(blk[:2], dtype=np.float16)[0])
+        qh = struct.unpack("<I", blk[2:6])[0]
+        qs = blk[6:]
+        lo, hi = [], []
+        for j in range(16):
+            xh0 = ((qh >> j) << 4) & 0x10
+            xh1 = (qh >> (j + 12)) & 0x10
+            lo.append(F(((qs[j] & 0x0F) | xh0) - 16) * d)
+            hi.append(F(((qs[j] >> 4) | xh1) - 16) * d)
         y += lo + hi
     return y
 
@@ -326,7 +365,7 @@ def inputs():
 
 
 def main():
-    fmts = {"Q8_0": (q8_0, dq8_0), "Q4_0": (q4_0, dq4_0), "Q4_K": (q4_k, dq4_k), "Q6_K": (q6_k, dq6_k)}
+    fmts = {"Q8_0": (q8_0, dq8_0), "Q4_0": (q4_0, dq4_0), "Q5_0": (q5_0, dq5_0), "Q4_K": (q4_k, dq4_k), "Q6_K": (q6_k, dq6_k)}
     rows = inputs()
     result = {"inputs": [[float(v) for v in r] for r in rows]}
     for name, (q, dq) in fmts.items():

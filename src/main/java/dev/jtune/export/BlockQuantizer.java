@@ -19,6 +19,7 @@ public interface BlockQuantizer {
         return switch (type) {
             case Q8_0 -> new Q8_0();
             case Q4_0 -> new Q4_0();
+            case Q5_0 -> new Q5_0();
             case Q4_K -> new Q4_K();
             case Q6_K -> new Q6_K();
             default -> throw new IllegalArgumentException(type + " is not a block-quantized type");

@@ -8,6 +8,7 @@ public enum GgmlType {
     F32(0, 1, 4),
     F16(1, 1, 2),
     Q4_0(2, 32, 18),      // fp16 scale + 16 bytes of nibbles
+    Q5_0(6, 32, 22),      // fp16 scale + 4 bytes of fifth bits + 16 bytes of nibbles
     Q8_0(8, 32, 34),      // fp16 scale + 32 int8
     Q4_K(12, 256, 144),   // fp16 d, fp16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles
     Q6_K(14, 256, 210),   // 128 bytes low nibbles, 64 bytes high 2 bits, 16 int8 scales, fp16 d

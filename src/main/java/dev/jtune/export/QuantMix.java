@@ -14,8 +14,8 @@ import java.util.regex.Pattern;
  *       (Q8_0 when rows do not split into the type's blocks);</li>
  *   <li>q4_k_m: attn_v / attn_qkv and ffn_down of "more bits" layers get Q6_K
  *       ({@code i < n/8 || i >= 7n/8 || (i - n/8) % 3 == 2});</li>
- *   <li>rows that do not split into blocks fall back as llama.cpp does (Q6_K to Q8_0); where llama.cpp would use a
- *       type jtune does not write (Q4_K to Q5_0) or give up (Q8_0, Q4_0), the export is refused.</li>
+ *   <li>rows that do not split into blocks fall back as llama.cpp's tensor_type_fallback does (Q4_K to Q5_0, Q6_K to
+ *       Q8_0, then F16 when even 32 does not divide them); where llama.cpp gives up (Q8_0, Q4_0) the export is refused.</li>
  * </ul>
  */
 public final class QuantMix {
@@ -47,10 +47,13 @@ public final class QuantMix {
             if (moreBits(layer(name), layers)) t = GgmlType.Q6_K;
         }
         if (cols % t.blockSize != 0) {
-            if (t == GgmlType.Q6_K && cols % GgmlType.Q8_0.blockSize == 0) return GgmlType.Q8_0;
-            throw new UserError("tensor " + name + " has rows of " + cols + " elements, not a multiple of " + t.blockSize
-                    + " as " + t + " needs; llama.cpp would fall back to a type jtune does not write"
-                    + (t == GgmlType.Q4_K ? " (Q5_0)" : "") + ": export it as q8_0, f16 or f32");
+            GgmlType fallback = switch (t) {
+                case Q4_K -> GgmlType.Q5_0;
+                case Q6_K -> GgmlType.Q8_0;
+                default -> throw new UserError("tensor " + name + " has rows of " + cols + " elements, not a multiple of " + t.blockSize
+                        + " as " + t + " needs (llama.cpp refuses such a model for this type too): export it as f16, f32 or q4_k_m");
+            };
+            return cols % fallback.blockSize == 0 ? fallback : GgmlType.F16;
         }
         return t;
     }

@@ -32,7 +32,7 @@ class QuantizerReferenceTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"Q8_0", "Q4_0", "Q4_K", "Q6_K"})
+    @ValueSource(strings = {"Q8_0", "Q4_0", "Q5_0", "Q4_K", "Q6_K"})
     void bytesAndDequantizedValuesEqualTheReference(String type) {
         BlockQuantizer q = BlockQuantizer.of(GgmlType.valueOf(type));
         JsonNode ref = VECTORS.get(type);
