@@ -19,15 +19,7 @@ final class Q5_0 implements BlockQuantizer {
     @Override
     public void quantizeRow(float[] x, int off, int n, ByteBuffer out) {
         for (int b = off; b < off + n; b += QK) {
-            float amax = 0, max = 0;
-            for (int j = 0; j < QK; j++) {
-                float v = x[b + j];
-                if (amax < Math.abs(v)) {
-                    amax = Math.abs(v);
-                    max = v;
-                }
-            }
-            float d = max / -16;
+            float d = KQuants.signedAbsMax(x, b, QK) / -16;
             float id = d != 0 ? 1.0f / d : 0.0f;
             out.putShort(Fp16.fromFloat(d));
             int qh = 0;
