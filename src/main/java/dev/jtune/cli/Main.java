@@ -13,10 +13,10 @@ import java.io.PrintWriter;
  */
 @Command(name = "jtune", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Fine-tune causal language models on LibTorch from YAML experiment files.",
-        subcommands = {TrainCommand.class, EvalCommand.class, MergeCommand.class, InspectCommand.class, QuantizeCommand.class, TokenizeCommand.class, PerplexityCommand.class,
-                GenerateCommand.class, ServeCommand.class, DriftCommand.class, InitModelCommand.class, BenchCommand.class, PlanCommand.class,
-                SweepCommand.class, LrFindCommand.class, DataCommand.class, EnvCommand.class,
-                CommandLine.HelpCommand.class})
+        subcommands = {TrainCommand.class, EvalCommand.class, MergeCommand.class, InspectCommand.class, QuantizeCommand.class, ExportCommand.class,
+                TokenizeCommand.class, PerplexityCommand.class, GenerateCommand.class, ServeCommand.class, DriftCommand.class,
+                InitModelCommand.class, BenchCommand.class, PlanCommand.class, SweepCommand.class, LrFindCommand.class, DataCommand.class,
+                EnvCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     public static final int EXIT_USER_ERROR = 2;
     public static final int EXIT_INTERNAL_ERROR = 1;
