@@ -91,6 +91,7 @@ for (const b of batches) {
     }
     results.push({batch: b, decodeSeconds: best, steps: newTokens - 1, tokensPerSecond: b * (newTokens - 1) / best,
         weightGBPerSecond: fs.statSync(args.gguf).size * ((newTokens - 1) / best) / 1e9, runsTokensPerSecond: runs, row0: rows0});
+    console.error(`llama.cpp batch ${b}: ${results.at(-1).tokensPerSecond.toFixed(2)} tokens/s (load ${fs.readFileSync("/proc/loadavg", "utf8").trim()})`);   // partial results survive a killed run
 }
 console.log(JSON.stringify({model: args.gguf, threads, vocab, promptTokens, newTokens, batches: results,
     load: fs.readFileSync("/proc/loadavg", "utf8").trim()}));

@@ -79,6 +79,7 @@ public final class DecodeBench {
                 }
                 int steps = o.newTokens() - 1;
                 out.add(new Batch(b, best, steps, b * steps / best, weightBytes * (steps / best) / 1e9, rates, row0));
+                System.err.printf(Locale.ROOT, "jtune batch %d: %.2f tokens/s (load %s)%n", b, b * steps / best, loadAverage());   // progress; partial results survive a killed run
             }
             String id = o.model() != null ? o.model().toString() : "shape " + o.shape();
             boolean graphs = device.is_cuda() && "1".equals(System.getenv("JTUNE_CUDA_GRAPHS"));
