@@ -8,12 +8,14 @@
 #   bash bench/gpu/session.sh kernels                # KernelBenchmark and AdamWBenchmark (carry bench/target/jmh)
 #   bash bench/gpu/session.sh bench llama3.2-1b 4096 # jtune bench and the HF + PEFT peer, LoRA r=16 and full
 #   bash bench/gpu/session.sh bench llama3-8b 4096
+#   bash bench/gpu/session.sh decode qwen2.5-0.5b     # issue 31: CudaGraphDecodeGpuTest, then decode tokens/s eager vs
+#                                                    # CUDA graphs (JTUNE_CUDA_GRAPHS=1), fp32 and batch 1, same call
 #   bash bench/gpu/session.sh nccl llama3.2-1b 1024  # issue 16: NCCL at world size 1 through the whole data-parallel path
 #                                                    # (a training test) and bench's overhead against no process group
 # Everything lands in $OUT/<step>/ (the device tool brings $OUT back); copy it into bench/results/ and write the
 # numbers into bench/RESULTS.md in the same session.
 set -uo pipefail
-step=${1:?usage: session.sh check|tests|reference|kernels|bench SHAPE [SEQ]|nccl [SHAPE] [SEQ]}
+step=${1:?usage: session.sh check|tests|reference|kernels|bench SHAPE [SEQ]|decode [SHAPE]|nccl [SHAPE] [SEQ]}
 cd "$(dirname "$0")/../.."
 # shellcheck disable=SC1091
 source .gpu/rt/env.sh
@@ -52,6 +54,13 @@ case $step in
         python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print(sys.argv[1], 'tokens/s', round(j['tokens_per_s']), 'peak GiB', round((j['memory']['peak_bytes'] or 0)/2**30, 2), 'mfu', j['mfu'])" \
           "$out/$t-r$r.json" 2>/dev/null || { echo "$t r=$r failed:"; tail -5 "$out/$t-r$r.err"; }
       done
+    done ;;
+  decode)
+    junit --select-class dev.jtune.infer.CudaGraphDecodeGpuTest --reports-dir "$out" 2>&1 | tee "$out/graph-test.txt"
+    shape=${2:-qwen2.5-0.5b}
+    for graphs in 0 1 0 1; do
+      JTUNE_CUDA_GRAPHS=$graphs java dev.jtune.cli.Main bench --generate --shape "$shape" --device cuda --batch 1 \
+        --new-tokens 128 --repeats 3 | tee -a "$out/decode-graphs-$graphs.txt"
     done ;;
   nccl)
     # 1. jtune train --nproc-per-node 1 on cuda (a real NCCL group of one: broadcast, all-reduces, barriers) against the
