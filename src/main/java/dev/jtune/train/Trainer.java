@@ -75,7 +75,7 @@ public final class Trainer {
     private final String resume;
     private final boolean overwrite;
     private final Seams seams;
-    private EvalListener evalListener = EvalListener.NONE;
+    private List<dev.jtune.api.TrainerCallback> callbacks = List.of();
     private DataParallel dp;   // the run's gradient sync (closed with the run)
 
     public Trainer(Experiment exp, PrintStream out) {
@@ -99,9 +99,9 @@ public final class Trainer {
         this.seams = seams;
     }
 
-    /** Consults {@code listener} at every validation evaluation; it may stop the run there (jtune sweep's pruning). */
-    public Trainer withEvalListener(EvalListener listener) {
-        this.evalListener = listener;
+    /** Tells {@code callbacks} of the run's events, in order; they may stop it, or ask for an evaluation or a checkpoint. */
+    public Trainer withCallbacks(List<dev.jtune.api.TrainerCallback> callbacks) {
+        this.callbacks = List.copyOf(callbacks);
         return this;
     }
 
@@ -173,7 +173,8 @@ public final class Trainer {
                 MetricSinks sinks = new MetricSinks();
                 ObjectNode manifest = RunManifest.base(device, dataHashes);
                 TrainingLoop loop = new TrainingLoop(exp, plan, batcher, data, step, evaluation, sinks, chatTemplate, manifest, group);
-                loop.evalListener = evalListener;
+                loop.callbacks = new RunCallbacks(callbacks);
+                loop.callbacks.stateFrom(loop::snapshot);
                 // generated answers: rank 0 alone answers and scores (the others wait at the next collective)
                 loop.answers = group.isMain() ? AnswerRounds.of(model, precision, tok, t, data, out) : AnswerRounds.NONE;
                 if (resumeFrom != null) {
@@ -207,10 +208,13 @@ public final class Trainer {
                     if (group.active()) out.println(WeightCheck.compare(group, List.copyOf(trained.parameters().values())));
                     // ---- clean up: the report
                     if (!group.isMain()) {
+                        loop.callbacks.trainEnd();
                         return new Outcome(loop.step(), loop.epochs(), sinks.trainLog, sinks.evalLog, loop.state.best.loss,
                                 loop.state.best.step, finalDir, loop.test, stopReason, List.of(), null, loop.state.bad.skipped);
                     }
-                    return report(config, trained, device, precision, data, plan, loop, sinks, stopReason, finalDir, started);
+                    Outcome o = report(config, trained, device, precision, data, plan, loop, sinks, stopReason, finalDir, started);
+                    loop.callbacks.trainEnd();
+                    return o;
                 }
             } finally {
                 if (dp != null) dp.close();

@@ -41,15 +41,10 @@ final class TrainingLoop {
     Evaluator.Result test;
     String preempted;   // the signal that stopped the run, or null
     String phase = "training";   // what the run is doing, for an out-of-memory message
-    EvalListener evalListener = EvalListener.NONE;   // may stop the run at an evaluation (jtune sweep's pruning)
+    RunCallbacks callbacks = new RunCallbacks(List.of());   // the user's callbacks (and jtune sweep's pruner)
     AnswerRounds answers = AnswerRounds.NONE;        // predict_with_generate: answers at each evaluation and at the end
     private final DistGroup group;   // the ranks of a data-parallel run: rank 0 writes, all decide alike
     private long lastSaved = -1;     // the step of the checkpoint written last (the same on every rank)
-
-    TrainingLoop(Experiment exp, TrainingPlan plan, Batcher batcher, PreparedData data, OptimizerStep step, Evaluation evaluation,
-                 MetricSinks sinks, String chatTemplate, ObjectNode manifestBase) {
-        this(exp, plan, batcher, data, step, evaluation, sinks, chatTemplate, manifestBase, DistGroup.single());
-    }
 
     TrainingLoop(Experiment exp, TrainingPlan plan, Batcher batcher, PreparedData data, OptimizerStep step, Evaluation evaluation,
                  MetricSinks sinks, String chatTemplate, ObjectNode manifestBase, DistGroup group) {
@@ -66,6 +61,13 @@ final class TrainingLoop {
         this.sinks = sinks;
         this.chatTemplate = chatTemplate;
         this.manifestBase = manifestBase;
+    }
+
+    /** The snapshot callbacks are given. */
+    dev.jtune.api.TrainerState snapshot() {
+        return new dev.jtune.api.TrainerState(Math.toIntExact(state.position.step), Math.toIntExact(plan.totalSteps()), epochs(), state.best.loss,
+                state.best.step == null ? null : Math.toIntExact(state.best.step),
+                t.outputDir(), group.isMain());
     }
 
     long step() {
@@ -106,6 +108,7 @@ final class TrainingLoop {
         LoopState.Position pos = state.position;
         sinks.startProgress(plan.totalSteps(), pos.step);
         state.window.startNanos = System.nanoTime();
+        callbacks.trainBegin();
         try {
             while (pos.step < plan.totalSteps()) {
                 try (Batcher.BatchIterator it = batcher.epoch(pos.epoch, pos.resumeMicro)) {
@@ -157,6 +160,8 @@ final class TrainingLoop {
             // transformers logs the mean of the window's step losses and the last step's grad norm, before clipping
             sinks.train(new TrainPoint(pos.step, epochs(), w.meanLoss(), lr, r.gradNorm(), w.tokensPerSecond()),
                     step.scaler.enabled() ? step.scaler.scaleValue() : Double.NaN, state.bad.skipped);
+            callbacks.log(java.util.Map.of("loss", w.meanLoss(), "learning_rate", lr, "grad_norm", r.gradNorm(),
+                    "epoch", epochs(), "tokens_per_second", w.tokensPerSecond()));
             w.reset();
         }
     }
@@ -164,14 +169,16 @@ final class TrainingLoop {
     /** Evaluation, checkpoint and stop decisions after a step; returns why the run stops now, or null. */
     private String afterStep(boolean epochEnd, Preemption preemption) {
         long now = state.position.step;
-        boolean evalNow = t.evalSteps() > 0 ? now % t.evalSteps() == 0 : epochEnd;
+        callbacks.stepEnd();
+        boolean evalNow = (t.evalSteps() > 0 ? now % t.evalSteps() == 0 : epochEnd) | callbacks.takeEvaluate();
         String stop = null;
-        if (evalNow && !data.validation().isEmpty()) {
-            stop = evaluate();
-            if (stop == null) stop = askListener();
-        }
-        boolean saveNow = t.saveSteps() > 0 ? now % t.saveSteps() == 0 || now == plan.totalSteps() : epochEnd;
+        if (evalNow && !data.validation().isEmpty()) stop = evaluate();
+        boolean saveNow = (t.saveSteps() > 0 ? now % t.saveSteps() == 0 || now == plan.totalSteps() : epochEnd) | callbacks.takeSave();
         if (saveNow && lastSaved != now) save();
+        if (stop == null && callbacks.stopRequested() != null) {
+            stop = callbacks.stopRequested();
+            sinks.message(stop);
+        }
         if (stop != null) return stop;
         // a signal to any rank stops every rank after this same step (one tiny all-reduce per step when distributed)
         String mine = preemption == null ? null : preemption.requested();
@@ -183,7 +190,7 @@ final class TrainingLoop {
         return null;
     }
 
-    /** Evaluates on the validation split; returns why the run stops here (early stopping, the listener), or null. */
+    /** Evaluates on the validation split; returns why the run stops here (early stopping), or null. */
     private String evaluate() {
         long now = state.position.step;
         Evaluator.Result r = evaluation.run(data.validation(), "validation");
@@ -199,16 +206,11 @@ final class TrainingLoop {
         sinks.message(String.format(Locale.ROOT, "eval @ step %d (epoch %.2f): loss %.4f, perplexity %.2f, %s",
                 now, p.epoch(), r.loss(), r.perplexity(), mark));
         answers.eval(now, sinks);
+        java.util.Map<String, Double> metrics = java.util.Map.of("eval_loss", r.loss(), "eval_perplexity", r.perplexity());
+        callbacks.log(java.util.Map.of("eval_loss", r.loss(), "eval_perplexity", r.perplexity(), "epoch", p.epoch()));
+        callbacks.evaluate(metrics);
         if (patience != null && best.badEvals >= patience) return "early stopping: no improvement in " + patience + " evaluations";
         return null;
-    }
-
-    /** Asks the evaluation listener about the evaluation just made; returns its reason to stop, or null. */
-    private String askListener() {
-        EvalPoint last = sinks.evalLog.get(sinks.evalLog.size() - 1);
-        String stop = evalListener.stopAfter(last.step(), java.util.Map.of("eval_loss", last.loss(), "eval_perplexity", last.perplexity()));
-        if (stop != null) sinks.message(stop);
-        return stop;
     }
 
     /**
@@ -231,6 +233,7 @@ final class TrainingLoop {
         }
         lastSaved = now;
         group.barrier(String.format(Locale.ROOT, "barrier after rank 0's checkpoint of step %d", now));
+        callbacks.save(checkpoints.dirFor(now));
     }
 
     /** Final evaluation, the best (or last) weights into final/, and the test split. */
@@ -255,6 +258,7 @@ final class TrainingLoop {
             phase = "the test evaluation";
             test = evaluation.run(data.test(), "test");
             sinks.test(test, now);
+            callbacks.log(java.util.Map.of("test_loss", test.loss(), "test_perplexity", test.perplexity()));
             out.printf(Locale.ROOT, "test: loss %.4f, perplexity %.2f over %,d tokens the model never trained on%n",
                     test.loss(), test.perplexity(), test.tokens());
         }
