@@ -26,9 +26,10 @@ public interface TrainerCallback {
 
     /**
      * A logged line: training every {@code logging_steps} ({@code loss}, {@code learning_rate}, {@code grad_norm},
-     * {@code epoch}, {@code tokens_per_second}), each evaluation ({@code eval_loss}, {@code eval_perplexity},
-     * {@code epoch}) and the test split at the end ({@code test_loss}, {@code test_perplexity}): the names of
-     * metrics.jsonl.
+     * {@code epoch}, {@code tokens_per_second}, {@code skipped_steps}, and under fp16 {@code loss_scale}), each
+     * evaluation ({@code eval_loss}, {@code eval_perplexity}, {@code epoch}) and the test split at the end
+     * ({@code test_loss}, {@code test_perplexity}): the names of metrics.jsonl. jtune's own files (metrics.jsonl,
+     * TensorBoard, trainer_state.json's log history) are written by a callback told before this one.
      *
      * @param logs the values by name (a new map for every call; keep it if you like)
      */
