@@ -1,8 +1,8 @@
 package dev.jtune.cli;
 
-import dev.jtune.config.Experiment;
+import dev.jtune.api.Experiment;
 import dev.jtune.plan.MemoryCheck;
-import dev.jtune.train.Trainer;
+import dev.jtune.api.Trainer;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -43,13 +43,15 @@ final class TrainCommand implements Runnable, CommandLine.IExitCodeGenerator {
         Experiment exp = Experiment.load(experiment, overrides);
         if (resume != null && overwrite) throw new dev.jtune.util.UserError("--resume and --overwrite contradict each other; choose one");
         if (launch.requested()) {   // this process only starts and watches the ranks
-            exitCode = launch.launch(exp.training().outputDir().resolve("logs"));
+            exitCode = launch.launch(exp.outputDir().resolve("logs"));
             return;
         }
-        MemoryCheck.before(exp);   // the memory plan, before anything loads: refuses a run that cannot fit (exit 2)
+        MemoryCheck.before(exp.settings());   // the memory plan, before anything loads: refuses a run that cannot fit (exit 2)
         if (noCache) System.setProperty(dev.jtune.data.DataCache.DISABLE_PROPERTY, "true");
         try {
-            new Trainer(exp, System.out, resume, overwrite).run();
+            Trainer trainer = Trainer.of(exp).overwrite(overwrite);   // the library's run: the API and the CLI train alike
+            if (resume != null) trainer.resume(resume);
+            trainer.train();
         } finally {
             if (noCache) System.clearProperty(dev.jtune.data.DataCache.DISABLE_PROPERTY);
         }
