@@ -60,6 +60,7 @@ public final class Model implements AutoCloseable {
      */
     public static Model load(Path dir, String device) {
         Objects.requireNonNull(dir, "dir");
+        dev.jtune.util.LibTorchNatives.ensureLoaded();   // jtune's LibTorch before any other in this JVM can be picked up
         if (!Files.isDirectory(dir)) throw new UserError(dir + ": not a directory; expected a model or a PEFT adapter directory");
         Path base = dir, adapter = null;
         if (Adapters.isAdapterDir(dir)) {

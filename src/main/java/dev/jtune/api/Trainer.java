@@ -55,6 +55,7 @@ public final class Trainer {
 
     /** A trainer for {@code experiment}, printing its progress on {@code System.out}, starting a new run. */
     public static Trainer of(Experiment experiment) {
+        dev.jtune.util.LibTorchNatives.ensureLoaded();   // jtune's LibTorch before any other in this JVM can be picked up
         return new Trainer(Objects.requireNonNull(experiment, "experiment"));
     }
 

@@ -19,5 +19,10 @@
  *
  * <p>Mistakes in files and settings are {@link dev.jtune.util.UserError}s (unchecked) whose message names the file,
  * the line or the key and what was expected.
+ *
+ * <p>Natives: {@link dev.jtune.api.Trainer#of} and {@link dev.jtune.api.Model#load} load jtune's own LibTorch (2.10,
+ * from the Bytedeco preset) by path before anything else can pick up another one from the linker path. An application
+ * that already loaded a different LibTorch in the same JVM gets a UserError naming both libraries: run jtune in its
+ * own JVM then.
  */
 package dev.jtune.api;

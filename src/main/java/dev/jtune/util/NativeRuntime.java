@@ -38,6 +38,7 @@ public final class NativeRuntime {
     public static synchronized void configureThreads() {
         if (threadsSet) return;
         threadsSet = true;
+        LibTorchNatives.ensureLoaded();   // the first LibTorch call of most paths: make sure it is the preset's LibTorch
         int n = Math.max(1, Runtime.getRuntime().availableProcessors() - 1);
         String env = System.getenv("JTUNE_NUM_THREADS");
         if (env != null) {
