@@ -30,9 +30,14 @@ public final class CpuLinear {
 
     private CpuLinear() {}
 
-    /** True when {@link #apply} takes this product: fp32 CPU tensors, no gradient recorded, a 2-d weight. */
+    /**
+     * True when {@link #apply} takes this product: fp32 CPU tensors, no gradient recorded, a 2-d weight, and no CPU
+     * autocast (under autocast torch.linear runs in the autocast dtype; computing it in float32 here would change the
+     * numbers, e.g. make activation checkpointing's no-grad pass differ from the plain step).
+     */
     public static boolean applies(Tensor x, Tensor w) {
         return !GradMode.is_enabled()
+                && !org.bytedeco.pytorch.global.torch.is_autocast_enabled(org.bytedeco.pytorch.global.torch.DeviceType.CPU)
                 && w.dim() == 2 && x.dim() >= 1
                 && x.is_cpu() && w.is_cpu()
                 && x.scalar_type().intern() == ScalarType.Float && w.scalar_type().intern() == ScalarType.Float;
