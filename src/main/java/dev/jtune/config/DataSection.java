@@ -13,7 +13,8 @@ import java.nio.file.Path;
  * @param validationFile      evaluation examples; null to split them off {@code trainFile} by {@code validationSplit}
  * @param testFile            held-out examples evaluated once after training; null to split by {@code testSplit}
  * @param format              {@code text} (one column of text), {@code instruction} (prompt and response columns)
- *                            or {@code chat} (a column of role/content messages)
+ *                            or {@code chat} (a column of role/content messages); for preference tuning
+ *                            {@code preference} (prompt, chosen and rejected columns) or {@code kto} (prompt, completion, label)
  * @param validationSplit     fraction of {@code trainFile} held out for validation; used only without validationFile
  * @param testSplit           fraction of {@code trainFile} held out for testing; used only without testFile
  * @param maxSeqLength        tokens per training sequence
@@ -44,7 +45,7 @@ public record DataSection(
         @Key("true") boolean normalizeWhitespace,
         @Key("true") boolean dropDuplicates) implements Section {
 
-    public enum Format { TEXT, INSTRUCTION, CHAT }
+    public enum Format { TEXT, INSTRUCTION, CHAT, PREFERENCE, KTO }
 
     public enum OnBadRow { SKIP, FAIL }
 
@@ -250,6 +251,7 @@ public record DataSection(
                     }
                 }
                 case CHAT -> column(p, "messages_column", messagesColumn);
+                case PREFERENCE, KTO -> column(p, "prompt_column", promptColumn);   // the other columns: preference.*_column
             }
         }
     }

@@ -57,6 +57,8 @@ import java.util.regex.Pattern;
  *                               {@code ZeroRedundancyOptimizer}); no effect in one process or with world size 1
  * @param ddpBucketCapMb         MiB per gradient bucket of the data-parallel all-reduce (transformers' and DDP's
  *                               {@code bucket_cap_mb}); the first bucket holds at most 1 MiB
+ * @param method                 {@code sft} (default), or preference tuning: {@code dpo}, {@code orpo}, {@code kto}, {@code simpo}
+ *                               (see the {@code preference:} section)
  */
 public record TrainingSection(
         @Key(Key.REQUIRED) Path outputDir,
@@ -101,7 +103,19 @@ public record TrainingSection(
         @Key("[exact_match, token_f1, rouge_l, bleu, chrf]") List<String> generationMetrics,
         @Key("1800") int ddpTimeout,
         @Key("0") int zeroStage,
-        @Key("25") double ddpBucketCapMb) implements Section {
+        @Key("25") double ddpBucketCapMb,
+        @Key("sft") Method method) implements Section {
+
+    /**
+     * What the run optimises: {@code sft} (next-token cross-entropy on the targets) or a preference method on pairs
+     * ({@code dpo}, {@code orpo}, {@code simpo}) or labelled completions ({@code kto}), set up by the {@code preference:} section.
+     */
+    public enum Method { SFT, DPO, ORPO, KTO, SIMPO;
+        /** Whether it trains on preference data ({@code preference:} applies). */
+        public boolean preference() {
+            return this != SFT;
+        }
+    }
 
     /** The ZeRO stages jtune has built: 0 (plain data parallel) and 1 (optimizer state sharded across the ranks). */
     public static final int MAX_ZERO_STAGE = 1;
@@ -137,7 +151,7 @@ public record TrainingSection(
                 loggingSteps, evalSteps, saveSteps, saveTotalLimit, seed, precision, device, earlyStoppingPatience,
                 earlyStoppingThreshold, loadBestModelAtEnd, dataloaderNumWorkers, maxBadSteps, kernels, skipMemoryCheck, gradientCheckpointing,
                 gradientCheckpointingKwargs, predictWithGenerate, generationMaxLength, generationNumBeams, evalGenerationSamples,
-                generationMetrics, ddpTimeout, zeroStage, ddpBucketCapMb);
+                generationMetrics, ddpTimeout, zeroStage, ddpBucketCapMb, method);
     }
 
     @Override

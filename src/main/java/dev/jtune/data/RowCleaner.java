@@ -40,6 +40,7 @@ final class RowCleaner {
             case TEXT -> List.of(d.textColumn());
             case INSTRUCTION -> List.of(d.promptColumn(), d.responseColumn());
             case CHAT -> List.of(d.messagesColumn());
+            case PREFERENCE, KTO -> throw new IllegalStateException("preference rows are read by PreferenceRows");
         };
     }
 
@@ -87,7 +88,7 @@ final class RowCleaner {
     }
 
     /** A value that makes the row unreadable (a bad row). */
-    private static final class BadValue extends Exception {
+    static final class BadValue extends Exception {
         final Reason reason;
 
         BadValue(Reason reason, String message) {
@@ -147,7 +148,7 @@ final class RowCleaner {
         }
     }
 
-    private static String textValue(Row row, String column) throws BadValue {
+    static String textValue(Row row, String column) throws BadValue {
         JsonNode v = row.values().get(column);
         if (v == null || v.isNull() || v.isMissingNode()) {
             throw new BadValue(Reason.MISSING_VALUE, "no value for column \"" + column + "\"");
@@ -160,7 +161,7 @@ final class RowCleaner {
     }
 
     /** A chat row's messages: a JSON list of {role, content} (JSON text in CSV files). */
-    private static List<ChatTemplate.Message> messages(Row row, String column, boolean ws) throws BadValue {
+    static List<ChatTemplate.Message> messages(Row row, String column, boolean ws) throws BadValue {
         JsonNode v = row.values().get(column);
         if (v == null || v.isNull()) {
             throw new BadValue(Reason.MISSING_VALUE, "no value for column \"" + column + "\"");
