@@ -70,8 +70,7 @@ public final class PreferenceRows {
         this.tok = tok;
         this.template = ChatTemplate.forTokenizer(tok);
         Set<Long> eosIds = tok.eosTokenIds();
-        if (eosIds.isEmpty()) throw new UserError("the tokenizer has no EOS token: preference tuning appends one to every completion");
-        this.eos = eosIds.iterator().next();
+        this.eos = eosIds.isEmpty() ? -1 : eosIds.iterator().next();   // a tokenizer without EOS: none appended (as for SFT rows)
         this.maxPromptLength = pref.maxPromptLength() == null ? Integer.MAX_VALUE : pref.maxPromptLength();
     }
 
@@ -311,6 +310,7 @@ public final class PreferenceRows {
 
     private long[] completionIds(String completion) {
         long[] ids = tok.encode(completion, false).ids();
+        if (eos < 0) return ids;
         long[] out = Arrays.copyOf(ids, ids.length + 1);
         out[ids.length] = eos;
         return out;

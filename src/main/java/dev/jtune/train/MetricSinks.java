@@ -23,6 +23,9 @@ import java.util.Map;
 final class MetricSinks {
     final List<TrainPoint> trainLog = new ArrayList<>();
     final List<EvalPoint> evalLog = new ArrayList<>();
+    /** The method's metrics by step (preference tuning; empty for supervised fine-tuning), for the report. */
+    final java.util.SortedMap<Long, java.util.Map<String, Double>> trainExtras = new java.util.TreeMap<>();
+    final java.util.SortedMap<Long, java.util.Map<String, Double>> evalExtras = new java.util.TreeMap<>();
     final ArrayNode logHistory = JsonNodeFactory.instance.arrayNode();
     private MetricsLog metrics;
     private TensorBoardWriter tb;
@@ -56,9 +59,19 @@ final class MetricSinks {
 
     /** A logged training step; {@code lossScale} is NaN unless fp16 loss scaling is on. */
     void train(TrainPoint p, double lossScale, long skippedSteps) {
+        train(p, lossScale, skippedSteps, java.util.Map.of());
+    }
+
+    /**
+     * With the method's metrics ({@code extra}, TRL's names: {@code rewards/margins}, ...): in the same metrics.jsonl line,
+     * as TensorBoard scalars {@code train/<name>}, and kept for the report's curves.
+     */
+    void train(TrainPoint p, double lossScale, long skippedSteps, java.util.Map<String, Double> extra) {
         trainLog.add(p);
+        if (!extra.isEmpty()) trainExtras.put(p.step(), java.util.Map.copyOf(extra));
         if (metrics == null) return;
-        metrics.train(p);
+        metrics.train(p, extra);
+        extra.forEach((k, v) -> tb.scalar("train/" + k, p.step(), v));
         tb.scalar("train/loss", p.step(), p.loss());
         tb.scalar("train/learning_rate", p.step(), p.learningRate());
         tb.scalar("train/grad_norm", p.step(), p.gradNorm());
@@ -76,9 +89,16 @@ final class MetricSinks {
 
     /** A validation evaluation. */
     void eval(EvalPoint p) {
+        eval(p, java.util.Map.of());
+    }
+
+    /** With the method's metrics: {@code eval_<name>} in metrics.jsonl, TensorBoard {@code eval/<name>}, the report's curves. */
+    void eval(EvalPoint p, java.util.Map<String, Double> extra) {
         evalLog.add(p);
+        if (!extra.isEmpty()) evalExtras.put(p.step(), java.util.Map.copyOf(extra));
         if (metrics == null) return;
-        metrics.eval(p);
+        metrics.eval(p, extra);
+        extra.forEach((k, v) -> tb.scalar("eval/" + k, p.step(), v));
         tb.scalar("eval/loss", p.step(), p.loss());
         tb.scalar("eval/perplexity", p.step(), p.perplexity());
         ObjectNode h = logHistory.addObject();

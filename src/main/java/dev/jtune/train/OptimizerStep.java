@@ -23,6 +23,8 @@ class OptimizerStep {
     final double labelSmoothing;
     /** The other ranks of a data-parallel run ({@link DataParallel#NONE} in a single process). */
     DataParallel dp = DataParallel.NONE;
+    /** What the step minimises ({@code training.method}); null: next-token cross-entropy with {@link #labelSmoothing}. */
+    StepLoss loss;
 
     OptimizerStep(Trainable trained, AdamW optimizer, LossScaler scaler, Precision precision, double maxGradNorm) {
         this(trained, optimizer, scaler, precision, maxGradNorm, ActivationCheckpointing.Settings.OFF, 0.0);
@@ -43,6 +45,7 @@ class OptimizerStep {
     OptimizerStep(OptimizerStep other) {
         this(other.trained, other.optimizer, other.scaler, other.precision, other.maxGradNorm, other.checkpointing, other.labelSmoothing);
         this.dp = other.dp;
+        this.loss = other.loss;
     }
 
     /** One step over the micro-batches of one effective batch at learning rate {@code lr}. */
@@ -52,6 +55,7 @@ class OptimizerStep {
 
     /** @param nanLoss make the loss NaN before backward (for decorators that simulate a corrupt batch) */
     final TrainStep.Result run(List<Batch> micro, double lr, boolean nanLoss) {
-        return TrainStep.run(trained.model, trained.parameters(), optimizer, scaler, precision, maxGradNorm, checkpointing, labelSmoothing, micro, lr, nanLoss, dp);
+        return TrainStep.run(trained.model, trained.parameters(), optimizer, scaler, precision, maxGradNorm, checkpointing,
+                loss != null ? loss : StepLoss.causalLm(labelSmoothing), micro, lr, nanLoss, dp);
     }
 }

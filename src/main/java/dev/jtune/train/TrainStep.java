@@ -199,20 +199,33 @@ public final class TrainStep implements AutoCloseable {
     static Result run(CausalLM model, Map<String, Tensor> trainable, AdamW optimizer, LossScaler scaler, Precision precision,
                       double maxGradNorm, ActivationCheckpointing.Settings checkpointing, double labelSmoothing,
                       List<Batch> micro, double lr, boolean poisonLoss, DataParallel dp) {
+        return run(model, trainable, optimizer, scaler, precision, maxGradNorm, checkpointing, StepLoss.causalLm(labelSmoothing),
+                micro, lr, poisonLoss, dp);
+    }
+
+    /**
+     * As above with the loss of {@code training.method} ({@link StepLoss}): its sum over each micro-batch divided by its
+     * units (target tokens, or pairs) of the whole global batch; the returned loss is that mean, {@code tokens} the
+     * non-pad tokens.
+     */
+    static Result run(CausalLM model, Map<String, Tensor> trainable, AdamW optimizer, LossScaler scaler, Precision precision,
+                      double maxGradNorm, ActivationCheckpointing.Settings checkpointing, StepLoss stepLoss,
+                      List<Batch> micro, double lr, boolean poisonLoss, DataParallel dp) {
         long localTargets = 0, tokens = 0;
         for (Batch b : micro) {
-            localTargets += b.targetTokens();
+            localTargets += stepLoss.units(b);
             tokens += b.tokens();
         }
+        stepLoss.startStep();
         long targets = dp.globalTargets(localTargets);
         double lossSum = 0;
         model.setTraining(true);
         try {
             int lastMicro = micro.size() - 1;   // the last micro-batch with a backward: its gradients are the step's final ones
-            while (lastMicro > 0 && micro.get(lastMicro).targetTokens() == 0) lastMicro--;
+            while (lastMicro > 0 && stepLoss.units(micro.get(lastMicro)) == 0) lastMicro--;
             for (int m = 0; m < micro.size(); m++) {
                 Batch b = micro.get(m);
-                if (b.targetTokens() == 0) continue;
+                if (stepLoss.units(b) == 0) continue;
                 // the scope frees this micro-batch's tensors; the bridge's step (closed first) what the fused ops kept
                 // for their backward and their hooks, also when an exception skipped the backward
                 try (PointerScope scope = new PointerScope(); AutogradBridge.Step ops = AutogradBridge.openStep()) {
@@ -226,12 +239,12 @@ public final class TrainStep implements AutoCloseable {
                     Tensor loss;
                     if (checkpointing.enabled()) {
                         loss = ActivationCheckpointing.lossAndBackward(model, tb, precision, checkpointing.offload(),
-                                last -> poison(CausalLmLoss.sumAtTargets(model, model.finalNorm(last), tb.labels(), labelSmoothing), poisonLoss),
+                                last -> poison(stepLoss.sum(model, model.finalNorm(last), b, tb), poisonLoss),
                                 backwardOf, ready);
                     } else {
                         try (Autocast ac = Autocast.enter(precision, model.device())) {
                             Tensor hidden = BlockwiseForward.hidden(model, tb, ready);
-                            loss = CausalLmLoss.sumAtTargets(model, hidden, tb.labels(), labelSmoothing);
+                            loss = stepLoss.sum(model, hidden, b, tb);
                         }
                         loss = poison(loss, poisonLoss);
                         backwardOf.apply(loss).backward();

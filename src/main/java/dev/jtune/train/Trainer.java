@@ -127,7 +127,11 @@ public final class Trainer {
             if (resumeFrom != null) RunManifest.checkSameData(resumeFrom, dataHashes);
             torch.manual_seed(t.seed());   // seed: dropout masks and LoRA's initialisation; the data order and split use it too
 
-            PreparedData data = DatasetPreparer.prepare(exp.data(), t.seed(), tok, out, t.dataloaderNumWorkers());
+            // preference methods read pairs (or KTO's labelled completions) as items of two examples
+            boolean preference = t.method().preference();
+            dev.jtune.data.PreferenceRows.Prepared pairs = preference ? dev.jtune.data.PreferenceRows.prepare(exp.data(),
+                    exp.preference(), t.seed(), t.perDeviceTrainBatchSize(), t.perDeviceEvalBatchSize(), tok, out) : null;
+            PreparedData data = preference ? pairs.data() : DatasetPreparer.prepare(exp.data(), t.seed(), tok, out, t.dataloaderNumWorkers());
             if (data.train().isEmpty()) {
                 throw new UserError(exp.data().trainFile() + ": no training examples left after cleaning and splitting (see the data summary above)");
             }
@@ -139,6 +143,7 @@ public final class Trainer {
             String chatTemplate = data.template() == null ? null : data.template().source();
 
             Trainable trained = Trainable.forExperiment(exp, config, device, precision, Ops.of(t.kernels()));
+            dev.jtune.train.preference.PreferenceStepLoss preferenceLoss = null;
             try {
                 CausalLM model = trained.model;
                 // ZeRO stage 1: this rank keeps the optimizer state of its shard only (with one rank there is nothing to shard)
@@ -151,10 +156,18 @@ public final class Trainer {
                         new LossScaler(model.device(), precision == Precision.FP16), precision, t.maxGradNorm(),
                         TrainStep.checkpointingOf(t), t.labelSmoothingFactor());
                 base.dp = dp = DataParallel.of(group, trained.parameters(), model.numBlocks(), t.ddpBucketCapMb()).shardOptimizer(zero);
+                // training.method: the preference loss (and its reference model) replaces the cross-entropy
+                if (preference) {
+                    base.loss = preferenceLoss = dev.jtune.train.preference.PreferenceSetup.stepLoss(exp, model,
+                            trained instanceof Trainable.Adapters, precision, data, pairs.desirable(), padId, out);
+                }
                 OptimizerStep step = seams.step().apply(base);
-                Evaluation evaluation = seams.evaluation().apply(
-                        Evaluation.of(model, t.perDeviceEvalBatchSize(), exp.data().maxSeqLength(), padId, precision, group));
-                Batcher batcher = new Batcher(data.train(), t.perDeviceTrainBatchSize(), true, t.seed(),
+                Map<String, Double>[] lastEvalMetrics = newMetricsHolder();
+                Evaluation evaluation = seams.evaluation().apply(!preference
+                        ? Evaluation.of(model, t.perDeviceEvalBatchSize(), exp.data().maxSeqLength(), padId, precision, group)
+                        : preferenceEvaluation(preferenceLoss, model, t.perDeviceEvalBatchSize(), exp.data().maxSeqLength(), padId,
+                                precision, lastEvalMetrics));
+                Batcher batcher = new Batcher(data.train(), preference ? 2 : 1, t.perDeviceTrainBatchSize(), true, t.seed(),
                         exp.data().packing(), exp.data().maxSeqLength(), padId, group.rank(), group.worldSize());
                 TrainingPlan plan = TrainingPlan.of(t, batcher.batchesPerEpoch());
 
@@ -174,6 +187,7 @@ public final class Trainer {
                 ObjectNode manifest = RunManifest.base(device, dataHashes);
                 TrainingLoop loop = new TrainingLoop(exp, plan, batcher, data, step, evaluation, sinks, chatTemplate, manifest, group);
                 loop.evalListener = evalListener;
+                loop.evalMetrics = () -> lastEvalMetrics[0];
                 // generated answers: rank 0 alone answers and scores (the others wait at the next collective)
                 loop.answers = group.isMain() ? AnswerRounds.of(model, precision, tok, t, data, out) : AnswerRounds.NONE;
                 if (resumeFrom != null) {
@@ -214,11 +228,33 @@ public final class Trainer {
                 }
             } finally {
                 if (dp != null) dp.close();
+                if (preferenceLoss != null) preferenceLoss.close();
                 trained.close();
             }
         } catch (IOException e) {
             throw new UserError(exp.training().outputDir() + ": " + e.getMessage(), e);
         }
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Double>[] newMetricsHolder() {
+        Map<String, Double>[] holder = new Map[1];
+        holder[0] = Map.of();
+        return holder;
+    }
+
+    /**
+     * Evaluation of a preference run: the preference loss over held-out pairs (every rank evaluates all of them: the same
+     * numbers on each, no collective), its metrics left in {@code metrics[0]} for the loop to log as {@code eval_...}.
+     * The result's token count is the number of pairs (KTO: examples).
+     */
+    private static Evaluation preferenceEvaluation(dev.jtune.train.preference.PreferenceStepLoss loss, CausalLM model, int batchSize,
+                                                   int maxSeqLength, long padId, Precision precision, Map<String, Double>[] metrics) {
+        return (examples, split) -> {
+            var e = loss.evaluate(model, examples, batchSize, maxSeqLength, padId, precision);
+            metrics[0] = e.metrics();
+            return new Evaluator.Result(e.loss(), e.items());
+        };
     }
 
     /**

@@ -45,6 +45,10 @@ final class TrainingLoop {
     AnswerRounds answers = AnswerRounds.NONE;        // predict_with_generate: answers at each evaluation and at the end
     private final DistGroup group;   // the ranks of a data-parallel run: rank 0 writes, all decide alike
     private long lastSaved = -1;     // the step of the checkpoint written last (the same on every rank)
+    /** The metrics of the last evaluation beside its loss (preference tuning: rewards/accuracies, ...; else empty). */
+    java.util.function.Supplier<java.util.Map<String, Double>> evalMetrics = java.util.Map::of;
+    /** The steps' own metrics since the last log line (name -> {sum, steps}), logged as their means as TRL does. */
+    private final java.util.Map<String, double[]> metricWindow = new java.util.LinkedHashMap<>();
 
     TrainingLoop(Experiment exp, TrainingPlan plan, Batcher batcher, PreparedData data, OptimizerStep step, Evaluation evaluation,
                  MetricSinks sinks, String chatTemplate, ObjectNode manifestBase) {
@@ -152,11 +156,21 @@ final class TrainingLoop {
         pos.step++;
         LoopState.LossWindow w = state.window;
         w.add(r.loss(), r.tokens());
+        if (step.loss != null) {
+            step.loss.stepMetrics().forEach((k, v) -> {
+                double[] s = metricWindow.computeIfAbsent(k, x -> new double[2]);
+                s[0] += v;
+                s[1]++;
+            });
+        }
         sinks.stepDone(pos.step, r.loss(), lr, w.tokensPerSecond());
         if (pos.step % t.loggingSteps() == 0 || pos.step == plan.totalSteps()) {
             // transformers logs the mean of the window's step losses and the last step's grad norm, before clipping
+            java.util.Map<String, Double> means = new java.util.LinkedHashMap<>();
+            metricWindow.forEach((k, s) -> means.put(k, s[0] / s[1]));
+            metricWindow.clear();
             sinks.train(new TrainPoint(pos.step, epochs(), w.meanLoss(), lr, r.gradNorm(), w.tokensPerSecond()),
-                    step.scaler.enabled() ? step.scaler.scaleValue() : Double.NaN, state.bad.skipped);
+                    step.scaler.enabled() ? step.scaler.scaleValue() : Double.NaN, state.bad.skipped, means);
             w.reset();
         }
     }
@@ -188,7 +202,8 @@ final class TrainingLoop {
         long now = state.position.step;
         Evaluator.Result r = evaluation.run(data.validation(), "validation");
         EvalPoint p = new EvalPoint(now, epochs(), r.loss(), r.perplexity());
-        sinks.eval(p);
+        java.util.Map<String, Double> extra = evalMetrics.get();
+        sinks.eval(p, extra);
         LoopState.Best best = state.best;
         boolean newBest = best.record(r.loss(), now, t.earlyStoppingThreshold());
         if (newBest) save();   // the best model is always on disk, whatever save_steps says
@@ -196,8 +211,12 @@ final class TrainingLoop {
         String mark = newBest && best.badEvals == 0 ? "best so far"
                 : (newBest ? "best so far, but not by more than early_stopping_threshold; " : "")
                 + "no improvement (" + best.badEvals + (patience == null ? "" : "/" + patience) + ")";
-        sinks.message(String.format(Locale.ROOT, "eval @ step %d (epoch %.2f): loss %.4f, perplexity %.2f, %s",
-                now, p.epoch(), r.loss(), r.perplexity(), mark));
+        sinks.message(extra.containsKey("rewards/accuracies") || extra.containsKey("rewards/margins")
+                ? String.format(Locale.ROOT, "eval @ step %d (epoch %.2f): loss %.4f, rewards/accuracies %.3f, rewards/margins %.4f, %s",
+                        now, p.epoch(), r.loss(), extra.getOrDefault("rewards/accuracies", Double.NaN),
+                        extra.getOrDefault("rewards/margins", Double.NaN), mark)
+                : String.format(Locale.ROOT, "eval @ step %d (epoch %.2f): loss %.4f, perplexity %.2f, %s",
+                        now, p.epoch(), r.loss(), r.perplexity(), mark));
         answers.eval(now, sinks);
         if (patience != null && best.badEvals >= patience) return "early stopping: no improvement in " + patience + " evaluations";
         return null;
@@ -206,7 +225,12 @@ final class TrainingLoop {
     /** Asks the evaluation listener about the evaluation just made; returns its reason to stop, or null. */
     private String askListener() {
         EvalPoint last = sinks.evalLog.get(sinks.evalLog.size() - 1);
-        String stop = evalListener.stopAfter(last.step(), java.util.Map.of("eval_loss", last.loss(), "eval_perplexity", last.perplexity()));
+        java.util.Map<String, Double> values = new java.util.LinkedHashMap<>();
+        values.put("eval_loss", last.loss());
+        values.put("eval_perplexity", last.perplexity());
+        java.util.Map<String, Double> extra = sinks.evalExtras.getOrDefault(last.step(), java.util.Map.of());
+        extra.forEach((k, v) -> values.put("eval_" + k, v));
+        String stop = evalListener.stopAfter(last.step(), values);
         if (stop != null) sinks.message(stop);
         return stop;
     }
