@@ -84,7 +84,14 @@ final class CrossChecks {
                         : "prompt, chosen and rejected columns") + "); set data.format: " + want.name().toLowerCase(java.util.Locale.ROOT));
             }
         }
-        if (!m.preference()) return;
+        if (!m.preference()) {
+            p.check(t.bestModelMetric().equals("loss") || !p.ok("training.metric_for_best_model"), "training.metric_for_best_model",
+                    "the reward metrics exist for preference methods only (training.method dpo, orpo, kto or simpo); use loss", "training.method");
+            return;
+        }
+        if (m == TrainingSection.Method.KTO && t.bestModelMetric().equals("rewards/accuracies")) {
+            p.add("training.metric_for_best_model", "KTO logs no rewards/accuracies (its examples are not pairs); use rewards/margins or loss");
+        }
         p.check(!d.packing(), "data.packing", "preference tuning scores whole sequences per row, so rows cannot be packed; "
                 + "set data.packing: false", "training.method");
         p.check(t.labelSmoothingFactor() == 0, "training.label_smoothing_factor", "applies to supervised fine-tuning only; "

@@ -231,6 +231,31 @@ public final class MetricsLog implements AutoCloseable {
         return new History(List.copyOf(train), List.copyOf(eval), testLoss, testPerplexity, malformed, firstMalformed);
     }
 
+    /**
+     * Step → {@code key} of each evaluation line of a metrics log ({@code eval_loss}, {@code eval_rewards/accuracies}, ...):
+     * the lines that have it, in file order; a later line for the same step replaces an earlier one.
+     */
+    public static Map<Long, Double> evalSeries(Path file, String key) {
+        Map<Long, Double> out = new java.util.LinkedHashMap<>();
+        try {
+            for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+                if (line.isBlank()) continue;
+                JsonNode o;
+                try {
+                    o = MAPPER.readTree(line);
+                } catch (IOException e) {
+                    continue;   // read() reports malformed lines
+                }
+                if (o != null && o.isObject() && o.has("step") && o.has("eval_loss") && o.has(key)) {
+                    out.put(o.get("step").asLong(), num(o, key));
+                }
+            }
+        } catch (IOException e) {
+            throw new UserError(file + ": cannot read the metrics log: " + WriteError.reason(e), e);
+        }
+        return out;
+    }
+
     private static double num(JsonNode o, String key) {
         JsonNode v = o.get(key);
         return v != null && v.isNumber() ? v.asDouble() : Double.NaN;

@@ -221,7 +221,7 @@ public final class Trainer {
                     if (group.active()) out.println(WeightCheck.compare(group, List.copyOf(trained.parameters().values())));
                     // ---- clean up: the report
                     if (!group.isMain()) {
-                        return new Outcome(loop.step(), loop.epochs(), sinks.trainLog, sinks.evalLog, loop.state.best.loss,
+                        return new Outcome(loop.step(), loop.epochs(), sinks.trainLog, sinks.evalLog, bestEvalLoss(loop, sinks),
                                 loop.state.best.step, finalDir, loop.test, stopReason, List.of(), null, loop.state.bad.skipped);
                     }
                     return report(config, trained, device, precision, data, plan, loop, sinks, stopReason, finalDir, started);
@@ -234,6 +234,14 @@ public final class Trainer {
         } catch (IOException e) {
             throw new UserError(exp.training().outputDir() + ": " + e.getMessage(), e);
         }
+    }
+
+    /** The validation loss at the best evaluation (the best is chosen by training.metric_for_best_model), or null. */
+    private static Double bestEvalLoss(TrainingLoop loop, MetricSinks sinks) {
+        Long at = loop.state.best.step;
+        if (at == null) return null;
+        for (dev.jtune.metrics.EvalPoint p : sinks.evalLog) if (p.step() == at) return p.loss();
+        return loop.state.best.loss;
     }
 
     @SuppressWarnings("unchecked")
@@ -313,7 +321,7 @@ public final class Trainer {
     private Outcome preempted(TrainingLoop loop, MetricSinks sinks) {
         out.printf(Locale.ROOT, "stopped by %s after step %d; checkpoint %s%nresume with: jtune train %s --resume auto%n",
                 loop.preempted, loop.step(), loop.checkpointDir(loop.step()), exp.file());
-        return new Outcome(loop.step(), loop.epochs(), sinks.trainLog, sinks.evalLog, loop.state.best.loss, loop.state.best.step,
+        return new Outcome(loop.step(), loop.epochs(), sinks.trainLog, sinks.evalLog, bestEvalLoss(loop, sinks), loop.state.best.step,
                 null, null, "stopped by " + loop.preempted, List.of(), null, loop.state.bad.skipped);
     }
 
@@ -335,17 +343,18 @@ public final class Trainer {
                 data.train().size(), trainTokens, data.validation().size(), data.test().size(), plan.totalSteps(), loop.step(),
                 loop.epochs(), t.perDeviceTrainBatchSize() * plan.accumulation(), sinks.trainLog, sinks.evalLog,
                 loop.test == null ? null : loop.test.loss(), loop.test == null ? null : loop.test.perplexity(),
-                best.step, best.loss, stopReason, wall, facts);
+                best.step, bestEvalLoss(loop, sinks), stopReason, wall, facts);
         List<String> warnings = RunDiagnostics.warnings(record);
         Path report = t.outputDir().resolve("report.html");
         AnswerReport answers = loop.answers.report();
-        HtmlReport.write(report, record, warnings, answers);
+        HtmlReport.write(report, record, warnings, answers,
+                dev.jtune.metrics.PreferenceReport.section(sinks.trainExtras, sinks.evalExtras));
         if (answers != null) out.print(answers.text(3, 100));
         for (String w : warnings) out.println("warning: " + w);
         long skipped = loop.state.bad.skipped;
         if (skipped > 0) out.printf(Locale.ROOT, "skipped %d of %d optimizer steps because of non-finite gradients%n", skipped, loop.step());
         out.printf(Locale.ROOT, "done: %d steps in %.1f s (%s); final model %s; report %s%n", loop.step(), wall, stopReason, finalDir, report);
-        return new Outcome(loop.step(), loop.epochs(), sinks.trainLog, sinks.evalLog, best.loss, best.step,
+        return new Outcome(loop.step(), loop.epochs(), sinks.trainLog, sinks.evalLog, bestEvalLoss(loop, sinks), best.step,
                 finalDir, loop.test, stopReason, warnings, report, skipped);
     }
 }

@@ -205,7 +205,10 @@ final class TrainingLoop {
         java.util.Map<String, Double> extra = evalMetrics.get();
         sinks.eval(p, extra);
         LoopState.Best best = state.best;
-        boolean newBest = best.record(r.loss(), now, t.earlyStoppingThreshold());
+        // metric_for_best_model: the loss, or a method's metric (eval_rewards/accuracies); Best keeps lower-is-better scores
+        String metric = t.bestModelMetric();
+        double value = metric.equals("loss") ? r.loss() : extra.getOrDefault(metric, Double.NaN);
+        boolean newBest = best.record(t.largerIsBetter() ? -value : value, now, t.earlyStoppingThreshold());
         if (newBest) save();   // the best model is always on disk, whatever save_steps says
         Integer patience = t.earlyStoppingPatience();
         String mark = newBest && best.badEvals == 0 ? "best so far"
@@ -267,7 +270,8 @@ final class TrainingLoop {
         LoopState.Best best = state.best;
         if (t.loadBestModelAtEnd() && best.step != null && best.step != now) {
             step.trained.restore(checkpoints.dirFor(best.step));
-            out.printf(Locale.ROOT, "loaded the best model: step %d, eval loss %.4f%n", best.step, best.loss);
+            out.printf(Locale.ROOT, "loaded the best model: step %d, eval_%s %.4f%n", best.step, t.bestModelMetric(),
+                    t.largerIsBetter() ? -best.loss : best.loss);
         }
         Path finalDir = t.outputDir().resolve("final");
         if (group.isMain()) {

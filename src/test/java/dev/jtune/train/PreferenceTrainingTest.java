@@ -105,6 +105,45 @@ class PreferenceTrainingTest {
         JsonNode eval = metrics("full").stream().filter(n -> n.has("eval_loss")).reduce((a, b) -> b).orElseThrow();
         assertTrue(eval.has("eval_rewards/accuracies") && eval.has("eval_rewards/margins"), eval.toString());
         assertTrue(eval.get("eval_rewards/margins").asDouble() > 0, "the policy prefers the chosen answers of held-out pairs: " + eval);
+        String report = Files.readString(tmp.resolve("full").resolve("report.html"));
+        assertTrue(report.contains("<h2>Preferences</h2>") && report.contains("train-rewards-margins")
+                && report.contains("eval-rewards-accuracies"), "the report charts margins and accuracy");
+    }
+
+    /** ORPO, SimPO (no reference model) and KTO (labelled completions, KL rows) train through the same trainer. */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"orpo", "simpo", "kto"})
+    void theOtherMethodsTrain(String method) throws IOException {
+        String data = "  format: preference";
+        if (method.equals("kto")) {
+            StringBuilder sb = new StringBuilder("prompt,completion,label\n");
+            for (int i = 0; i < 12; i++) sb.append("question ").append(i).append("?,").append(i % 2 == 0 ? "a fine answer" : "rubbish").append(',').append(i % 2 == 0).append('\n');
+            Files.writeString(tmp.resolve("kto.csv"), sb.toString());
+        }
+        Path y = yaml("m-" + method);
+        Trainer.Outcome o = train(y, null, "training.method=" + method, "training.max_steps=3", "training.eval_steps=3",
+                "training.save_steps=3", method.equals("kto") ? "data.format=kto" : "data.format=preference",
+                method.equals("kto") ? "data.train_file=" + tmp.resolve("kto.csv") : "data.format=preference");
+        double first = o.trainLog().get(0).loss(), last = o.trainLog().get(2).loss();
+        assertTrue(Double.isFinite(first) && last < first, method + ": " + o.trainLog());
+        JsonNode line = metrics("m-" + method).get(0);
+        if (method.equals("kto")) {   // a batch of only desirable (or undesirable) examples logs that side alone, as TRL
+            assertTrue(line.has("rewards/chosen") || line.has("rewards/rejected"), line.toString());
+        } else {
+            assertTrue(line.has("rewards/chosen") && line.has("rewards/margins") && line.has("rewards/accuracies"), line.toString());
+        }
+        if (method.equals("orpo")) assertTrue(line.has("log_odds_ratio") && line.has("nll_loss"), line.toString());
+        if (method.equals("kto")) assertTrue(line.has("kl"), line.toString());
+    }
+
+    /** metric_for_best_model: eval_rewards/margins picks the checkpoint with the largest validation margin. */
+    @Test
+    void theBestCheckpointCanBeChosenByTheRewardMargin() throws IOException {
+        train(yaml("best"), null, "training.metric_for_best_model=eval_rewards/margins", "training.early_stopping_patience=3");
+        double best = metrics("best").stream().filter(n -> n.has("eval_rewards/margins"))
+                .mapToDouble(n -> n.get("eval_rewards/margins").asDouble()).max().orElseThrow();
+        JsonNode state = JSON.readTree(tmp.resolve("best").resolve("checkpoint-4").resolve("trainer_state.json").toFile());
+        assertEquals(best, state.get("best_metric").asDouble(), 1e-9, state.toString());
     }
 
     @Test
