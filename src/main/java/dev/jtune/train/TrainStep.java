@@ -54,6 +54,7 @@ public final class TrainStep implements AutoCloseable {
     private ActivationCheckpointing.Settings checkpointing = ActivationCheckpointing.Settings.OFF;
     private double labelSmoothing;
     private DataParallel dp = DataParallel.NONE;
+    private StepLoss stepLoss;   // null: next-token cross-entropy with labelSmoothing
 
     private TrainStep(CausalLM model, Map<String, Tensor> trainable, Map<String, LoraAdapter> adapters, AdamW optimizer,
                       Precision precision, double maxGradNorm, AutoCloseable owner) {
@@ -149,6 +150,12 @@ public final class TrainStep implements AutoCloseable {
         return this;
     }
 
+    /** Runs later steps with {@code loss} (a preference method's; null: cross-entropy); returns this. */
+    public TrainStep loss(StepLoss loss) {
+        this.stepLoss = loss;
+        return this;
+    }
+
     /** Runs later steps as one rank of a data-parallel run ({@link DataParallel#NONE}: alone); returns this. */
     public TrainStep dataParallel(DataParallel dp) {
         this.dp = java.util.Objects.requireNonNull(dp);
@@ -166,7 +173,8 @@ public final class TrainStep implements AutoCloseable {
 
     /** One optimizer step over the micro-batches of one effective batch, at learning rate {@code lr}. */
     public Result step(List<Batch> micro, double lr) {
-        return run(model, trainable, optimizer, scaler, precision, maxGradNorm, checkpointing, labelSmoothing, micro, lr, false, dp);
+        return run(model, trainable, optimizer, scaler, precision, maxGradNorm, checkpointing,
+                stepLoss != null ? stepLoss : StepLoss.causalLm(labelSmoothing), micro, lr, false, dp);
     }
 
     /**
