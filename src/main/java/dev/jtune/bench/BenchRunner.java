@@ -426,6 +426,7 @@ public final class BenchRunner {
         c.put("grad_accum", accum);
         c.put("tokens_per_step", tokensPerStep);
         c.put("gradient_checkpointing", step.checkpointingSettings().enabled());
+        c.put("method", o.method() == null ? "sft" : o.method().toLowerCase(Locale.ROOT));   // --method: the loss timed
         c.put("device", device.is_cuda() ? "cuda" : "cpu");
         c.put("device_name", deviceName);
         c.put("intra_op_threads", torch.get_num_threads());

@@ -1,8 +1,6 @@
 package dev.jtune.data;
 
-import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.config.DataSection;
 import dev.jtune.config.PreferenceSection;
 import dev.jtune.data.DataReport.FileReport;
@@ -40,8 +38,6 @@ import java.util.Set;
  * dropped ({@code drop}); a prompt that alone fills max_seq_length drops its row.
  */
 public final class PreferenceRows {
-    private static final ObjectMapper JSON = new ObjectMapper();
-
     /**
      * @param data      the examples as items of two (see the class comment)
      * @param desirable KTO: each completion example's label, by its tokens (empty for pairs)
