@@ -8,12 +8,14 @@
 #   bash bench/gpu/session.sh kernels                # KernelBenchmark and AdamWBenchmark (carry bench/target/jmh)
 #   bash bench/gpu/session.sh bench llama3.2-1b 4096 # jtune bench and the HF + PEFT peer, LoRA r=16 and full
 #   bash bench/gpu/session.sh bench llama3-8b 4096
+#   bash bench/gpu/session.sh decode qwen2.5-0.5b     # issue 31: CudaGraphDecodeGpuTest, then decode tokens/s eager vs
+#                                                    # CUDA graphs (JTUNE_CUDA_GRAPHS=1), fp32 and batch 1, same call
 #   bash bench/gpu/session.sh nccl llama3.2-1b 1024  # issue 16: NCCL at world size 1 through the whole data-parallel path
 #                                                    # (a training test) and bench's overhead against no process group
 # Everything lands in $OUT/<step>/ (the device tool brings $OUT back); copy it into bench/results/ and write the
 # numbers into bench/RESULTS.md in the same session.
 set -uo pipefail
-step=${1:?usage: session.sh check|tests|reference|kernels|bench SHAPE [SEQ]|nccl [SHAPE] [SEQ]}
+step=${1:?usage: session.sh check|tests|reference|kernels|bench SHAPE [SEQ]|decode [SHAPE]|nccl [SHAPE] [SEQ]}
 cd "$(dirname "$0")/../.."
 # shellcheck disable=SC1091
 source .gpu/rt/env.sh
@@ -23,10 +25,16 @@ junit() { java org.junit.platform.console.ConsoleLauncher execute --class-path "
 case $step in
   check)
     java -version 2>&1; nvidia-smi -L
+    java dev.jtune.cli.Main env --json | tee "$out/env.json"   # which LibTorch, CUDA, cuDNN, NCCL loaded, and from where
     python3 -c "import torch, transformers, peft; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__, 'peft', peft.__version__)"
     java dev.jtune.cli.Main bench --shape tiny --device cuda --seq-len 128 --steps 3 --warmup 1 | tee "$out/tiny.txt" ;;
   tests)
-    junit --scan-class-path --include-tag gpu --reports-dir "$out" 2>&1 | tee "$out/tests.txt" ;;
+    # every @Tag("gpu") class in its own JVM (a native crash takes one class down, not the rest), and a skip is a
+    # failure: JTUNE_REQUIRE_CUDA=1 (GpuTests) so that "all skipped" can never read as green on the GPU machine
+    export JTUNE_REQUIRE_CUDA=1
+    for cls in $(grep -rl '@Tag("gpu")' src/test/java | sed 's|src/test/java/||; s|\.java$||; s|/|.|g' | grep 'Test$' | sort); do
+      echo "== $cls"; junit --select-class "$cls" --include-tag gpu --reports-dir "$out/$cls" 2>&1 | tee -a "$out/tests.txt"
+    done ;;
   reference)
     python3 src/test/python/reference/transformers_reference.py 2>&1 | tee "$out/reference.txt"
     for f in src/test/resources/models/*/reference_logits.transformers.json; do mkdir -p "$out/$(dirname "$f")"; cp "$f" "$out/$f"; done
@@ -46,6 +54,13 @@ case $step in
         python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print(sys.argv[1], 'tokens/s', round(j['tokens_per_s']), 'peak GiB', round((j['memory']['peak_bytes'] or 0)/2**30, 2), 'mfu', j['mfu'])" \
           "$out/$t-r$r.json" 2>/dev/null || { echo "$t r=$r failed:"; tail -5 "$out/$t-r$r.err"; }
       done
+    done ;;
+  decode)
+    junit --select-class dev.jtune.infer.CudaGraphDecodeGpuTest --reports-dir "$out" 2>&1 | tee "$out/graph-test.txt"
+    shape=${2:-qwen2.5-0.5b}
+    for graphs in 0 1 0 1; do
+      JTUNE_CUDA_GRAPHS=$graphs java dev.jtune.cli.Main bench --generate --shape "$shape" --device cuda --batch 1 \
+        --new-tokens 128 --repeats 3 | tee -a "$out/decode-graphs-$graphs.txt"
     done ;;
   nccl)
     # 1. jtune train --nproc-per-node 1 on cuda (a real NCCL group of one: broadcast, all-reduces, barriers) against the

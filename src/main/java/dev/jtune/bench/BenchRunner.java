@@ -35,6 +35,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.function.UnaryOperator;
 import java.time.Duration;
 import java.util.Map;
 import java.util.Random;
@@ -53,31 +54,6 @@ public final class BenchRunner {
                           Integer seqLen, Integer microBatch, Integer gradAccum, String device, int steps, int warmup,
                           Integer gemmSize, Path profile, int profilePeriodMs, long seed, String kernels,
                           boolean gradientCheckpointing, String quantization, Integer zeroStage, String method) {
-        /** Without --method (supervised fine-tuning's loss). */
-        public Options(Path experiment, String shape, String arch, String precision, Integer loraR, List<String> loraTargets,
-                       Integer seqLen, Integer microBatch, Integer gradAccum, String device, int steps, int warmup,
-                       Integer gemmSize, Path profile, int profilePeriodMs, long seed, String kernels, boolean gradientCheckpointing,
-                       String quantization, Integer zeroStage) {
-            this(experiment, shape, arch, precision, loraR, loraTargets, seqLen, microBatch, gradAccum, device, steps, warmup,
-                    gemmSize, profile, profilePeriodMs, seed, kernels, gradientCheckpointing, quantization, zeroStage, null);
-        }
-
-        /** Without ZeRO's option (the experiment's training.zero_stage, or 0). */
-        public Options(Path experiment, String shape, String arch, String precision, Integer loraR, List<String> loraTargets,
-                       Integer seqLen, Integer microBatch, Integer gradAccum, String device, int steps, int warmup,
-                       Integer gemmSize, Path profile, int profilePeriodMs, long seed, String kernels, boolean gradientCheckpointing,
-                       String quantization) {
-            this(experiment, shape, arch, precision, loraR, loraTargets, seqLen, microBatch, gradAccum, device, steps, warmup,
-                    gemmSize, profile, profilePeriodMs, seed, kernels, gradientCheckpointing, quantization, null);
-        }
-
-        /** Without a 4-bit base. */
-        public Options(Path experiment, String shape, String arch, String precision, Integer loraR, List<String> loraTargets,
-                       Integer seqLen, Integer microBatch, Integer gradAccum, String device, int steps, int warmup,
-                       Integer gemmSize, Path profile, int profilePeriodMs, long seed, String kernels, boolean gradientCheckpointing) {
-            this(experiment, shape, arch, precision, loraR, loraTargets, seqLen, microBatch, gradAccum, device, steps, warmup,
-                    gemmSize, profile, profilePeriodMs, seed, kernels, gradientCheckpointing, null);
-        }
     }
 
     private BenchRunner() {}
@@ -98,12 +74,22 @@ public final class BenchRunner {
             throw new UserError("--zero-stage: " + (o.zeroStage() == 2 || o.zeroStage() == 3 ? "ZeRO stage " + o.zeroStage() + " is not built in jtune; " : "")
                     + "supported: 0 (plain data parallel) and 1 (optimizer state sharded across the ranks), got " + o.zeroStage());
         }
-        int zeroStage = o.zeroStage() != null ? o.zeroStage() : 0;
-        double bucketCapMb = DataParallel.DEFAULT_BUCKET_CAP_MB;   // the experiment's training.ddp_bucket_cap_mb, if any
+        // --method: a preference method's loss, made by the step's factory for the model it builds (null: sft)
+        dev.jtune.train.StepLoss.Factory method = o.method() == null ? null : preferenceLoss(o.method());
+        // --zero-stage, --gradient-checkpointing and --method over the experiment's (or the defaults') settings
+        UnaryOperator<TrainStep.Settings> flags = s -> {
+            if (o.zeroStage() != null) s = s.withZeroStage(o.zeroStage());
+            if (o.gradientCheckpointing()) s = s.withCheckpointing(new dev.jtune.train.ActivationCheckpointing.Settings(true, false));
+            if (method != null) s = s.withLoss(method);
+            return s;
+        };
+        // under torchrun or --nproc-per-node: this process is one rank; it reports its own numbers and the all-reduce's
+        Optional<LaunchEnv> launch = LaunchEnv.fromEnvironment(System.getenv());
 
         ModelConfig config;
         int seqLen, micro, accum;
-        TrainStep step;
+        java.util.function.Function<DistGroup, TrainStep> build;   // the step, once the group is joined
+        Device device;
         String source;
         if (o.experiment() != null) {
             if (o.shape() != null || o.arch() != null || o.precision() != null || o.loraR() != null || o.loraTargets() != null
@@ -112,15 +98,15 @@ public final class BenchRunner {
                         + "file, change it (a 4-bit base: model.quantization.load_in_4bit: true)");
             }
             Experiment exp = Experiment.load(o.experiment(), List.of());
-            if (o.zeroStage() == null) zeroStage = exp.training().zeroStage();
-            bucketCapMb = exp.training().ddpBucketCapMb();
             seqLen = o.seqLen() != null ? o.seqLen() : exp.data().maxSeqLength();
             micro = o.microBatch() != null ? o.microBatch() : exp.training().perDeviceTrainBatchSize();
             accum = o.gradAccum() != null ? o.gradAccum() : exp.training().gradientAccumulationSteps();
             if (o.device() != null) throw new UserError("--device goes with --shape; the experiment's training.device is used");
             config = ModelConfig.read(exp.model().path());
             checkSeqLen(seqLen, config);
-            step = TrainStep.fromExperiment(exp, Ops.of(o.kernels() != null ? kernelsMode(o.kernels()) : exp.training().kernels()));
+            device = Devices.parse(exp.training().device(), "training.device");
+            Ops ops = Ops.of(o.kernels() != null ? kernelsMode(o.kernels()) : exp.training().kernels());
+            build = group -> TrainStep.forExperiment(exp, ops, group, flags);
             source = o.experiment().toString();
         } else {
             config = Shapes.config(o.shape(), o.arch());
@@ -128,7 +114,7 @@ public final class BenchRunner {
             micro = o.microBatch() != null ? o.microBatch() : 1;
             accum = o.gradAccum() != null ? o.gradAccum() : 1;
             checkSeqLen(seqLen, config);
-            Device device = Devices.parse(o.device() == null ? "cpu" : o.device(), "--device");
+            device = Devices.parse(o.device() == null ? "cpu" : o.device(), "--device");
             String p = o.precision() == null ? (device.is_cuda() ? "bf16" : "fp32") : o.precision().toLowerCase(Locale.ROOT);
             Precision mode = switch (p) {
                 case "fp32" -> Precision.FP32;
@@ -142,22 +128,18 @@ public final class BenchRunner {
             if (q != null && lora == null) {
                 throw new UserError("--quantization " + o.quantization() + " needs --lora-r N: a 4-bit base is frozen (QLoRA trains adapters on it)");
             }
-            torch.manual_seed(o.seed());
-            step = TrainStep.random(config, device, mode, lora, o.seed(), 0.0, 1.0,
-                    Ops.of(o.kernels() != null ? kernelsMode(o.kernels()) : KernelMode.AUTO), q);
+            Ops ops = Ops.of(o.kernels() != null ? kernelsMode(o.kernels()) : KernelMode.AUTO);
+            Device on = device;
+            build = group -> {
+                torch.manual_seed(o.seed());
+                return TrainStep.random(config, on, lora, o.seed(), ops, q, flags.apply(TrainStep.Settings.defaults(mode, 0.0, 1.0)), group);
+            };
             source = "shape " + o.shape() + " (random weights)";
         }
-        if (o.method() != null) step.loss(preferenceLoss(o.method(), step));
-        // --gradient-checkpointing turns it on; without it an experiment's own training.gradient_checkpointing holds
-        if (o.gradientCheckpointing()) step.checkpointing(new dev.jtune.train.ActivationCheckpointing.Settings(true, false));
-        // under torchrun or --nproc-per-node: this process is one rank; it reports its own numbers and the all-reduce's
-        Optional<LaunchEnv> launch = LaunchEnv.fromEnvironment(System.getenv());
-        try (DistGroup group = launch.map(e -> DistGroup.join(e, step.model().device(), Duration.ofSeconds(600), System.err))
-                .orElse(DistGroup.single())) {
-            ObjectNode j = measure(o, step, config, seqLen, micro, accum, source, group, zeroStage, bucketCapMb);
-            return j;
-        } finally {
-            step.close();
+        Device on = device;
+        try (DistGroup group = launch.map(e -> DistGroup.join(e, on, Duration.ofSeconds(600), System.err)).orElse(DistGroup.single());
+             TrainStep step = build.apply(group)) {
+            return measure(o, step, config, seqLen, micro, accum, source, group);
         }
     }
 
@@ -214,10 +196,10 @@ public final class BenchRunner {
     }
 
     /**
-     * {@code --method}: the preference loss of that method with TRL's defaults (dpo's reference: the LoRA base with its
-     * adapters off, so dpo needs --lora-r; orpo and simpo have no reference); null for sft.
+     * {@code --method}: the preference loss of that method with TRL's defaults, made for the step's model (dpo's
+     * reference: the LoRA base with its adapters off, so dpo needs --lora-r; orpo and simpo have no reference); null for sft.
      */
-    static dev.jtune.train.StepLoss preferenceLoss(String method, TrainStep step) {
+    static dev.jtune.train.StepLoss.Factory preferenceLoss(String method) {
         dev.jtune.config.TrainingSection.Method m;
         try {
             m = dev.jtune.config.TrainingSection.Method.valueOf(method.toUpperCase(Locale.ROOT));
@@ -231,12 +213,14 @@ public final class BenchRunner {
         var settings = new dev.jtune.config.PreferenceSection(null, null, null, null, null, null, null, null, null, null, null,
                 "chosen", "rejected", "completion", "label").resolvedFor(m);
         var loss = new dev.jtune.train.preference.PreferenceLoss(m, settings);
-        if (loss.needsReference() && !step.lora()) {
-            throw new UserError("--method " + method + " benches the reference as LoRA's adapters-off base: add --lora-r N");
-        }
-        return new dev.jtune.train.preference.PreferenceStepLoss(loss, loss.needsReference()
-                ? dev.jtune.train.preference.ReferenceLogps.adaptersOff(step.model()) : dev.jtune.train.preference.ReferenceLogps.NONE,
-                java.util.Map.of());
+        return (model, lora) -> {
+            if (loss.needsReference() && !lora) {
+                throw new UserError("--method " + method + " benches the reference as LoRA's adapters-off base: add --lora-r N");
+            }
+            return new dev.jtune.train.preference.PreferenceStepLoss(loss, loss.needsReference()
+                    ? dev.jtune.train.preference.ReferenceLogps.adaptersOff(model) : dev.jtune.train.preference.ReferenceLogps.NONE,
+                    java.util.Map.of());
+        };
     }
 
     /**
@@ -276,7 +260,7 @@ public final class BenchRunner {
     }
 
     private static ObjectNode measure(Options o, TrainStep step, ModelConfig config, int seqLen, int micro, int accum, String source,
-                                      DistGroup group, int zeroStage, double bucketCapMb) {
+                                      DistGroup group) {
         Device device = step.model().device();
         // each rank its own batches (as its shard would be), of the same shape
         boolean pairs = o.method() != null && !o.method().equalsIgnoreCase("sft");
@@ -285,26 +269,19 @@ public final class BenchRunner {
         long tokensPerStep = (long) micro * seqLen * accum * (pairs ? 2 : 1);   // a pair is two sequences
         double lr = 1e-5;
 
-        // ZeRO stage 1: this rank keeps (and steps) only its shard of the optimizer state from the first step on, so the
-        // steps alone below differ from the data-parallel ones by the collectives only, and the timed steps' memory is a
-        // rank's (the whole state existed only while the step was built)
-        dev.jtune.dist.ZeroSharding zero = null;
-        if (zeroStage == 1 && group.worldSize() > 1) {
-            zero = dev.jtune.dist.ZeroSharding.of(group, step.trainableParameters());
-            step.optimizer().keepOnly(zero::owns);
-        }
+        // ZeRO stage 1: the step keeps (and steps) only this rank's shard of the optimizer state from the first step on, so
+        // the steps alone below differ from the data-parallel ones by the collectives only
         List<Double> losses = new ArrayList<>();
-        for (int i = 0; i < o.warmup(); i++) losses.add(step.step(batches, lr).loss());
+        for (int i = 0; i < o.warmup(); i++) losses.add(step.stepAlone(batches, lr).loss());
         // distributed: first the same steps without the all-reduce (the rank alone: the 1-rank rate to scale against)
         double aloneTokensPerS = Double.NaN;
-        DataParallel dp = DataParallel.of(group, step.trainableParameters(), step.model().numBlocks(), bucketCapMb);
+        DataParallel dp = step.dataParallel();
         if (group.active()) {
             group.barrier("barrier before the bench's steps");
             long a0 = System.nanoTime();
-            for (int i = 0; i < o.steps(); i++) step.step(batches, lr);
+            for (int i = 0; i < o.steps(); i++) step.stepAlone(batches, lr);
             DeviceInfo.sync(device);
             aloneTokensPerS = tokensPerStep * o.steps() / ((System.nanoTime() - a0) / 1e9);
-            step.dataParallel(dp.shardOptimizer(zero));   // ZeRO: each tensor broadcast from its owner after the step
             for (int i = 0; i < Math.max(1, o.warmup()); i++) step.step(batches, lr);   // the buckets' first use
             group.barrier("barrier before the bench's data-parallel steps");
         }
@@ -413,7 +390,7 @@ public final class BenchRunner {
             q.put("quantized_parameters", quantizedParams);
             q.put("quantized_bytes_per_parameter", (double) quantizedBytes / quantizedParams);
             // each micro-batch dequantizes every weight in the forward and again in the backward (+1 recompute with checkpointing)
-            int passes = accum * (2 + (step.checkpointingSettings().enabled() ? 1 : 0));
+            int passes = accum * (2 + (step.settings().checkpointing().enabled() ? 1 : 0));
             double median = percentile(sorted, 50);
             q.put("dequantize_seconds_per_pass", dequant);
             q.put("dequantize_passes_per_step", passes);
@@ -425,7 +402,7 @@ public final class BenchRunner {
         c.put("micro_batch", micro);
         c.put("grad_accum", accum);
         c.put("tokens_per_step", tokensPerStep);
-        c.put("gradient_checkpointing", step.checkpointingSettings().enabled());
+        c.put("gradient_checkpointing", step.settings().checkpointing().enabled());
         c.put("method", o.method() == null ? "sft" : o.method().toLowerCase(Locale.ROOT));   // --method: the loss timed
         c.put("device", device.is_cuda() ? "cuda" : "cpu");
         c.put("device_name", deviceName);

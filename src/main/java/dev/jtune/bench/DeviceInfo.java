@@ -73,23 +73,36 @@ public final class DeviceInfo {
         return null;
     }
 
-    /** cudaGetDeviceProperties through the CUDA preset, when it is on the class path (reflection: it is optional). */
     private static String gpuNameFromCudart(int index) {
+        Object name = cudaProperties(index).get("name");
+        return name instanceof String n ? n : null;
+    }
+
+    /**
+     * cudaGetDeviceProperties through the CUDA preset, when it is on the class path (reflection: it is optional):
+     * name, memory_bytes and compute_capability of GPU {@code index}, or one "error" entry saying why not.
+     */
+    public static Map<String, Object> cudaProperties(int index) {
+        Map<String, Object> g = new LinkedHashMap<>();
         try {
             Class<?> props = Class.forName("org.bytedeco.cuda.cudart.cudaDeviceProp");
             Object p = props.getConstructor().newInstance();
             Class<?> cudart = Class.forName("org.bytedeco.cuda.global.cudart");
             cudart.getMethod("cudaGetDeviceProperties", props, int.class).invoke(null, p, index);
             Object name = props.getMethod("name").invoke(p);
-            return (String) name.getClass().getMethod("getString").invoke(name);
+            g.put("name", name.getClass().getMethod("getString").invoke(name));
+            g.put("memory_bytes", props.getMethod("totalGlobalMem").invoke(p));
+            g.put("compute_capability", props.getMethod("major").invoke(p) + "." + props.getMethod("minor").invoke(p));
         } catch (Throwable t) {
-            return null;
+            return Map.of("error", "cudaGetDeviceProperties not reachable: " + t);
         }
+        return g;
     }
 
     /** Synchronises with the device (CUDA: waits for all queued work; CPU: ops are synchronous). */
     public static void sync(Device device) {
-        if (device.is_cuda()) torch.cuda_synchronize();
+        // the device's own index: cuda_synchronize() without one waits for the thread's current device (device 0 unless set)
+        if (device.is_cuda()) torch.cuda_synchronize(device.has_index() ? device.index() : -1);
     }
 
     /** Peak memory: CUDA caching-allocator statistics, or the process's peak RSS on the CPU. */

@@ -85,6 +85,25 @@ final class BenchCommand implements Runnable, CommandLine.IExitCodeGenerator {
             + "the adapters off, so dpo needs --lora-r).")
     String method;
 
+    @Option(names = "--generate", description = "Measure greedy decoding instead of training (fp32, CPU): tokens/s and weight GB/s for "
+            + "each --batch, of --model DIR or --shape (--device cuda too); see bench/decode/ for the run beside llama.cpp.")
+    boolean generate;
+
+    @Option(names = "--model", paramLabel = "DIR", description = "With --generate: a model directory (config.json + safetensors).")
+    Path model;
+
+    @Option(names = "--batch", split = ",", defaultValue = "1,8", paramLabel = "N[,N...]", description = "With --generate: batch sizes. Default: ${DEFAULT-VALUE}.")
+    List<Integer> batches;
+
+    @Option(names = "--prompt-tokens", defaultValue = "16", description = "With --generate: prompt length of each row. Default: ${DEFAULT-VALUE}.")
+    int promptTokens;
+
+    @Option(names = "--new-tokens", defaultValue = "64", description = "With --generate: new tokens per row. Default: ${DEFAULT-VALUE}.")
+    int newTokens;
+
+    @Option(names = "--repeats", defaultValue = "1", description = "With --generate: timed runs per batch size (the best is reported). Default: ${DEFAULT-VALUE}.")
+    int repeats;
+
     @Option(names = "--json", description = "Print one JSON document instead of the table.")
     boolean json;
 
@@ -100,6 +119,13 @@ final class BenchCommand implements Runnable, CommandLine.IExitCodeGenerator {
             } catch (java.io.IOException e) {
                 throw new dev.jtune.util.UserError("cannot create a temporary directory for the ranks' logs: " + e.getMessage(), e);
             }
+            return;
+        }
+        if (generate) {
+            var r = dev.jtune.bench.DecodeBench.run(new dev.jtune.bench.DecodeBench.Options(model, shape, batches, promptTokens, newTokens,
+                    repeats, seed, kernels, device));
+            if (json) JsonOut.print(r);
+            else System.out.print(dev.jtune.bench.DecodeBench.table(r));
             return;
         }
         var result = BenchRunner.run(new BenchRunner.Options(experiment, shape, arch, precision, loraR, loraTargets, seqLen, microBatch,

@@ -82,7 +82,7 @@ final class EvalCommand implements Runnable {
         Path modelDir = adapter ? exp.model().path() : dir;
         try (HfTokenizer tok = HfTokenizer.load(exp.model().tokenizer());
              CausalLM model = Adapters.load(modelDir, adapter ? dir : null, ScalarType.Float, device, Ops.of(exp.training().kernels()))) {
-            PreparedData data = DatasetPreparer.prepare(exp.data(), exp.training().seed(), tok, log,
+            PreparedData data = DatasetPreparer.prepareCached(exp.data(), exp.training().seed(), tok, log,
                     exp.training().dataloaderNumWorkers());
             long pad = tok.paddingId();
             int bs = exp.training().perDeviceEvalBatchSize(), len = exp.data().maxSeqLength();

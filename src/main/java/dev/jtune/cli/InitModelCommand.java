@@ -20,11 +20,16 @@ import java.util.Map;
 @Command(name = "init-model", mixinStandardHelpOptions = true,
         description = "Write a randomly initialised model as a Hugging Face directory (config.json, safetensors, tokenizer files).")
 final class InitModelCommand implements Runnable {
-    @Option(names = "--arch", required = true, description = "One of: llama, mistral, qwen2, qwen3, gpt2.")
+    @Option(names = "--arch", description = "One of: llama, mistral, qwen2, qwen3, gpt2 (required unless --shape).")
     String arch;
 
     @Option(names = "--preset", defaultValue = "tiny", description = "Size: tiny (2 layers, hidden 64) or small (4 layers, hidden 256). Default: ${DEFAULT-VALUE}.")
     String preset;
+
+    @Option(names = "--shape", paramLabel = "NAME", description = "Instead of --arch/--preset: the real config of a benchmark shape "
+            + "(as jtune bench's: gpt2-124m, qwen2.5-0.5b, llama3.2-1b, llama3-8b), with random weights; its vocab_size is kept even when "
+            + "the tokenizer has fewer ids (for size and speed measurements).")
+    String shape;
 
     @Option(names = "--tokenizer", required = true, paramLabel = "DIR", description = "Directory with tokenizer.json; its files are copied and its vocabulary sizes the model.")
     Path tokenizer;
@@ -44,7 +49,8 @@ final class InitModelCommand implements Runnable {
         try (HfTokenizer tok = HfTokenizer.load(tokenizer); PointerScope scope = new PointerScope()) {
             Long bos = tok.bosTokenId().isPresent() ? tok.bosTokenId().getAsLong() : null;
             Long eos = tok.eosTokenIds().isEmpty() ? null : tok.eosTokenIds().iterator().next();
-            ObjectNode raw = ModelInit.presetConfig(arch, preset, tok.vocabSize(), bos, eos);
+            if (shape == null && arch == null) throw new dev.jtune.util.UserError("init-model: give --arch (with --preset) or --shape");
+            ObjectNode raw = shape != null ? dev.jtune.bench.Shapes.raw(shape) : ModelInit.presetConfig(arch, preset, tok.vocabSize(), bos, eos);
             ModelConfig config = ModelConfig.parse(raw, out.resolve("config.json"));
             Map<String, Tensor> params = ModelInit.randomParameters(config, seed, st);
             ObjectNode gen = new ObjectMapper().createObjectNode();
@@ -54,7 +60,7 @@ final class InitModelCommand implements Runnable {
             long n = 0;
             for (Tensor t : params.values()) n += t.numel();
             System.out.printf(Locale.ROOT, "wrote %s: %s %s, %,d parameters, %s, vocab %d%n",
-                    out, arch, preset, n, Tensors.hfName(st), config.vocabSize());
+                    out, config.modelType(), shape != null ? shape : preset, n, Tensors.hfName(st), config.vocabSize());
         }
     }
 }

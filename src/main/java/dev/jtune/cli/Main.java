@@ -13,9 +13,10 @@ import java.io.PrintWriter;
  */
 @Command(name = "jtune", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Fine-tune causal language models on LibTorch from YAML experiment files.",
-        subcommands = {TrainCommand.class, EvalCommand.class, MergeCommand.class, InspectCommand.class, QuantizeCommand.class, TokenizeCommand.class, PerplexityCommand.class,
-                GenerateCommand.class, InitModelCommand.class, BenchCommand.class, PlanCommand.class, SweepCommand.class, LrFindCommand.class,
-                CommandLine.HelpCommand.class})
+        subcommands = {TrainCommand.class, EvalCommand.class, MergeCommand.class, InspectCommand.class, QuantizeCommand.class, ExportCommand.class,
+                TokenizeCommand.class, PerplexityCommand.class, GenerateCommand.class, ServeCommand.class, DriftCommand.class,
+                InitModelCommand.class, BenchCommand.class, PlanCommand.class, SweepCommand.class, LrFindCommand.class, DataCommand.class,
+                EnvCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     public static final int EXIT_USER_ERROR = 2;
     public static final int EXIT_INTERNAL_ERROR = 1;
@@ -30,6 +31,12 @@ public final class Main implements Runnable {
 
     public static void main(String[] args) {
         NativeRuntime.configureEnvironment();   // before LibTorch's OpenMP runtime loads
+        try {
+            dev.jtune.util.LibTorchNatives.ensureLoaded();   // the preset's LibTorch, never one from the linker path
+        } catch (UserError e) {
+            System.err.println("jtune: error: " + e.getMessage());
+            System.exit(EXIT_USER_ERROR);
+        }
         dev.jtune.dist.Launcher.exitWithLauncher();   // a rank of `--nproc-per-node` does not outlive its launcher
         System.exit(run(args));
     }

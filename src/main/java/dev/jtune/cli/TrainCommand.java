@@ -1,8 +1,8 @@
 package dev.jtune.cli;
 
-import dev.jtune.config.Experiment;
+import dev.jtune.api.Experiment;
 import dev.jtune.plan.MemoryCheck;
-import dev.jtune.train.Trainer;
+import dev.jtune.api.Trainer;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -28,6 +28,9 @@ final class TrainCommand implements Runnable, CommandLine.IExitCodeGenerator {
                     + "(a new run when there is none); or name a checkpoint directory.")
     String resume;
 
+    @Option(names = "--no-cache", description = "Prepare the data again instead of reading the tokenized-data cache (data.cache_dir).")
+    boolean noCache;
+
     @Option(names = "--overwrite", description = "Start over in an output_dir that holds an earlier run's outputs (deletes only what jtune wrote there).")
     boolean overwrite;
 
@@ -40,11 +43,18 @@ final class TrainCommand implements Runnable, CommandLine.IExitCodeGenerator {
         Experiment exp = Experiment.load(experiment, overrides);
         if (resume != null && overwrite) throw new dev.jtune.util.UserError("--resume and --overwrite contradict each other; choose one");
         if (launch.requested()) {   // this process only starts and watches the ranks
-            exitCode = launch.launch(exp.training().outputDir().resolve("logs"));
+            exitCode = launch.launch(exp.outputDir().resolve("logs"));
             return;
         }
-        MemoryCheck.before(exp);   // the memory plan, before anything loads: refuses a run that cannot fit (exit 2)
-        new Trainer(exp, System.out, resume, overwrite).run();
+        MemoryCheck.before(exp.settings());   // the memory plan, before anything loads: refuses a run that cannot fit (exit 2)
+        if (noCache) System.setProperty(dev.jtune.data.DataCache.DISABLE_PROPERTY, "true");
+        try {
+            Trainer trainer = Trainer.of(exp).overwrite(overwrite);   // the library's run: the API and the CLI train alike
+            if (resume != null) trainer.resume(resume);
+            trainer.train();
+        } finally {
+            if (noCache) System.clearProperty(dev.jtune.data.DataCache.DISABLE_PROPERTY);
+        }
     }
 
     @Override

@@ -24,9 +24,17 @@ import java.nio.file.Path;
  * @param onLongRow           what to do with an example longer than {@code maxSeqLength}
  * @param normalizeWhitespace clean up whitespace in the text before tokenizing (the data reader defines how)
  * @param dropDuplicates      drop exact duplicate examples (after normalisation)
+ * @param conversationsColumn {@code sharegpt}: the column holding the list of turns
+ * @param sharegptRoleKey     {@code sharegpt}: the key of a turn's speaker (human, gpt, system, tool)
+ * @param sharegptContentKey  {@code sharegpt}: the key of a turn's text
+ * @param instructionColumn   {@code alpaca}: the task
+ * @param inputColumn         {@code alpaca}: optional context appended to the instruction (may be absent or empty)
+ * @param outputColumn        {@code alpaca}: the response
+ * @param datasets            a mixture instead of {@code trainFile}: files with weights, formats and column keys
+ * @param cacheDir            where tokenized data is cached; null for jtune's directory under the user's cache
  */
 public record DataSection(
-        @Key(Key.REQUIRED) Path trainFile,
+        @Key(value = "null", nullable = true) Path trainFile,
         @Key(value = "null", nullable = true) Path validationFile,
         @Key(value = "null", nullable = true) Path testFile,
         @Key("text") Format format,
@@ -43,9 +51,23 @@ public record DataSection(
         @Key("skip") OnBadRow onBadRow,
         @Key("truncate") OnLongRow onLongRow,
         @Key("true") boolean normalizeWhitespace,
-        @Key("true") boolean dropDuplicates) implements Section {
+        @Key("true") boolean dropDuplicates,
+        @Key("conversations") String conversationsColumn,
+        @Key("from") String sharegptRoleKey,
+        @Key("value") String sharegptContentKey,
+        @Key("instruction") String instructionColumn,
+        @Key("input") String inputColumn,
+        @Key("output") String outputColumn,
+        @Key(value = "null", nullable = true) java.util.List<DatasetSpec> datasets,
+        @Key(value = "null", nullable = true) Path cacheDir) implements Section {
 
-    public enum Format { TEXT, INSTRUCTION, CHAT, PREFERENCE, KTO }
+    /**
+     * How a row becomes an example. {@code sharegpt}: a column of {from, value} turns (human/gpt/system/tool);
+     * {@code alpaca}: instruction + optional input as the prompt, output as the response.
+     * {@code preference}: prompt, chosen and rejected columns; {@code kto}: prompt, completion and label
+     * (both for preference tuning, read by PreferenceRows).
+     */
+    public enum Format { TEXT, INSTRUCTION, CHAT, SHAREGPT, ALPACA, PREFERENCE, KTO }
 
     public enum OnBadRow { SKIP, FAIL }
 
@@ -53,6 +75,28 @@ public record DataSection(
 
     /** The smallest {@code max_seq_length} accepted. */
     public static final int MIN_SEQ_LENGTH = 8;
+
+    /**
+     * The training sources: this section itself for a single train_file, else one section per mixture entry
+     * (its file as train_file, its format and column keys, every other key from this section).
+     */
+    public java.util.List<DataSection> sources() {
+        if (datasets == null) return java.util.List.of(this);
+        return datasets.stream().map(s -> s.applyTo(this)).toList();
+    }
+
+    /** What trains, for messages: the train file, or the mixture's files. */
+    public String describeTraining() {
+        if (datasets == null) return String.valueOf(trainFile);
+        return "data.datasets (" + datasets.stream().map(x -> String.valueOf(x.path().getFileName()))
+                .collect(java.util.stream.Collectors.joining(", ")) + ")";
+    }
+
+    /** The sampling weight of each of {@link #sources()}: 1 for a single train_file. */
+    public java.util.List<Double> weights() {
+        if (datasets == null) return java.util.List.of(1.0);
+        return datasets.stream().map(DatasetSpec::weight).toList();
+    }
 
     /** The validation fraction that applies: {@code validationSplit}, or 0 when a validation file is given. */
     public double effectiveValidationSplit() {
@@ -103,6 +147,14 @@ public record DataSection(
         private OnLongRow onLongRow;
         private boolean normalizeWhitespace;
         private boolean dropDuplicates;
+        private String conversationsColumn;
+        private String sharegptRoleKey;
+        private String sharegptContentKey;
+        private String instructionColumn;
+        private String inputColumn;
+        private String outputColumn;
+        private java.util.List<DatasetSpec> datasets;
+        private Path cacheDir;
 
         private Builder(DataSection d) {
             trainFile = d.trainFile;
@@ -123,6 +175,14 @@ public record DataSection(
             onLongRow = d.onLongRow;
             normalizeWhitespace = d.normalizeWhitespace;
             dropDuplicates = d.dropDuplicates;
+            conversationsColumn = d.conversationsColumn;
+            sharegptRoleKey = d.sharegptRoleKey;
+            sharegptContentKey = d.sharegptContentKey;
+            instructionColumn = d.instructionColumn;
+            inputColumn = d.inputColumn;
+            outputColumn = d.outputColumn;
+            datasets = d.datasets;
+            cacheDir = d.cacheDir;
         }
 
         public Builder trainFile(Path v) {
@@ -215,13 +275,62 @@ public record DataSection(
             return this;
         }
 
+        public Builder conversationsColumn(String v) {
+            conversationsColumn = v;
+            return this;
+        }
+
+        public Builder sharegptRoleKey(String v) {
+            sharegptRoleKey = v;
+            return this;
+        }
+
+        public Builder sharegptContentKey(String v) {
+            sharegptContentKey = v;
+            return this;
+        }
+
+        public Builder instructionColumn(String v) {
+            instructionColumn = v;
+            return this;
+        }
+
+        public Builder inputColumn(String v) {
+            inputColumn = v;
+            return this;
+        }
+
+        public Builder outputColumn(String v) {
+            outputColumn = v;
+            return this;
+        }
+
+        public Builder datasets(java.util.List<DatasetSpec> v) {
+            datasets = v == null ? null : java.util.List.copyOf(v);
+            return this;
+        }
+
+        public Builder cacheDir(Path v) {
+            cacheDir = v;
+            return this;
+        }
+
         public DataSection build() {
-            return new DataSection(trainFile, validationFile, testFile, format, textColumn, promptColumn, responseColumn, messagesColumn, systemPrompt, validationSplit, testSplit, maxSeqLength, packing, trainOnInputs, onBadRow, onLongRow, normalizeWhitespace, dropDuplicates);
+            return new DataSection(trainFile, validationFile, testFile, format, textColumn, promptColumn, responseColumn, messagesColumn, systemPrompt, validationSplit, testSplit, maxSeqLength, packing, trainOnInputs, onBadRow, onLongRow, normalizeWhitespace, dropDuplicates,
+                    conversationsColumn, sharegptRoleKey, sharegptContentKey, instructionColumn, inputColumn, outputColumn,
+                    datasets, cacheDir);
         }
     }
 
     @Override
     public void validate(Problems p) {
+        if (trainFile == null && datasets == null) {
+            p.add("train_file", "required key is missing (or list the files of a mixture under data.datasets)");
+        } else if (trainFile != null && datasets != null && p.ok("train_file", "datasets")) {
+            p.add("datasets", "give either train_file or datasets, not both (a single file is a mixture of one)");
+        } else if (datasets != null && datasets.isEmpty()) {
+            p.add("datasets", "an empty list; expected at least one {path, format, weight}");
+        }
         file(p, "train_file", trainFile);
         file(p, "validation_file", validationFile);
         file(p, "test_file", testFile);
@@ -251,6 +360,16 @@ public record DataSection(
                     }
                 }
                 case CHAT -> column(p, "messages_column", messagesColumn);
+                case SHAREGPT -> {
+                    column(p, "conversations_column", conversationsColumn);
+                    column(p, "sharegpt_role_key", sharegptRoleKey);
+                    column(p, "sharegpt_content_key", sharegptContentKey);
+                }
+                case ALPACA -> {
+                    column(p, "instruction_column", instructionColumn);
+                    column(p, "input_column", inputColumn);
+                    column(p, "output_column", outputColumn);
+                }
                 case PREFERENCE, KTO -> column(p, "prompt_column", promptColumn);   // the other columns: preference.*_column
             }
         }
@@ -262,10 +381,23 @@ public record DataSection(
                 + "' reads this column; expected a column name, got an empty string");
     }
 
-    private static void file(Problems p, String key, Path file) {
+    static void file(Problems p, String key, Path file) {
         if (file == null || !p.ok(key)) return;
         if (!Files.exists(file)) p.add(key, "data file " + p.describePath(key, file) + " does not exist");
-        else if (Files.isDirectory(file)) p.add(key, p.describePath(key, file) + " is a directory; expected a data file");
+        else if (Files.isDirectory(file) && !isArrowDataset(file)) {
+            p.add(key, p.describePath(key, file) + " is a directory; expected a data file or a datasets.save_to_disk"
+                    + " directory (state.json or *.arrow files)");
+        }
         else if (!Files.isReadable(file)) p.add(key, "data file " + p.describePath(key, file) + " is not readable");
+    }
+
+    /** A datasets.save_to_disk directory: state.json, or at least one *.arrow file. */
+    private static boolean isArrowDataset(Path dir) {
+        if (Files.isRegularFile(dir.resolve("state.json"))) return true;
+        try (var s = Files.list(dir)) {
+            return s.anyMatch(f -> f.getFileName().toString().endsWith(".arrow"));
+        } catch (java.io.IOException e) {
+            return false;
+        }
     }
 }

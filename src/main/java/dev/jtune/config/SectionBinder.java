@@ -40,6 +40,11 @@ final class SectionBinder {
                 args[i] = bindNested(c.getType().asSubclass(Section.class), section + "." + name, name, v, sp);
                 continue;
             }
+            Class<? extends Section> element = listOfSections(c.getGenericType());
+            if (element != null && v != null && !v.isNull()) {
+                args[i] = bindList(element, section + "." + name, name, v, sp);
+                continue;
+            }
             if (v == null) {
                 if (key.value().equals(Key.REQUIRED)) {
                     sp.add(name, "required key is missing");
@@ -72,6 +77,37 @@ final class SectionBinder {
     /** A key whose value is itself a mapping of keys bound to a record ({@code model.quantization:}). */
     static boolean isNested(Class<?> t) {
         return t.isRecord() && Section.class.isAssignableFrom(t);
+    }
+
+    /** The element type of a {@code List<SomeSection>} component; null for any other type. */
+    static Class<? extends Section> listOfSections(java.lang.reflect.Type t) {
+        if (t instanceof java.lang.reflect.ParameterizedType pt && pt.getRawType() == List.class
+                && pt.getActualTypeArguments()[0] instanceof Class<?> e && isNested(e)) {
+            return e.asSubclass(Section.class);
+        }
+        return null;
+    }
+
+    /** Binds a list of mappings ({@code data.datasets}); problems go under {@code name[i].key}. */
+    private static List<Section> bindList(Class<? extends Section> type, String path, String name, JsonNode v, Problems sp) {
+        if (!v.isArray()) {
+            sp.add(name, "expected a list of mappings (" + String.join(", ", keys(type)) + "), got " + Yaml.describe(v));
+            return null;
+        }
+        List<Section> out = new java.util.ArrayList<>();
+        for (int i = 0; i < v.size(); i++) {
+            JsonNode e = v.get(i);
+            String item = name + "[" + i + "]";
+            if (!e.isObject()) {
+                sp.add(item, "expected a mapping of keys (" + String.join(", ", keys(type)) + "), got " + Yaml.describe(e));
+                continue;
+            }
+            Problems sub = sp.section(item);
+            Section s = bind(type, path + "[" + i + "]", (ObjectNode) e, sub).withDerivedDefaults();
+            s.validate(sub);
+            out.add(s);
+        }
+        return List.copyOf(out);
     }
 
     /**

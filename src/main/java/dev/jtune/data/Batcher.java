@@ -307,11 +307,6 @@ public final class Batcher {
             return b;
         }
 
-        /** Whether the background thread has ended (tests). */
-        boolean producerStopped() {
-            return !producer.isAlive();
-        }
-
         /** Joins the producer for at most {@code millis} (tests). */
         boolean awaitStopped(long millis) throws InterruptedException {
             producer.join(millis);

@@ -11,7 +11,8 @@ import java.util.List;
  * the prompt, and what the render through it adds is the response (with the template's end-of-turn text).
  *
  * <p>This needs the template to be prefix-consistent (a later render extends an earlier one). Some are not
- * (Qwen3 drops earlier reasoning once later messages follow): then only the last assistant turn is trained on.
+ * (Qwen3 drops earlier reasoning once later messages follow): then each turn is located in the render of the
+ * whole conversation; only when that fails too is the last assistant turn alone trained on.
  */
 final class ChatSegments {
     /** One piece of rendered text, in order; {@code response} pieces are trained on. */
@@ -35,7 +36,57 @@ final class ChatSegments {
      */
     Cut cut(List<ChatTemplate.Message> msgs) {
         List<Segment> turns = everyTurn(msgs);
+        if (turns == null) turns = locatedInFullRender(msgs);
         return turns != null ? new Cut(turns, false) : new Cut(lastTurn(msgs), true);
+    }
+
+    /**
+     * For templates that render a turn differently once later messages follow (Qwen3 adds an empty think block
+     * to the last assistant turn only; gpt-oss drops earlier channels): the whole conversation is rendered once,
+     * and each assistant turn i is found in it: it starts where the render of messages[0, i) with the generation
+     * prompt ends (which must be a prefix of the whole), and ends after its content plus the end-of-turn text,
+     * which is learnt from what the template writes after the last turn's content. Returns null when a prompt is
+     * not a prefix or a content cannot be found verbatim.
+     */
+    private List<Segment> locatedInFullRender(List<ChatTemplate.Message> msgs) {
+        int last = lastAssistant(msgs);
+        String full = template.render(msgs.subList(0, last + 1), false);
+        String lastContent = msgs.get(last).content();
+        int lastAt = full.lastIndexOf(lastContent);
+        if (lastContent.isEmpty() || lastAt < 0) return null;
+        String endOfTurn = full.substring(lastAt + lastContent.length());
+        List<Segment> out = new ArrayList<>();
+        int pos = 0;
+        for (int i = 0; i <= last; i++) {
+            if (!msgs.get(i).role().equals("assistant")) continue;
+            String prompt = template.render(msgs.subList(0, i), true);
+            if (!full.startsWith(prompt) || prompt.length() < pos) return null;
+            int end = full.length();
+            if (i < last) {
+                String content = msgs.get(i).content();
+                int at = full.indexOf(content, prompt.length());
+                if (content.isEmpty() || at < 0) return null;
+                end = at + content.length() + commonPrefix(full, at + content.length(), endOfTurn);
+            }
+            out.add(new Segment(full.substring(pos, prompt.length()), false));
+            out.add(new Segment(full.substring(prompt.length(), end), true));
+            pos = end;
+        }
+        return out;
+    }
+
+    /**
+     * Length of the common prefix of {@code s} from {@code from} and {@code t}, cut back to the end of a line or of
+     * a {@code <|tag|>} unless all of {@code t} matches: phi-3 ends a turn with {@code <|end|>\n} and the
+     * conversation with {@code <|end|>\n</s>}, and the {@code <|} that the next {@code <|user|>} shares is not
+     * part of the turn.
+     */
+    static int commonPrefix(String s, int from, String t) {
+        int n = 0;
+        while (n < t.length() && from + n < s.length() && s.charAt(from + n) == t.charAt(n)) n++;
+        if (n == t.length()) return n;
+        while (n > 0 && t.charAt(n - 1) != '\n' && t.charAt(n - 1) != '>') n--;
+        return n;
     }
 
     /**

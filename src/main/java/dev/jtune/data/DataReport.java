@@ -110,8 +110,10 @@ public record DataReport(List<FileReport> files, int trainExamples, int validati
     /** The summary lines, as printed: one per file, then the splits and tokens, then any notes. */
     public List<String> lines() {
         List<String> out = new ArrayList<>();
+        boolean mixture = files.stream().filter(f -> f.role().equals("train")).count() > 1;
         for (FileReport f : files) {
-            String prefix = f.role().equals("train") ? "data: " : "data: " + f.role() + " file " + f.file().getFileName() + ": ";
+            String prefix = f.role().equals("train") && !mixture ? "data: "
+                    : "data: " + f.role() + " file " + f.file().getFileName() + ": ";
             out.add(prefix + f.summary());
         }
         StringBuilder sb = new StringBuilder();

@@ -17,8 +17,10 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * From data files to tokenised examples, the {@code data:} section's recipe:
  * <ol>
- *   <li>read and clean each file ({@link RowCleaner}: CSV / JSON lines, whitespace, empties, duplicates);</li>
- *   <li>split the train file by a seeded shuffle of distinct rows ({@link DataSplitter});</li>
+ *   <li>read and clean each file ({@link RowCleaner}: CSV, JSON, Parquet, Arrow; whitespace, empties, duplicates);</li>
+ *   <li>split each training source (train_file, or each of data.datasets) by a seeded shuffle of distinct rows
+ *       ({@link DataSplitter});</li>
+ *   <li>draw the training examples of a mixture by weight ({@link MixtureSampler});</li>
  *   <li>render, tokenise and mask each example, on {@code workers} threads ({@link ExampleEncoder});</li>
  *   <li>print the summary lines ({@link DataReport}).</li>
  * </ol>
@@ -28,6 +30,34 @@ public final class DatasetPreparer {
     private static final int CHUNK = 64;
 
     private DatasetPreparer() {}
+
+    /**
+     * {@link #prepare(DataSection, long, HfTokenizer, PrintStream, int)} through the tokenized-data cache
+     * ({@link DataCache}): an entry for the same inputs is read instead of preparing again; a new result is
+     * written. What train, eval, lr-find and sweep trials call; {@code --no-cache} (the {@link
+     * DataCache#DISABLE_PROPERTY} property) skips the cache.
+     */
+    public static PreparedData prepareCached(DataSection d, long seed, HfTokenizer tok, PrintStream log, int workers) {
+        if (DataCache.disabled()) return prepare(d, seed, tok, log, workers);
+        long start = System.nanoTime();
+        java.nio.file.Path entry = DataCache.entry(d, seed, tok);
+        boolean anyChat = d.sources().stream().anyMatch(s -> s.format() != DataSection.Format.TEXT);
+        PreparedData cached = DataCache.load(entry, anyChat ? ChatTemplate.forTokenizer(tok) : null);
+        if (cached != null) {
+            if (log != null) {
+                log.printf(java.util.Locale.ROOT, "data: read from the tokenized-data cache %s in %.1f s (--no-cache prepares again)%n",
+                        entry, (System.nanoTime() - start) / 1e9);
+                for (String line : cached.report().lines()) log.println(line);
+            }
+            return cached;
+        }
+        PreparedData fresh = prepare(d, seed, tok, log, workers);
+        String problem = DataCache.store(entry, fresh);
+        if (log != null) {
+            log.println(problem != null ? "data: note: " + problem : "data: tokenized data cached in " + entry);
+        }
+        return fresh;
+    }
 
     /** {@link #prepare(DataSection, long, HfTokenizer, PrintStream, int)} on up to 4 threads. */
     public static PreparedData prepare(DataSection d, long seed, HfTokenizer tok, PrintStream log) {
@@ -41,29 +71,43 @@ public final class DatasetPreparer {
      * @throws UserError for unreadable files, bad rows under {@code on_bad_row: fail}, or no training example left
      */
     public static PreparedData prepare(DataSection d, long seed, HfTokenizer tok, PrintStream log, int workers) {
-        ChatTemplate template = d.format() == DataSection.Format.TEXT ? null : ChatTemplate.forTokenizer(tok);
-        RowCleaner cleaner = new RowCleaner(d);
+        List<DataSection> sources = d.sources();
+        boolean anyChat = sources.stream().anyMatch(s -> s.format() != DataSection.Format.TEXT);
+        ChatTemplate template = anyChat ? ChatTemplate.forTokenizer(tok) : null;
         ExampleEncoder encoder = new ExampleEncoder(d, tok, template);
         boolean failOnBadRow = d.onBadRow() == DataSection.OnBadRow.FAIL;
         List<FileReport> reports = new ArrayList<>();
         AtomicInteger lastTurnOnly = new AtomicInteger();
 
-        ExecutorService pool = Executors.newFixedThreadPool(Math.max(1, workers), r -> {
+        // tokenising is CPU-bound and independent per row: every core, whatever the data loader's workers
+        int threads = Math.max(Math.max(1, workers), Runtime.getRuntime().availableProcessors());
+        ExecutorService pool = Executors.newFixedThreadPool(threads, r -> {
             Thread t = new Thread(r, "jtune-tokenize");
             t.setDaemon(true);
             return t;
         });
         try {
-            // train file: clean, split by distinct row, then tokenise each part
-            FileTally trainTally = new FileTally(d.trainFile(), "train", failOnBadRow);
-            List<List<Candidate>> parts = DataSplitter.split(cleaner.clean(d.trainFile(), trainTally),
-                    d.effectiveValidationSplit(), d.effectiveTestSplit(), seed, d.trainFile());
-            List<Example> train = encodeAll(parts.get(0), encoder, trainTally, pool, lastTurnOnly, null);
+            // each training source: clean, split by distinct row, then tokenise each part
+            List<List<Example>> trainParts = new ArrayList<>();
+            List<Example> validation = new ArrayList<>(), test = new ArrayList<>();
             List<AnswerPrompt> validationPrompts = new ArrayList<>(), testPrompts = new ArrayList<>();
-            List<Example> validation = encodeAll(parts.get(1), encoder, trainTally, pool, lastTurnOnly, validationPrompts);
-            List<Example> test = encodeAll(parts.get(2), encoder, trainTally, pool, lastTurnOnly, testPrompts);
-            reports.add(trainTally.report(train.size() + validation.size() + test.size()));
-            int truncated = trainTally.truncated;
+            int truncated = 0;
+            for (DataSection s : sources) {
+                FileTally tally = new FileTally(s.trainFile(), "train", failOnBadRow);
+                List<List<Candidate>> parts = DataSplitter.split(new RowCleaner(s).clean(s.trainFile(), tally),
+                        d.effectiveValidationSplit(), d.effectiveTestSplit(), seed, s.trainFile());
+                List<Example> train = encodeAll(parts.get(0), encoder, tally, pool, lastTurnOnly, null);
+                List<Example> v = encodeAll(parts.get(1), encoder, tally, pool, lastTurnOnly, validationPrompts);
+                List<Example> t = encodeAll(parts.get(2), encoder, tally, pool, lastTurnOnly, testPrompts);
+                reports.add(tally.report(train.size() + v.size() + t.size()));
+                trainParts.add(train);
+                validation.addAll(v);
+                test.addAll(t);
+                truncated += tally.truncated;
+            }
+            MixtureSampler.Mixture mixture = MixtureSampler.draw(trainParts, d.weights(), seed);
+            List<Example> train = mixture.examples();
+            RowCleaner cleaner = new RowCleaner(d);
 
             if (d.validationFile() != null) {
                 FileTally t = new FileTally(d.validationFile(), "validation", failOnBadRow);
@@ -80,13 +124,14 @@ public final class DatasetPreparer {
                 truncated += t.truncated;
             }
 
+            List<String> mixtureLines = sources.size() == 1 ? List.of() : mixture.lines(sources, d.weights());
             DataReport report = report(reports, train, validation.size(), test.size(), truncated, d.maxSeqLength(),
-                    lastTurnOnly.get());
+                    lastTurnOnly.get(), mixtureLines);
             if (log != null) {
                 for (String line : report.lines()) log.println(line);
             }
             if (train.isEmpty()) {
-                throw new UserError(d.trainFile() + ": no training examples left (" + reports.get(0).summary() + ")");
+                throw new UserError(d.describeTraining() + ": no training examples left (" + reports.get(0).summary() + ")");
             }
             return new PreparedData(List.copyOf(train), List.copyOf(validation), List.copyOf(test), report, template,
                     List.copyOf(validationPrompts), List.copyOf(testPrompts));
@@ -96,7 +141,7 @@ public final class DatasetPreparer {
     }
 
     private static DataReport report(List<FileReport> files, List<Example> train, int validation, int test,
-                                     int truncated, int maxSeqLength, int lastTurnOnly) {
+                                     int truncated, int maxSeqLength, int lastTurnOnly, List<String> mixture) {
         long trainTokens = 0;
         long targets = 0;
         int longest = 0;
@@ -105,7 +150,7 @@ public final class DatasetPreparer {
             targets += e.targetTokens();
             longest = Math.max(longest, e.length());
         }
-        List<String> notes = new ArrayList<>();
+        List<String> notes = new ArrayList<>(mixture);
         if (lastTurnOnly > 0) {
             notes.add(lastTurnOnly + " chat rows train on their last assistant turn only: the chat template"
                     + " renders earlier turns differently once later messages follow");

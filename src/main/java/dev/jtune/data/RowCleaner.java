@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.regex.Pattern;
 
@@ -40,6 +41,8 @@ final class RowCleaner {
             case TEXT -> List.of(d.textColumn());
             case INSTRUCTION -> List.of(d.promptColumn(), d.responseColumn());
             case CHAT -> List.of(d.messagesColumn());
+            case SHAREGPT -> List.of(d.conversationsColumn());
+            case ALPACA -> List.of(d.instructionColumn(), d.outputColumn());   // input is optional
             case PREFERENCE, KTO -> throw new IllegalStateException("preference rows are read by PreferenceRows");
         };
     }
@@ -65,6 +68,8 @@ final class RowCleaner {
                 tally.drop(dropped.reason, row.line());
                 continue;
             }
+            // duplicates and split groups go by a 128-bit hash of the row's text, not a copy of it
+            c = new Candidate(c.line(), c.text(), c.messages(), digest(c.key()));
             if (d.dropDuplicates() && !seen.add(c.key())) {
                 tally.drop(Reason.DUPLICATE, row.line());
                 continue;
@@ -72,6 +77,22 @@ final class RowCleaner {
             out.add(c);
         }
         return out;
+    }
+
+    private final java.security.MessageDigest sha256 = newSha256();
+
+    private static java.security.MessageDigest newSha256() {
+        try {
+            return java.security.MessageDigest.getInstance("SHA-256");
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** The first 128 bits of the SHA-256 of {@code key}'s UTF-8, as a 16-char Latin-1 string (16 bytes held). */
+    private String digest(String key) {
+        byte[] h = sha256.digest(key.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        return new String(h, 0, 16, java.nio.charset.StandardCharsets.ISO_8859_1);
     }
 
     /**
@@ -115,37 +136,70 @@ final class RowCleaner {
                 if (text.isEmpty()) throw new Dropped(Reason.EMPTY_TEXT);
                 return new Candidate(row.line(), text, null, text);
             }
-            case INSTRUCTION: {
-                String prompt = normalize(textValue(row, d.promptColumn()), ws);
-                String response = normalize(textValue(row, d.responseColumn()), ws);
-                if (prompt.isEmpty()) throw new Dropped(Reason.EMPTY_PROMPT);
-                if (response.isEmpty()) throw new Dropped(Reason.EMPTY_RESPONSE);
-                List<ChatTemplate.Message> m = new ArrayList<>();
-                if (system != null && !system.isEmpty()) m.add(new ChatTemplate.Message("system", system));
-                m.add(new ChatTemplate.Message("user", prompt));
-                m.add(new ChatTemplate.Message("assistant", response));
-                return new Candidate(row.line(), null, m, prompt + '\u0000' + response);
+            case INSTRUCTION:
+                return promptResponse(row, normalize(textValue(row, d.promptColumn()), ws),
+                        normalize(textValue(row, d.responseColumn()), ws));
+            case ALPACA: {
+                // Stanford alpaca: the input, when there is one, is context for the instruction
+                String instruction = normalize(textValue(row, d.instructionColumn()), ws);
+                String input = optionalText(row, d.inputColumn(), ws);
+                String prompt = input.isEmpty() || instruction.isEmpty() ? instruction : instruction + "\n\n" + input;
+                return promptResponse(row, prompt, normalize(textValue(row, d.outputColumn()), ws));
             }
-            default: {
-                List<ChatTemplate.Message> m = messages(row, d.messagesColumn(), ws);
-                if (system != null && !system.isEmpty() && (m.isEmpty() || !m.get(0).role().equals("system"))) {
-                    m.add(0, new ChatTemplate.Message("system", system));
-                }
-                boolean assistant = false;
-                StringBuilder key = new StringBuilder();
-                for (ChatTemplate.Message msg : m) {
-                    if (msg.role().equals("assistant")) {
-                        assistant = true;
-                        if (msg.content().isEmpty()) throw new Dropped(Reason.EMPTY_RESPONSE);
-                    } else if (msg.role().equals("user") && msg.content().isEmpty()) {
-                        throw new Dropped(Reason.EMPTY_PROMPT);
-                    }
-                    key.append(msg.role()).append('\u0001').append(msg.content()).append('\u0000');
-                }
-                if (!assistant) throw new Dropped(Reason.NO_ASSISTANT);
-                return new Candidate(row.line(), null, m, key.toString());
-            }
+            case CHAT:
+                return conversation(row, messages(row, d.messagesColumn(), "role", "content", ws, null));
+            case SHAREGPT:
+                return conversation(row, messages(row, d.conversationsColumn(), d.sharegptRoleKey(),
+                        d.sharegptContentKey(), ws, SHAREGPT_ROLES));
+            default:
+                throw new IllegalStateException("RowCleaner has no rule for format " + d.format());
         }
+    }
+
+    /** ShareGPT speakers (from FastChat, LLaMA-Factory and axolotl data) to chat-template roles. */
+    static final Map<String, String> SHAREGPT_ROLES = Map.ofEntries(
+            Map.entry("human", "user"), Map.entry("user", "user"),
+            Map.entry("gpt", "assistant"), Map.entry("assistant", "assistant"), Map.entry("chatgpt", "assistant"),
+            Map.entry("bard", "assistant"), Map.entry("bing", "assistant"), Map.entry("model", "assistant"),
+            Map.entry("system", "system"),
+            Map.entry("tool", "tool"), Map.entry("function", "tool"), Map.entry("observation", "tool"));
+
+    /** One prompt, one response, after the system prompt. */
+    private Candidate promptResponse(Row row, String prompt, String response) throws Dropped {
+        if (prompt.isEmpty()) throw new Dropped(Reason.EMPTY_PROMPT);
+        if (response.isEmpty()) throw new Dropped(Reason.EMPTY_RESPONSE);
+        List<ChatTemplate.Message> m = new ArrayList<>();
+        if (system != null && !system.isEmpty()) m.add(new ChatTemplate.Message("system", system));
+        m.add(new ChatTemplate.Message("user", prompt));
+        m.add(new ChatTemplate.Message("assistant", response));
+        return new Candidate(row.line(), null, m, prompt + '\u0000' + response);
+    }
+
+    /** A conversation: the system prompt unless it has its own; needs an assistant turn and no empty turn. */
+    private Candidate conversation(Row row, List<ChatTemplate.Message> m) throws Dropped {
+        if (system != null && !system.isEmpty() && (m.isEmpty() || !m.get(0).role().equals("system"))) {
+            m.add(0, new ChatTemplate.Message("system", system));
+        }
+        boolean assistant = false;
+        StringBuilder key = new StringBuilder();
+        for (ChatTemplate.Message msg : m) {
+            if (msg.role().equals("assistant")) {
+                assistant = true;
+                if (msg.content().isEmpty()) throw new Dropped(Reason.EMPTY_RESPONSE);
+            } else if (msg.role().equals("user") && msg.content().isEmpty()) {
+                throw new Dropped(Reason.EMPTY_PROMPT);
+            }
+            key.append(msg.role()).append('\u0001').append(msg.content()).append('\u0000');
+        }
+        if (!assistant) throw new Dropped(Reason.NO_ASSISTANT);
+        return new Candidate(row.line(), null, m, key.toString());
+    }
+
+    /** A column that may be absent, null or empty (alpaca's input): its normalised text, or "". */
+    private static String optionalText(Row row, String column, boolean ws) throws BadValue {
+        JsonNode v = row.values().get(column);
+        if (v == null || v.isNull()) return "";
+        return normalize(textValue(row, column), ws);
     }
 
     static String textValue(Row row, String column) throws BadValue {
@@ -160,8 +214,17 @@ final class RowCleaner {
         return v.asText();
     }
 
-    /** A chat row's messages: a JSON list of {role, content} (JSON text in CSV files). */
+    /** A chat row's messages: a JSON list of {role, content} (JSON text in CSV files); PreferenceRows reads its columns so. */
     static List<ChatTemplate.Message> messages(Row row, String column, boolean ws) throws BadValue {
+        return messages(row, column, "role", "content", ws, null);
+    }
+
+    /**
+     * A chat row's messages: a JSON list of {roleKey, contentKey} (JSON text in CSV files). With {@code roles},
+     * speakers are mapped through it (ShareGPT's human/gpt) and one it lacks makes the row a bad row.
+     */
+    private static List<ChatTemplate.Message> messages(Row row, String column, String roleKey, String contentKey,
+                                                       boolean ws, Map<String, String> roles) throws BadValue {
         JsonNode v = row.values().get(column);
         if (v == null || v.isNull()) {
             throw new BadValue(Reason.MISSING_VALUE, "no value for column \"" + column + "\"");
@@ -177,22 +240,31 @@ final class RowCleaner {
                         + e.getOriginalMessage());
             }
         }
+        String shape = "{\"" + roleKey + "\": ..., \"" + contentKey + "\": ...}";
         if (v == null || !v.isArray()) {
-            throw new BadValue(Reason.BAD_MESSAGES, "column \"" + column
-                    + "\" must be a list of {\"role\": ..., \"content\": ...}");
+            throw new BadValue(Reason.BAD_MESSAGES, "column \"" + column + "\" must be a list of " + shape);
         }
         List<ChatTemplate.Message> out = new ArrayList<>();
         int i = 0;
         for (JsonNode m : v) {
-            JsonNode role = m.get("role");
-            JsonNode content = m.get("content");
+            JsonNode role = m.get(roleKey);
+            JsonNode content = m.get(contentKey);
             if (!m.isObject() || role == null || !role.isTextual()
                     || (content != null && !content.isNull() && !content.isTextual())) {
                 throw new BadValue(Reason.BAD_MESSAGES, "message " + i + " of column \"" + column
-                        + "\" must be {\"role\": string, \"content\": string}, found " + m);
+                        + "\" must be {\"" + roleKey + "\": string, \"" + contentKey + "\": string}, found " + m);
+            }
+            String name = role.textValue().strip();
+            if (roles != null) {
+                String mapped = roles.get(name.toLowerCase(java.util.Locale.ROOT));
+                if (mapped == null) {
+                    throw new BadValue(Reason.BAD_MESSAGES, "message " + i + " of column \"" + column + "\": unknown "
+                            + roleKey + " \"" + name + "\" (expected human, gpt, system or tool)");
+                }
+                name = mapped;
             }
             String text = content == null || content.isNull() ? "" : content.textValue();
-            out.add(new ChatTemplate.Message(role.textValue().strip(), normalize(text, ws)));
+            out.add(new ChatTemplate.Message(name, normalize(text, ws)));
             i++;
         }
         return out;

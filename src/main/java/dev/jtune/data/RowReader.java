@@ -8,6 +8,8 @@ import com.fasterxml.jackson.databind.node.TextNode;
 import dev.jtune.data.DataReport.Reason;
 import dev.jtune.util.UserError;
 import java.io.IOException;
+import java.io.InputStream;
+import java.util.zip.GZIPInputStream;
 import java.nio.ByteBuffer;
 import java.nio.CharBuffer;
 import java.nio.charset.CharacterCodingException;
@@ -54,37 +56,85 @@ final class RowReader {
         }
     }
 
-    enum Kind { CSV, JSONL }
+    /** JSON covers JSON lines and a JSON array of objects (told apart by the first character). */
+    enum Kind { CSV, JSON, PARQUET, ARROW }
 
     private static final ObjectMapper JSON = new ObjectMapper()
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
+    /** Reads one array element at a time (JSON's FAIL_ON_TRAILING_TOKENS would refuse the next element). */
+    private static final ObjectMapper ELEMENTS = new ObjectMapper();
+
     private RowReader() {}
 
+    /** The kind of a data file by its name ({@code .gz} aside); a directory is a datasets.save_to_disk one (Arrow). */
     static Kind kindOf(Path file) {
+        if (Files.isDirectory(file)) return Kind.ARROW;
         String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
+        if (name.endsWith(".gz")) name = name.substring(0, name.length() - 3);
         if (name.endsWith(".csv")) return Kind.CSV;
-        if (name.endsWith(".jsonl") || name.endsWith(".ndjson") || name.endsWith(".json")) return Kind.JSONL;
-        throw new UserError(file + ": unknown data file type; expected .csv (with a header row) or .jsonl"
-                + " (one JSON object per line)");
+        if (name.endsWith(".jsonl") || name.endsWith(".ndjson") || name.endsWith(".json")) return Kind.JSON;
+        if (name.endsWith(".parquet") || name.endsWith(".pq")) return Kind.PARQUET;
+        if (name.endsWith(".arrow") || name.endsWith(".feather") || name.endsWith(".ipc")) return Kind.ARROW;
+        throw new UserError(file + ": unknown data file type; expected .csv (with a header row), .jsonl (one JSON"
+                + " object per line), .json (JSON lines or an array of objects), .parquet, .arrow (Arrow IPC), each"
+                + " optionally .gz, or a datasets.save_to_disk directory");
+    }
+
+    static boolean gzipped(Path file) {
+        return file.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".gz");
     }
 
     /**
-     * Reads all rows. {@code required} are the columns the format needs: a CSV header without one of them, or a
-     * JSON-lines file where no object has it, is a UserError.
+     * Reads all rows. {@code required} are the columns the format needs: a CSV header, Parquet or Arrow schema
+     * without one of them, or a JSON file where no object has it, is a UserError.
      */
     static List<Row> read(Path file, List<String> required) {
+        if (!Files.exists(file)) throw new UserError(file + ": data file not found");
+        Kind kind = kindOf(file);
+        if (kind == Kind.PARQUET || kind == Kind.ARROW) return readColumnar(file, kind, required);
         byte[] bytes;
         try {
-            bytes = Files.readAllBytes(file);
-        } catch (java.nio.file.NoSuchFileException e) {
-            throw new UserError(file + ": data file not found");
+            bytes = gzipped(file) ? gunzip(file) : Files.readAllBytes(file);
         } catch (IOException e) {
             throw new UserError(file + ": cannot read: " + e.getMessage(), e);
         }
-        Kind kind = kindOf(file);
         List<Line> lines = splitLines(bytes, kind == Kind.CSV);
         return kind == Kind.CSV ? readCsv(file, lines, required) : readJsonl(file, lines, required);
+    }
+
+    private static byte[] gunzip(Path file) throws IOException {
+        try (InputStream in = new GZIPInputStream(Files.newInputStream(file), 1 << 16)) {
+            return in.readAllBytes();
+        } catch (java.util.zip.ZipException | java.io.EOFException e) {
+            throw new UserError(file + ": not a complete gzip file: " + e.getMessage(), e);
+        }
+    }
+
+    /** Parquet and Arrow; a {@code .gz} one is unpacked to a temporary file first (both formats need random access). */
+    private static List<Row> readColumnar(Path file, Kind kind, List<String> required) {
+        Path plain = file;
+        try {
+            if (gzipped(file)) {
+                plain = Files.createTempFile("jtune-data-", kind == Kind.PARQUET ? ".parquet" : ".arrow");
+                try (InputStream in = new GZIPInputStream(Files.newInputStream(file), 1 << 16)) {
+                    Files.copy(in, plain, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                } catch (java.util.zip.ZipException | java.io.EOFException e) {
+                    throw new UserError(file + ": not a complete gzip file: " + e.getMessage(), e);
+                }
+            }
+            return kind == Kind.PARQUET ? ParquetRows.read(plain, file, required) : ArrowRows.read(plain, file, required);
+        } catch (IOException e) {
+            throw new UserError(file + ": cannot read: " + e.getMessage(), e);
+        } finally {
+            if (plain != file) {
+                try {
+                    Files.deleteIfExists(plain);
+                } catch (IOException ignored) {
+                    // a temporary copy; the OS cleans its temp directory
+                }
+            }
+        }
     }
 
     /** A physical line (without its \n and a trailing \r), decoded; {@code utf8Error} when the bytes were invalid. */
@@ -317,16 +367,10 @@ final class RowReader {
         for (Line l : lines) {
             String t = l.text().strip();
             if (t.isEmpty()) continue;
-            if (t.startsWith("[")) {
-                throw new UserError(file + ":" + l.number() + ": a JSON array; expected JSON lines (one object per line,"
-                        + " e.g. {\"prompt\": \"...\", \"response\": \"...\"})");
-            }
+            if (t.startsWith("[")) return checkKeys(file, readJsonArray(file, lines), required);
             break;
         }
         List<Row> rows = new ArrayList<>();
-        Map<String, Boolean> seen = new LinkedHashMap<>();
-        for (String r : required) seen.put(r, false);
-        List<String> firstKeys = null;
         for (Line l : lines) {
             if (l.text().isBlank() && l.utf8Error() == null) continue;
             if (l.utf8Error() != null) {
@@ -350,11 +394,22 @@ final class RowReader {
                 Map.Entry<String, JsonNode> e = it.next();
                 values.put(e.getKey(), e.getValue());
             }
-            if (firstKeys == null) firstKeys = new ArrayList<>(values.keySet());
-            for (String r : required) {
-                if (values.containsKey(r)) seen.put(r, true);
-            }
             rows.add(Row.good(l.number(), values));
+        }
+        return checkKeys(file, rows, required);
+    }
+
+    /** A UserError when no good row has one of the required keys. */
+    private static List<Row> checkKeys(Path file, List<Row> rows, List<String> required) {
+        Map<String, Boolean> seen = new LinkedHashMap<>();
+        for (String r : required) seen.put(r, false);
+        List<String> firstKeys = null;
+        for (Row row : rows) {
+            if (row.isBad()) continue;
+            if (firstKeys == null) firstKeys = new ArrayList<>(row.values().keySet());
+            for (String r : required) {
+                if (row.values().containsKey(r)) seen.put(r, true);
+            }
         }
         if (firstKeys != null) {
             for (Map.Entry<String, Boolean> e : seen.entrySet()) {
@@ -363,6 +418,47 @@ final class RowReader {
                             + firstKeys);
                 }
             }
+        }
+        return rows;
+    }
+
+    /**
+     * A JSON array of objects (what {@code datasets}' to_json(lines=False) and many scripts write): each element
+     * is a row numbered by the line it starts on. An element that is not an object is a bad row; broken JSON
+     * syntax ends the array, so it is the file's error, with its line.
+     */
+    private static List<Row> readJsonArray(Path file, List<Line> lines) {
+        StringBuilder text = new StringBuilder();
+        for (Line l : lines) {
+            if (l.utf8Error() != null) throw new UserError(file + ":" + l.number() + ": " + l.utf8Error());
+            text.append(l.text()).append('\n');
+        }
+        List<Row> rows = new ArrayList<>();
+        try (com.fasterxml.jackson.core.JsonParser p = ELEMENTS.createParser(text.toString())) {
+            p.nextToken(); // START_ARRAY
+            while (p.nextToken() != com.fasterxml.jackson.core.JsonToken.END_ARRAY) {
+                if (p.currentToken() == null) throw new UserError(file + ": the JSON array is never closed");
+                int line = p.currentTokenLocation().getLineNr();
+                JsonNode node = p.readValueAsTree();
+                if (node == null || !node.isObject()) {
+                    rows.add(Row.bad(line, Reason.BAD_JSON, line, "not a JSON object"));
+                    continue;
+                }
+                Map<String, JsonNode> values = new LinkedHashMap<>();
+                for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext(); ) {
+                    Map.Entry<String, JsonNode> e = it.next();
+                    values.put(e.getKey(), e.getValue());
+                }
+                rows.add(Row.good(line, values));
+            }
+            if (p.nextToken() != null) {
+                throw new UserError(file + ":" + p.currentTokenLocation().getLineNr() + ": text after the JSON array");
+            }
+        } catch (JacksonException e) {
+            int line = e.getLocation() == null ? 0 : e.getLocation().getLineNr();
+            throw new UserError(file + ":" + line + ": bad JSON inside the array: " + e.getOriginalMessage(), e);
+        } catch (IOException e) {
+            throw new UserError(file + ": cannot read: " + e.getMessage(), e);
         }
         return rows;
     }

@@ -1,6 +1,7 @@
 package dev.jtune.dist;
 
 import dev.jtune.util.UserError;
+import dev.jtune.util.Devices;
 import dev.jtune.util.NativeRuntime;
 import dev.jtune.util.Tensors;
 import org.bytedeco.javacpp.DoublePointer;
@@ -78,6 +79,7 @@ public final class DistGroup implements AutoCloseable {
      * cores between them.
      */
     public static DistGroup join(LaunchEnv env, Device device, Duration timeout, PrintStream out) {
+        Devices.makeCurrent(device);   // before any CUDA call of this rank: NCCL's communicator and every allocation use it
         NativeRuntime.configureThreads();   // once per process: the later call when the model loads keeps what is set here
         if (System.getenv("JTUNE_NUM_THREADS") == null && !device.is_cuda()) {
             int cores = Runtime.getRuntime().availableProcessors();
@@ -205,10 +207,21 @@ public final class DistGroup implements AutoCloseable {
     public void wait(Pending p, String what) {
         if (p == null) return;
         try {
-            p.work._wait(new Milliseconds(timeout.toMillis()));
+            await(p.work);
         } catch (RuntimeException e) {
             throw failure(p.label, e);
         }
+    }
+
+    /**
+     * Waits for a collective as DDP does. Gloo: the host blocks, bounded by the timeout. NCCL: {@code wait()} without
+     * a timeout only makes the current CUDA stream wait for the collective's stream, so the host never polls; a hung
+     * peer is caught by the group's own timeout (set when it was made: its watchdog aborts the communicator), and
+     * {@code _wait(timeout)} would instead block the host thread in a busy loop until the GPU finishes.
+     */
+    private void await(Work work) {
+        if (kind.equals("nccl")) work._wait();
+        else work._wait(new Milliseconds(timeout.toMillis()));
     }
 
     /** Sums host numbers across the ranks (one small collective in float64). */
@@ -244,7 +257,7 @@ public final class DistGroup implements AutoCloseable {
                 BroadcastOptions o = new BroadcastOptions();
                 o.rootRank(root);
                 o.timeout(new Milliseconds(timeout.toMillis()));
-                backend.broadcast(new TensorVector(t), o)._wait(new Milliseconds(timeout.toMillis()));
+                await(backend.broadcast(new TensorVector(t), o));
             }
         } catch (RuntimeException e) {
             throw failure(label, e);
@@ -259,7 +272,7 @@ public final class DistGroup implements AutoCloseable {
         try (PointerScope scope = new PointerScope()) {
             BarrierOptions o = new BarrierOptions();
             o.timeout(new Milliseconds(timeout.toMillis()));
-            backend.barrier(o)._wait(new Milliseconds(timeout.toMillis()));
+            await(backend.barrier(o));
         } catch (RuntimeException e) {
             throw failure(label, e);
         }
@@ -292,6 +305,13 @@ public final class DistGroup implements AutoCloseable {
         String who = heartbeat == null ? "" : heartbeat.diagnose();
         return new DistributedFailure(String.format(Locale.ROOT, "rank %d of %d: %s failed: %s%s (training.ddp_timeout is %d s)",
                 rank, worldSize, label, who.isEmpty() ? "" : who + "; ", firstLine(e), timeout.toSeconds()), e);
+    }
+
+    /** The innermost cause's class and message: a LinkageError's own message often only says "could not initialize". */
+    static String rootMessage(Throwable e) {
+        Throwable c = e;
+        while (c.getCause() != null && c.getCause() != c) c = c.getCause();
+        return c == e ? String.valueOf(e) : e + ", caused by " + c;
     }
 
     static String firstLine(Throwable e) {
@@ -329,9 +349,13 @@ public final class DistGroup implements AutoCloseable {
                 }
                 device = onDevice;
                 return (Backend) pg.getConstructor(Store.class, int.class, int.class, opts).newInstance(store, rank, world, o);
-            } catch (ClassNotFoundException | LinkageError e) {   // LinkageError: the class is there, its natives (GPU build) are not
+            } catch (ClassNotFoundException e) {
                 throw new UserError("training.device is cuda in a distributed run, but this jtune build has no NCCL "
                         + "(org.bytedeco.pytorch.nccl.ProcessGroupNCCL): use the GPU build, or training.device: cpu for Gloo");
+            } catch (LinkageError e) {   // the class is there, its natives are not: say which library and why
+                throw new UserError("training.device is cuda in a distributed run, but NCCL's natives did not load ("
+                        + "org.bytedeco.pytorch.nccl.ProcessGroupNCCL): " + rootMessage(e)
+                        + "; check that libnccl.so.2 is on the linker path (jtune env lists what loaded)");
             } catch (ReflectiveOperationException e) {
                 Throwable c = e.getCause() == null ? e : e.getCause();
                 throw new RuntimeException("ProcessGroupNCCL: " + c.getMessage(), c);

@@ -23,9 +23,20 @@ import java.util.function.LongConsumer;
  */
 public final class TextGenerator {
     private final CausalLM model;
+    private final boolean cudaGraphs;
 
+    /** CUDA graphs for the decode steps when {@code JTUNE_CUDA_GRAPHS=1} (off until checked on a GPU: bench/gpu/session.sh decode). */
     public TextGenerator(CausalLM model) {
+        this(model, "1".equals(System.getenv("JTUNE_CUDA_GRAPHS")));
+    }
+
+    /**
+     * @param cudaGraphs on CUDA, run the steps after the prompt as one captured graph each ({@link StaticDecodeStep}:
+     *                   static buffers, replayed per token, eager when it cannot be captured); no effect on the CPU
+     */
+    public TextGenerator(CausalLM model, boolean cudaGraphs) {
         this.model = model;
+        this.cudaGraphs = cudaGraphs;
     }
 
     public record Settings(int maxNewTokens, double temperature, double topP, long seed) {}
@@ -36,14 +47,23 @@ public final class TextGenerator {
         int budget = capacity - prompt.length;
         List<Long> out = new ArrayList<>();
         Random random = new Random(s.seed());
+        boolean graphs = cudaGraphs && model.device().is_cuda();
+        StaticDecodeStep fixed = null;
         try (NoGradGuard ng = new NoGradGuard(); KvCache cache = model.newCache(1, Math.max(capacity, prompt.length))) {
             long[] input = prompt;
             for (int step = 0; step < budget; step++) {
                 long next;
                 try (PointerScope scope = new PointerScope()) {
-                    Tensor ids = Tensors.longs(new long[][] {input}).to(model.device(), ScalarType.Long);
-                    Tensor logits = model.forward(ids, null, null, cache);              // (1, T, V)
-                    Tensor last = logits.select(1, logits.size(1) - 1).squeeze(0);      // (V,)
+                    Tensor last;                                                          // (V,)
+                    if (graphs && step > 0) {
+                        if (fixed == null) fixed = new StaticDecodeStep(model, cache, filled(cache), true);
+                        long at = cache.length();                                        // position = cache slot
+                        last = fixed.step(input, new long[] {at}, new long[] {at}).select(0, 0);
+                    } else {
+                        Tensor ids = Tensors.longs(new long[][] {input}).to(model.device(), ScalarType.Long);
+                        Tensor logits = model.forward(ids, null, null, cache);          // (1, T, V)
+                        last = logits.select(1, logits.size(1) - 1).squeeze(0);
+                    }
                     next = choose(last, s, random);                                      // host sync
                 }
                 if (eosIds.contains(next)) break;
@@ -51,11 +71,20 @@ public final class TextGenerator {
                 if (onToken != null) onToken.accept(next);
                 input = new long[] {next};
             }
+        } finally {
+            if (fixed != null) fixed.close();
         }
         return out.stream().mapToLong(Long::longValue).toArray();
     }
 
-    static long choose(Tensor logits, Settings s, Random random) {
+    /** (1, capacity) bool: the slots the cache has filled. */
+    private static Tensor filled(KvCache cache) {
+        return torch.arange(new org.bytedeco.pytorch.Scalar(cache.capacity()), Tensors.options(ScalarType.Long, new org.bytedeco.pytorch.Device("cpu")))
+                .lt(new org.bytedeco.pytorch.Scalar(cache.length())).view(1, cache.capacity());
+    }
+
+    /** The next token from logits (V,): argmax when the temperature is 0, else a top-p sample drawn from {@code random}. */
+    public static long choose(Tensor logits, Settings s, Random random) {
         if (s.temperature() <= 0) return torch.argmax(logits).item_long();
         float[] probs = Tensors.toFloats(torch.softmax(logits.to(ScalarType.Float).div(new org.bytedeco.pytorch.Scalar(s.temperature())), -1));
         Integer[] order = new Integer[probs.length];

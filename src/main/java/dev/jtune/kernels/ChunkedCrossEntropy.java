@@ -64,6 +64,7 @@ final class ChunkedCrossEntropy {
         ScalarType compute = computeDtype(hidden);
         boolean fits = k != null && (compute == ScalarType.Float || compute == ScalarType.BFloat16)
                 && sameDevice(hidden, weight) && sameDevice(hidden, targets) && targets.scalar_type().intern() == ScalarType.Long;
+        if (k != null) OpPaths.record("crossEntropySum", fits ? null : "compute " + compute + ", targets " + targets.scalar_type());
         return chunked(fits ? k : null, hidden, weight, targets, chunk, smoothing);
     }
 

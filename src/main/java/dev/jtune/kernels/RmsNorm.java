@@ -30,8 +30,10 @@ final class RmsNorm {
     static Tensor apply(KernelBackend k, Tensor x, Tensor weight, double eps) {
         if (k != null && sameKernelDtype(x, weight) && weight.dim() == 1 && weight.size(0) == x.size(-1)
                 && x.size(-1) <= MAX_DIM && sameDevice(x, weight)) {
+            OpPaths.record("rmsNorm", null);
             return kernel(k, x, weight, eps);
         }
+        if (k != null) OpPaths.record("rmsNorm", "x " + x.scalar_type() + " dim " + x.size(-1) + ", weight " + weight.scalar_type());
         return reference(x, weight, eps);
     }
 

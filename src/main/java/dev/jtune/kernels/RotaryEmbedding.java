@@ -5,6 +5,7 @@ import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
 
 import static dev.jtune.kernels.AutogradBridge.hook;
 import static dev.jtune.kernels.AutogradBridge.keep;
@@ -21,9 +22,25 @@ import static dev.jtune.kernels.KernelArgs.sameKernelDtype;
 final class RotaryEmbedding {
     private RotaryEmbedding() {}
 
-    /** @param k the kernel backend, or null for LibTorch */
+    /**
+     * @param k the kernel backend, or null for LibTorch. Under autocast x arrives in bf16 while cos and sin stay
+     *          float32 (the model's dtype): the kernel then takes them cast to x's dtype, as transformers' rotary
+     *          embedding returns {@code cos.to(x.dtype)}; before, the dtype mismatch sent every call to LibTorch.
+     */
     static Tensor apply(KernelBackend k, Tensor x, Tensor cos, Tensor sin) {
-        if (k != null && fits(x, cos, sin)) return kernel(k, x, cos, sin);
+        if (k == null) return reference(x, cos, sin);
+        ScalarType xt = x.scalar_type().intern();
+        if (xt == ScalarType.BFloat16 && cos.scalar_type().intern() == ScalarType.Float && sin.scalar_type().intern() == ScalarType.Float
+                && !needsGrad(cos) && !needsGrad(sin)) {
+            cos = cos.to(xt);
+            sin = sin.to(xt);
+        }
+        if (fits(x, cos, sin)) {
+            OpPaths.record("rope", null);
+            return kernel(k, x, cos, sin);
+        }
+        OpPaths.record("rope", "x " + x.scalar_type() + " " + java.util.Arrays.toString(x.sizes().vec().get()) + ", cos "
+                + cos.scalar_type() + " " + java.util.Arrays.toString(cos.sizes().vec().get()));
         return reference(x, cos, sin);
     }
 

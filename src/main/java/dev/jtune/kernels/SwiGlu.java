@@ -21,8 +21,10 @@ final class SwiGlu {
     static Tensor apply(KernelBackend k, Tensor gate, Tensor up) {
         if (k != null && sameKernelDtype(gate, up) && sameDevice(gate, up)
                 && Arrays.equals(gate.sizes().vec().get(), up.sizes().vec().get())) {
+            OpPaths.record("swiglu", null);
             return kernel(k, gate, up);
         }
+        if (k != null) OpPaths.record("swiglu", "gate " + gate.scalar_type() + ", up " + up.scalar_type());
         return reference(gate, up);
     }
 

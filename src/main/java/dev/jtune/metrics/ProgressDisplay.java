@@ -46,15 +46,21 @@ public final class ProgressDisplay implements AutoCloseable {
     private long lastPrintedNanos;
     // interactive mode: the bar currently on screen (guarded by lock)
     private String onScreen;
+    private final java.util.function.LongSupplier nanoClock;
 
     /** A bar from {@code initialStep} (non-zero when resuming) to {@code totalSteps} on standard error. */
     public ProgressDisplay(String task, long totalSteps, long initialStep) {
-        this(task, totalSteps, initialStep, System.err, stderrIsTerminal(), PLAIN_HEARTBEAT);
+        this(task, totalSteps, initialStep, System.err, stderrIsTerminal(), PLAIN_HEARTBEAT, System::nanoTime);
     }
 
-    /** For tests and embedding: where to draw, whether that is a terminal, and the plain-mode heartbeat. */
-    ProgressDisplay(String task, long totalSteps, long initialStep, PrintStream out, boolean interactive, Duration heartbeat) {
+    /**
+     * Where to draw, whether that is a terminal, the plain-mode heartbeat, and the clock it is measured with
+     * ({@code System::nanoTime}; tests pass one they move by hand).
+     */
+    ProgressDisplay(String task, long totalSteps, long initialStep, PrintStream out, boolean interactive, Duration heartbeat,
+                    java.util.function.LongSupplier nanoClock) {
         this.out = out;
+        this.nanoClock = nanoClock;
         this.interactive = interactive;
         this.totalSteps = totalSteps;
         this.heartbeat = heartbeat;
@@ -80,6 +86,7 @@ public final class ProgressDisplay implements AutoCloseable {
         bar.setExtraMessage(formatStats(loss, learningRate, tokensPerSecond));
         bar.stepTo(step);
         updated = true;
+        bar.refresh();   // draws this step now (once per step), not only on the library's next timer tick
     }
 
     /** Prints a line (evaluation results, a checkpoint saved) above the bar without garbling it. */
@@ -93,6 +100,7 @@ public final class ProgressDisplay implements AutoCloseable {
                 }
             } else {
                 out.println(line);
+                lastPrinted = null;   // the last line is no longer the bar's: close prints the final state again
             }
             out.flush();
         }
@@ -144,10 +152,10 @@ public final class ProgressDisplay implements AutoCloseable {
             String line = rendered.stripTrailing();
             lastRendered = line;
             lastRenderedStep = step;
-            if (!updated || step == lastPrintedStep) {
-                return;
+            if (!updated || step == lastPrintedStep || !shows(line, step)) {
+                return;   // (a render the timer thread made before the last stepTo is stale: update's own render follows)
             }
-            long now = System.nanoTime();
+            long now = nanoClock.getAsLong();
             boolean first = lastPrintedStep == Long.MIN_VALUE;
             boolean moved = totalSteps > 0 && (step - lastPrintedStep) >= Math.max(1, (long) Math.ceil(totalSteps * PLAIN_PROGRESS_FRACTION));
             boolean stale = now - lastPrintedNanos >= heartbeat.toNanos();

@@ -129,10 +129,12 @@ public final class RunDiagnostics {
     }
 
     /**
-     * The other face of overfitting: the validation loss still falls, or stays flat, but ever more slowly than the
-     * training loss, so the gap between them (validation minus the mean training loss logged since the previous
+     * The gap between validation and training loss (validation minus the mean training loss logged since the previous
      * evaluation) widens at each of the last evaluations and has grown by at least max(0.1, half of its smallest value)
-     * while the training loss fell by at least 2% over those last evaluations. Not reported together with the rising validation loss above.
+     * while the training loss fell by at least 2% over those last evaluations. While the validation loss still falls
+     * (its last evaluation is its best) that is a note, not overfitting: the model is still getting better at the task.
+     * Only when the validation loss has risen from its best is it named overfitting, with the remedies. Not reported
+     * together with the rising validation loss above.
      */
     private static void wideningGap(RunRecord r, List<String> w) {
         if (w.stream().anyMatch(s -> s.startsWith("Overfitting"))) return;
@@ -156,11 +158,18 @@ public final class RunDiagnostics {
         // the training loss falls while the gap widens (a flat training loss under a rising validation loss is not this)
         boolean trainFell = trainAt[n - 1] < trainAt[n - 3] - 0.02 * Math.abs(trainAt[n - 3]);
         if (!(widening && grown && trainFell && min < n - 1)) return;
-        w.add(String.format(Locale.ROOT,
-                "Overfitting starts: the gap between validation and training loss widened from %.4f at step %,d to %.4f at step"
-                        + " %,d (validation %.4f, training %.4f); the model learns the training set faster than the task. ",
-                gap[min], ev.get(min).step(), gap[n - 1], ev.get(n - 1).step(), ev.get(n - 1).loss(), trainAt[n - 1])
-                + remedies(r, bestStep(ev)));
+        String gapWidened = String.format(Locale.ROOT, "the gap between validation and training loss widened from %.4f at step %,d"
+                        + " to %.4f at step %,d (validation %.4f, training %.4f)",
+                gap[min], ev.get(min).step(), gap[n - 1], ev.get(n - 1).step(), ev.get(n - 1).loss(), trainAt[n - 1]);
+        long best = bestStep(ev);
+        if (best == ev.get(n - 1).step()) {   // the validation loss still improves: not overfitting (yet)
+            w.add("Note: " + gapWidened + ", while the validation loss still fell to its best at the last evaluation: the model"
+                    + " learns the training set faster than the task, but it still gets better at the task. If the validation loss"
+                    + " starts rising in a longer run, training.early_stopping_patience: 2 stops it there.");
+            return;
+        }
+        w.add("Overfitting starts: " + gapWidened + ", and the validation loss rose from its best at step "
+                + String.format(Locale.ROOT, "%,d", best) + "; the model learns the training set faster than the task. " + remedies(r, best));
     }
 
     private static long bestStep(List<EvalPoint> ev) {
@@ -178,9 +187,13 @@ public final class RunDiagnostics {
         JsonNode yaml = parse(r.experimentYaml());
         List<String> out = new ArrayList<>();
         String patience = value(yaml, "training", "early_stopping_patience");
-        out.add(patience == null || patience.equals("null")
-                ? String.format(Locale.ROOT, "stop early with training.early_stopping_patience: 2 (and use the checkpoint from step %,d)", bestStep)
-                : String.format(Locale.ROOT, "use the checkpoint from step %,d (training.load_best_model_at_end: true)", bestStep));
+        boolean endsOnBest = bestStep == r.stepsDone();   // the run's final model is the best already: nothing to go back to
+        if (patience == null || patience.equals("null")) {
+            out.add("stop early with training.early_stopping_patience: 2"
+                    + (endsOnBest ? "" : String.format(Locale.ROOT, " (and use the checkpoint from step %,d)", bestStep)));
+        } else if (!endsOnBest) {
+            out.add(String.format(Locale.ROOT, "use the checkpoint from step %,d (training.load_best_model_at_end: true)", bestStep));
+        }
         out.add("add more training data, or train for fewer epochs (training.num_train_epochs)");
         out.add("raise training.weight_decay to 0.01-0.1" + now(yaml, "training", "weight_decay"));
         out.add("add NEFTune noise, training.neftune_noise_alpha: 5" + now(yaml, "training", "neftune_noise_alpha").replace("now null", "now off"));

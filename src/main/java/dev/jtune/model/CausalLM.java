@@ -159,7 +159,7 @@ public abstract class CausalLM implements AutoCloseable {
 
     /** Output projection: (B, T, D) -> (B, T, V). */
     public Tensor logits(Tensor hidden) {
-        return torch.linear(hidden, outputWeight());
+        return kernels.linear(hidden, outputWeight(), null);
     }
 
     /** The output projection's weight (V, D): logits = hidden · W^T, no bias (the token embedding when tied). */

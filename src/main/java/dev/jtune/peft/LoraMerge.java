@@ -112,7 +112,7 @@ public final class LoraMerge {
      * The adapted module of each stored base weight that has one (by the weight's name in the base's files),
      * after checking that every adapted module has a stored weight whose shape is that of {@code B A}.
      */
-    static Map<String, String> adaptedWeights(WeightFiles w, ModelConfig c, PeftAdapter.Loaded adapter,
+    public static Map<String, String> adaptedWeights(WeightFiles w, ModelConfig c, PeftAdapter.Loaded adapter,
                                                    Map<String, LoraTargets.Linear> linear, Path adapterDir) {
         Map<String, String> byWeight = new LinkedHashMap<>();
         Set<String> found = new LinkedHashSet<>();

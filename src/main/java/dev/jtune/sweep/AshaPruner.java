@@ -1,6 +1,8 @@
 package dev.jtune.sweep;
 
-import dev.jtune.train.EvalListener;
+import dev.jtune.api.TrainerCallback;
+import dev.jtune.api.TrainerControl;
+import dev.jtune.api.TrainerState;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -73,19 +75,21 @@ public final class AshaPruner {
     }
 
     /**
-     * The listener for one trial.
+     * The pruner of one trial: a callback that stops the trial at an evaluation that does not make its rung's cut.
      *
      * @param firstEval the trial's first evaluation step when it is already known (a resumed trial), else 0
      */
-    public EvalListener listener(long firstEval) {
-        return new EvalListener() {
+    public TrainerCallback callback(long firstEval) {
+        return new TrainerCallback() {
             long first = firstEval;
 
             @Override
-            public String stopAfter(long step, Map<String, Double> metrics) {
+            public void onEvaluate(TrainerState state, Map<String, Double> metrics, TrainerControl control) {
+                long step = state.globalStep();
                 if (first <= 0) first = step;
                 Double v = metrics.get(metric);
-                return decide(step, first, v == null ? Double.NaN : v);
+                String stop = decide(step, first, v == null ? Double.NaN : v);
+                if (stop != null) control.stopTraining(stop);
             }
         };
     }

@@ -42,14 +42,14 @@ public final class LrFinder {
     public static Result run(Experiment exp, double start, double end, int steps, PrintStream out) {
         TrainingSection t = exp.training();
         try (HfTokenizer tok = HfTokenizer.load(exp.model().tokenizer())) {
-            PreparedData data = DatasetPreparer.prepare(exp.data(), t.seed(), tok, out, t.dataloaderNumWorkers());
-            if (data.train().isEmpty()) throw new UserError(exp.data().trainFile() + ": no training examples left after cleaning and splitting");
+            PreparedData data = DatasetPreparer.prepareCached(exp.data(), t.seed(), tok, out, t.dataloaderNumWorkers());
+            if (data.train().isEmpty()) throw new UserError(exp.data().describeTraining() + ": no training examples left after cleaning and splitting");
             Batcher batcher = new Batcher(data.train(), t.perDeviceTrainBatchSize(), true, t.seed(), exp.data().packing(),
                     exp.data().maxSeqLength(), tok.paddingId());
             List<Double> lrs = new ArrayList<>(), losses = new ArrayList<>(), smoothed = new ArrayList<>();
             String stop = "reached --end";
             double avg = 0, best = Double.POSITIVE_INFINITY;
-            try (TrainStep step = TrainStep.fromExperiment(exp, Ops.of(t.kernels()))) {
+            try (TrainStep step = TrainStep.forExperiment(exp, Ops.of(t.kernels()), dev.jtune.dist.DistGroup.single(), x -> x)) {
                 int epoch = 0;
                 Batcher.BatchIterator it = batcher.epoch(epoch, 0);
                 try {

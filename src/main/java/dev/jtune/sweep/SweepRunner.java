@@ -6,7 +6,6 @@ import dev.jtune.config.Experiment;
 import dev.jtune.config.SweepSection;
 import dev.jtune.metrics.EvalPoint;
 import dev.jtune.metrics.MetricsLog;
-import dev.jtune.train.EvalListener;
 import dev.jtune.train.Trainer;
 import dev.jtune.util.UserError;
 
@@ -141,8 +140,8 @@ public final class SweepRunner {
                     describe(t.values), trialDir);
             try {
                 Experiment exp = trialExperiment(spec, dir, t.number, t.values);
-                EvalListener listener = pruner == null ? EvalListener.NONE : pruner.listener(resume ? firstEvalStep(trialDir) : 0);
-                Trainer.Outcome o = new Trainer(exp, out, resume ? "auto" : null, false).withEvalListener(listener).run();
+                List<dev.jtune.api.TrainerCallback> callbacks = pruner == null ? List.of() : List.of(pruner.callback(resume ? firstEvalStep(trialDir) : 0));
+                Trainer.Outcome o = new Trainer(exp, out, resume ? "auto" : null, false).withCallbacks(callbacks).run();
                 if (o.finalDir() == null) {   // stopped by a signal, with a checkpoint: the trial stays "running"
                     out.printf(Locale.ROOT, "sweep stopped during trial %d; continue with: jtune sweep --resume %s%n", t.number, dir);
                     return false;

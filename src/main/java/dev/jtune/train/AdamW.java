@@ -52,7 +52,8 @@ public final class AdamW {
 
     /**
      * @param params  trainable parameters by name (leaf tensors that require grad)
-     * @param decayed which names get weight decay (the others: biases, norms, embeddings)
+     * @param decayed which names get weight decay (full fine-tuning: every weight but biases and norm weights, embeddings
+     *                included, as transformers decides; see Trainable.fullDecay)
      */
     public AdamW(Map<String, Tensor> params, Predicate<String> decayed, double weightDecay, double beta1, double beta2, double eps) {
         this(params, decayed, n -> true, weightDecay, beta1, beta2, eps);
@@ -206,18 +207,6 @@ public final class AdamW {
             if (v) out.add(k);
         });
         return out;
-    }
-
-    /**
-     * Becomes one rank's ZeRO shard after the fact (jtune bench, which steps alone before it steps as a rank): drops the
-     * state of the parameters {@code owned} does not name, and no longer updates them.
-     */
-    public void keepOnly(Predicate<String> owned) {
-        for (String n : List.copyOf(expAvg.keySet())) {
-            if (owned.test(n)) continue;
-            expAvg.remove(n).releaseReference();
-            expAvgSq.remove(n).releaseReference();
-        }
     }
 
     /** Whether this optimizer keeps state for (and updates) {@code name}: all parameters, unless it is one rank's ZeRO shard. */

@@ -214,15 +214,6 @@ final class Checkpoints {
     }
 
     static String sha256(Path f) throws IOException {
-        try {
-            java.security.MessageDigest md = java.security.MessageDigest.getInstance("SHA-256");
-            try (java.io.InputStream in = Files.newInputStream(f)) {
-                byte[] buf = new byte[1 << 20];
-                for (int n; (n = in.read(buf)) > 0; ) md.update(buf, 0, n);
-            }
-            return "sha256:" + java.util.HexFormat.of().formatHex(md.digest());
-        } catch (java.security.NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
+        return dev.jtune.data.DataFiles.sha256(f);
     }
 }

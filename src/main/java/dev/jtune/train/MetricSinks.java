@@ -3,6 +3,8 @@ package dev.jtune.train;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jtune.api.TrainerCallback;
+import dev.jtune.api.TrainerState;
 import dev.jtune.eval.AnswerEvaluator;
 import dev.jtune.metrics.EvalPoint;
 import dev.jtune.metrics.MetricsLog;
@@ -16,11 +18,12 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Where a run's numbers go, each logged once here and fanned out to the four sinks: metrics.jsonl, TensorBoard events,
- * the console progress line, and trainer_state.json's {@code log_history}; plus the in-memory logs the report and the
- * {@link Trainer.Outcome} are built from.
+ * Where a run's numbers go: a {@link TrainerCallback} (the first of the run's) whose {@link #onLog} fans each logged
+ * line out to metrics.jsonl, TensorBoard events and trainer_state.json's {@code log_history}, and keeps the in-memory
+ * logs the report and the {@link Trainer.Outcome} are built from; plus the console progress line and the generated
+ * answers, which the loop gives it directly.
  */
-final class MetricSinks {
+final class MetricSinks implements TrainerCallback {
     final List<TrainPoint> trainLog = new ArrayList<>();
     final List<EvalPoint> evalLog = new ArrayList<>();
     /** The method's metrics by step (preference tuning; empty for supervised fine-tuning), for the report. */
@@ -57,16 +60,49 @@ final class MetricSinks {
         if (progress != null) progress.message(line);
     }
 
-    /** A logged training step; {@code lossScale} is NaN unless fp16 loss scaling is on. */
-    void train(TrainPoint p, double lossScale, long skippedSteps) {
-        train(p, lossScale, skippedSteps, java.util.Map.of());
+    /**
+     * A logged line, by the names of metrics.jsonl: training ({@code loss}, with {@code learning_rate}, {@code grad_norm},
+     * {@code epoch}, {@code tokens_per_second}, {@code skipped_steps} and under fp16 {@code loss_scale}), a validation
+     * evaluation ({@code eval_loss}, {@code eval_perplexity}, {@code epoch}) or the test split ({@code test_loss},
+     * {@code test_perplexity}).
+     */
+    @Override
+    public void onLog(TrainerState state, Map<String, Double> logs) {
+        long step = state.globalStep();
+        if (logs.containsKey("loss")) {
+            train(new TrainPoint(step, logs.get("epoch"), logs.get("loss"), logs.get("learning_rate"), logs.get("grad_norm"),
+                    logs.get("tokens_per_second")), logs.getOrDefault("loss_scale", Double.NaN), logs.get("skipped_steps").longValue(),
+                    extras(logs, "", TRAIN_KEYS));
+        } else if (logs.containsKey("eval_loss")) {
+            eval(new EvalPoint(step, logs.get("epoch"), logs.get("eval_loss"), logs.get("eval_perplexity")),
+                    extras(logs, "eval_", EVAL_KEYS));
+        } else if (logs.containsKey("test_loss")) {
+            test(logs.get("test_loss"), logs.get("test_perplexity"), step);
+        }
+    }
+
+    private static final java.util.Set<String> TRAIN_KEYS = java.util.Set.of("loss", "learning_rate", "grad_norm", "epoch",
+            "tokens_per_second", "skipped_steps", "loss_scale");
+    private static final java.util.Set<String> EVAL_KEYS = java.util.Set.of("eval_loss", "eval_perplexity", "epoch");
+
+    /**
+     * A logged line's other metrics (a preference method's, TRL's names: {@code rewards/margins}, ...), without
+     * {@code prefix}; empty for supervised fine-tuning.
+     */
+    private static Map<String, Double> extras(Map<String, Double> logs, String prefix, java.util.Set<String> known) {
+        Map<String, Double> extra = new java.util.LinkedHashMap<>();
+        logs.forEach((k, v) -> {
+            if (!known.contains(k) && k.startsWith(prefix)) extra.put(k.substring(prefix.length()), v);
+        });
+        return extra;
     }
 
     /**
-     * With the method's metrics ({@code extra}, TRL's names: {@code rewards/margins}, ...): in the same metrics.jsonl line,
-     * as TensorBoard scalars {@code train/<name>}, and kept for the report's curves.
+     * A logged training step; {@code lossScale} is NaN unless fp16 loss scaling is on. With the method's metrics
+     * ({@code extra}, TRL's names: {@code rewards/margins}, ...): in the same metrics.jsonl line, as TensorBoard scalars
+     * {@code train/<name>}, and kept for the report's curves.
      */
-    void train(TrainPoint p, double lossScale, long skippedSteps, java.util.Map<String, Double> extra) {
+    private void train(TrainPoint p, double lossScale, long skippedSteps, java.util.Map<String, Double> extra) {
         trainLog.add(p);
         if (!extra.isEmpty()) trainExtras.put(p.step(), java.util.Map.copyOf(extra));
         if (metrics == null) return;
@@ -87,13 +123,11 @@ final class MetricSinks {
         h.put("skipped_steps", skippedSteps);
     }
 
-    /** A validation evaluation. */
-    void eval(EvalPoint p) {
-        eval(p, java.util.Map.of());
-    }
-
-    /** With the method's metrics: {@code eval_<name>} in metrics.jsonl, TensorBoard {@code eval/<name>}, the report's curves. */
-    void eval(EvalPoint p, java.util.Map<String, Double> extra) {
+    /**
+     * A validation evaluation, with the method's metrics: {@code eval_<name>} in metrics.jsonl, TensorBoard
+     * {@code eval/<name>}, the report's curves.
+     */
+    private void eval(EvalPoint p, java.util.Map<String, Double> extra) {
         evalLog.add(p);
         if (!extra.isEmpty()) evalExtras.put(p.step(), java.util.Map.copyOf(extra));
         if (metrics == null) return;
@@ -108,11 +142,11 @@ final class MetricSinks {
     }
 
     /** The test split's evaluation at the end. */
-    void test(Evaluator.Result r, long step) {
+    private void test(double loss, double perplexity, long step) {
         if (metrics == null) return;
-        metrics.test(r.loss(), r.perplexity(), step);
-        tb.scalar("test/loss", step, r.loss());
-        tb.scalar("test/perplexity", step, r.perplexity());
+        metrics.test(loss, perplexity, step);
+        tb.scalar("test/loss", step, loss);
+        tb.scalar("test/perplexity", step, perplexity);
     }
 
     /**

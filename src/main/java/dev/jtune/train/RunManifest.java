@@ -22,17 +22,9 @@ final class RunManifest {
 
     private RunManifest() {}
 
-    /** SHA-256 of the train, validation and test files (those that are set), by path. */
+    /** SHA-256 of every data file (each mixture source, validation and test files), by path. */
     static Map<String, String> dataHashes(DataSection data) {
-        Map<String, String> h = new LinkedHashMap<>();
-        try {
-            for (Path f : new Path[] {data.trainFile(), data.validationFile(), data.testFile()}) {
-                if (f != null) h.put(f.toString(), Checkpoints.sha256(f));
-            }
-        } catch (IOException e) {
-            throw new UserError(data.trainFile() + ": cannot read: " + e.getMessage(), e);
-        }
-        return h;
+        return dev.jtune.data.DataFiles.hashes(data);
     }
 
     /** A resumed run must see the same data, or it would not continue the same run. */

@@ -8,7 +8,7 @@ import org.bytedeco.pytorch.Tensor;
 import java.util.Map;
 
 /**
- * What an optimizer step minimises, chosen by {@code training.method}: the training step ({@link TrainStep#run}) sums
+ * What an optimizer step minimises, chosen by {@code training.method}: the training step ({@link TrainStep#step}) sums
  * {@link #sum} over its micro-batches and divides by the {@link #units} of the whole (global) effective batch, so
  * gradient accumulation stays exact whatever the loss. Supervised fine-tuning ({@link #causalLm}) sums token NLLs over
  * target tokens; the preference methods (dev.jtune.train.preference) sum per-pair (or per-example) losses over pairs.
@@ -30,6 +30,16 @@ public interface StepLoss {
     /** The named metrics of the last step (TRL's names: {@code rewards/chosen}, ...); empty for supervised fine-tuning. */
     default Map<String, Double> stepMetrics() {
         return Map.of();
+    }
+
+    /**
+     * Makes a run's loss for the model it trains ({@link TrainStep#assemble} calls it once): a preference method's
+     * reference may be that model with its LoRA adapters off.
+     */
+    @FunctionalInterface
+    interface Factory {
+        /** @param lora whether {@code model} trains LoRA adapters on a frozen base */
+        StepLoss create(CausalLM model, boolean lora);
     }
 
     /** Next-token cross-entropy over the target tokens ({@link CausalLmLoss}), with label smoothing epsilon. */

@@ -65,6 +65,38 @@ abstract class Trainable implements AutoCloseable {
         return t;
     }
 
+    /**
+     * Random weights of {@code config}'s shape (transformers' initialisation; see {@link dev.jtune.model.ModelInit}), no
+     * files: full fine-tuning with fp32 master weights ({@code lora} null), or LoRA adapters on a frozen base in the
+     * autocast's dtype, 4-bit with {@code quantization} (QLoRA: drawn and quantized tensor by tensor). On CUDA the weights
+     * are drawn on the device with the same distributions (the CPU generator would take minutes and tens of GB for 8B).
+     */
+    static Trainable random(ModelConfig config, Device device, Precision precision, LoraSpec lora, long seed, Ops kernels,
+                            dev.jtune.quant.QuantizationConfig quantization) {
+        boolean full = lora == null;
+        if (full && quantization != null) throw new IllegalArgumentException("a 4-bit base needs LoRA");
+        ScalarType dtype = full ? ScalarType.Float : frozenBaseDtype(precision);
+        CausalLM model;
+        if (quantization != null) {
+            model = dev.jtune.quant.QuantizedModelLoader.random(config, seed, dtype, device, kernels, quantization);
+        } else {
+            Map<String, Tensor> params;
+            try (PointerScope scope = new PointerScope()) {
+                params = dev.jtune.model.ModelInit.randomParameters(config, seed, dtype, device);
+                for (Tensor p : params.values()) {
+                    if (full) p.requires_grad_(true);   // retained once by randomParameters: the model releases it at close
+                }
+            }
+            model = ModelLoader.create(config, params, dtype, device, null, kernels);
+        }
+        if (full) return new Full(model, config);
+        Map<String, LoraAdapter> adapters;
+        try (PointerScope scope = new PointerScope()) {
+            adapters = Lora.create(config, lora, seed, device, "--lora-targets");
+        }
+        return new Adapters(model, lora, adapters, quantization);
+    }
+
     /** The dtype a frozen LoRA base is kept in when model.dtype does not say: that of the autocast, else fp32. */
     static ScalarType frozenBaseDtype(Precision precision) {
         return precision == Precision.BF16 ? ScalarType.BFloat16 : precision == Precision.FP16 ? ScalarType.Half : ScalarType.Float;
@@ -153,7 +185,12 @@ abstract class Trainable implements AutoCloseable {
         private final Predicate<String> decayed;
 
         Full(ModelConfig config, Device device, Ops kernels) {
-            super(copyForTraining(config, device, kernels));
+            this(copyForTraining(config, device, kernels), config);
+        }
+
+        /** Trains {@code model}'s own weights (leaves that require grad). */
+        Full(CausalLM model, ModelConfig config) {
+            super(model);
             this.decayed = fullDecay(config);
         }
 
@@ -231,8 +268,24 @@ abstract class Trainable implements AutoCloseable {
             model.setAdapters(adapters);
         }
 
+        /** New adapters on a base made in memory (random weights: saved adapters name no base directory). */
+        Adapters(CausalLM base, LoraSpec spec, Map<String, LoraAdapter> adapters, dev.jtune.quant.QuantizationConfig quantization) {
+            super(base);
+            this.spec = spec;
+            this.adapters = adapters;
+            this.tensors = Lora.tensors(adapters);
+            this.baseModel = "";
+            this.quantization = quantization;
+            model.setAdapters(adapters);
+        }
+
         LoraSpec spec() {
             return spec;
+        }
+
+        /** The adapters by module name. */
+        Map<String, LoraAdapter> adapters() {
+            return adapters;
         }
 
         @Override

@@ -65,9 +65,9 @@ public final class Trainer {
                           Double bestEvalLoss, Long bestStep, Path finalDir, Evaluator.Result test,
                           String stopReason, List<String> warnings, Path report, long skippedSteps) {}
 
-    /** Where tests reach into a run: decorators of the optimizer step and of evaluation (identity in real runs). */
-    record Seams(UnaryOperator<OptimizerStep> step, UnaryOperator<Evaluation> evaluation) {
-        static final Seams NONE = new Seams(s -> s, e -> e);
+    /** Where tests reach into a run: steps whose loss is made NaN, and a decorator of evaluation (none in real runs). */
+    record Seams(java.util.function.LongPredicate poisonSteps, UnaryOperator<Evaluation> evaluation) {
+        static final Seams NONE = new Seams(s -> false, e -> e);
     }
 
     private final Experiment exp;
@@ -75,8 +75,7 @@ public final class Trainer {
     private final String resume;
     private final boolean overwrite;
     private final Seams seams;
-    private EvalListener evalListener = EvalListener.NONE;
-    private DataParallel dp;   // the run's gradient sync (closed with the run)
+    private List<dev.jtune.api.TrainerCallback> callbacks = List.of();
 
     public Trainer(Experiment exp, PrintStream out) {
         this(exp, out, null, false);
@@ -99,9 +98,9 @@ public final class Trainer {
         this.seams = seams;
     }
 
-    /** Consults {@code listener} at every validation evaluation; it may stop the run there (jtune sweep's pruning). */
-    public Trainer withEvalListener(EvalListener listener) {
-        this.evalListener = listener;
+    /** Tells {@code callbacks} of the run's events, in order; they may stop it, or ask for an evaluation or a checkpoint. */
+    public Trainer withCallbacks(List<dev.jtune.api.TrainerCallback> callbacks) {
+        this.callbacks = List.copyOf(callbacks);
         return this;
     }
 
@@ -116,6 +115,7 @@ public final class Trainer {
         Device device = launch.isPresent() && parsed.is_cuda()
                 ? new Device("cuda:" + launch.get().cudaDevice(Byte.toUnsignedInt(org.bytedeco.pytorch.global.torch.cuda_device_count())))
                 : parsed;
+        Devices.makeCurrent(device);   // this rank's GPU before any CUDA call
         Precision precision = t.precision().resolve(device.is_cuda());
         ModelConfig config = ModelConfig.read(exp.model().path());
         ModelChecks.check(exp, config);   // Experiment.load ran it already; this covers experiments built in code
@@ -131,9 +131,9 @@ public final class Trainer {
             boolean preference = t.method().preference();
             dev.jtune.data.PreferenceRows.Prepared pairs = preference ? dev.jtune.data.PreferenceRows.prepare(exp.data(),
                     exp.preference(), t.seed(), t.perDeviceTrainBatchSize(), t.perDeviceEvalBatchSize(), tok, out) : null;
-            PreparedData data = preference ? pairs.data() : DatasetPreparer.prepare(exp.data(), t.seed(), tok, out, t.dataloaderNumWorkers());
+            PreparedData data = preference ? pairs.data() : DatasetPreparer.prepareCached(exp.data(), t.seed(), tok, out, t.dataloaderNumWorkers());
             if (data.train().isEmpty()) {
-                throw new UserError(exp.data().trainFile() + ": no training examples left after cleaning and splitting (see the data summary above)");
+                throw new UserError(exp.data().describeTraining() + ": no training examples left after cleaning and splitting (see the data summary above)");
             }
             if (t.earlyStoppingPatience() != null && data.validation().isEmpty()) {
                 throw new UserError(exp.file() + ": training.early_stopping_patience needs validation data "
@@ -143,30 +143,21 @@ public final class Trainer {
             String chatTemplate = data.template() == null ? null : data.template().source();
 
             Trainable trained = Trainable.forExperiment(exp, config, device, precision, Ops.of(t.kernels()));
-            dev.jtune.train.preference.PreferenceStepLoss preferenceLoss = null;
+            TrainStep step = null;   // owns trained (and the preference loss's reference) once assembled
             try {
                 CausalLM model = trained.model;
-                // ZeRO stage 1: this rank keeps the optimizer state of its shard only (with one rank there is nothing to shard)
-                ZeroSharding zero = t.zeroStage() == 1 && group.worldSize() > 1 ? ZeroSharding.of(group, trained.parameters()) : null;
-                AdamW optimizer = new AdamW(trained.parameters(), trained.decayed(), zero == null ? n -> true : zero::owns,
-                        t.weightDecay(), t.adamBeta1(), t.adamBeta2(), t.adamEpsilon());
-                // every rank starts from rank 0's weights, as DistributedDataParallel's constructor makes sure
-                group.broadcast(List.copyOf(trained.parameters().values()), 0, "broadcast of the initial weights from rank 0");
-                OptimizerStep base = new OptimizerStep(trained, optimizer,
-                        new LossScaler(model.device(), precision == Precision.FP16), precision, t.maxGradNorm(),
-                        TrainStep.checkpointingOf(t), t.labelSmoothingFactor());
-                base.dp = dp = DataParallel.of(group, trained.parameters(), model.numBlocks(), t.ddpBucketCapMb()).shardOptimizer(zero);
+                TrainStep.Settings settings = TrainStep.Settings.of(t, precision);
                 // training.method: the preference loss (and its reference model) replaces the cross-entropy
                 if (preference) {
-                    base.loss = preferenceLoss = dev.jtune.train.preference.PreferenceSetup.stepLoss(exp, model,
-                            trained instanceof Trainable.Adapters, precision, data, pairs.desirable(), padId, out);
+                    settings = settings.withLoss((policy, lora) -> dev.jtune.train.preference.PreferenceSetup.stepLoss(exp, policy,
+                            lora, precision, data, pairs.desirable(), padId, out));
                 }
-                OptimizerStep step = seams.step().apply(base);
+                step = TrainStep.assemble(trained, settings, group);
                 Map<String, Double>[] lastEvalMetrics = newMetricsHolder();
                 Evaluation evaluation = seams.evaluation().apply(!preference
                         ? Evaluation.of(model, t.perDeviceEvalBatchSize(), exp.data().maxSeqLength(), padId, precision, group)
-                        : preferenceEvaluation(preferenceLoss, model, t.perDeviceEvalBatchSize(), exp.data().maxSeqLength(), padId,
-                                precision, lastEvalMetrics));
+                        : preferenceEvaluation((dev.jtune.train.preference.PreferenceStepLoss) step.loss(), model,
+                                t.perDeviceEvalBatchSize(), exp.data().maxSeqLength(), padId, precision, lastEvalMetrics));
                 Batcher batcher = new Batcher(data.train(), preference ? 2 : 1, t.perDeviceTrainBatchSize(), true, t.seed(),
                         exp.data().packing(), exp.data().maxSeqLength(), padId, group.rank(), group.worldSize());
                 TrainingPlan plan = TrainingPlan.of(t, batcher.batchesPerEpoch());
@@ -175,19 +166,21 @@ public final class Trainer {
                 Files.createDirectories(outDir);
                 if (group.isMain()) exp.writeResolved(outDir.resolve("config.resolved.yaml"));
                 printPlan(config, trained, precision, device, plan, group);
+                ZeroSharding zero = step.dp.zero();
                 if (zero != null) {
                     long all = 0;
                     for (org.bytedeco.pytorch.Tensor p : trained.parameters().values()) all += 8 * p.numel();   // two fp32 moments
                     out.printf(Locale.ROOT, "ZeRO stage 1: optimizer state sharded over %d ranks; rank %d keeps %d of %d tensors' state, %s of %s%n",
                             group.worldSize(), group.rank(), zero.partition().ownedBy(group.rank()).size(), trained.parameters().size(),
-                            dev.jtune.plan.MemoryPlanner.human(optimizer.stateBytes()), dev.jtune.plan.MemoryPlanner.human(all));
+                            dev.jtune.plan.MemoryPlanner.human(step.optimizer.stateBytes()), dev.jtune.plan.MemoryPlanner.human(all));
                 }
 
                 MetricSinks sinks = new MetricSinks();
                 ObjectNode manifest = RunManifest.base(device, dataHashes);
                 TrainingLoop loop = new TrainingLoop(exp, plan, batcher, data, step, evaluation, sinks, chatTemplate, manifest, group);
-                loop.evalListener = evalListener;
                 loop.evalMetrics = () -> lastEvalMetrics[0];
+                loop.poisonAt = seams.poisonSteps();
+                loop.withCallbacks(callbacks);
                 // generated answers: rank 0 alone answers and scores (the others wait at the next collective)
                 loop.answers = group.isMain() ? AnswerRounds.of(model, precision, tok, t, data, out) : AnswerRounds.NONE;
                 if (resumeFrom != null) {
@@ -205,43 +198,33 @@ public final class Trainer {
                     sinks.open(metrics, tb);
                     if (tb != null) tb.text("config", 0, "```yaml\n" + exp.toYaml() + "\n```");
                     if (resumeFrom == null) loop.answers.base(sinks);   // before the first step: the base model's answers
-                    String stopReason;
-                    Path finalDir;
+                    TrainingLoop.Result done;
                     try {
-                        stopReason = loop.train(preemption);
-                        if (loop.preempted != null) return preempted(loop, sinks);
-                        finalDir = loop.finish(out);
+                        done = loop.run(preemption, out);
                     } catch (RuntimeException | OutOfMemoryError e) {
                         if (OutOfMemory.is(e)) {
                             throw OutOfMemory.explain(e, exp, model.parameterCount(), precision, device, loop.phase);
                         }
                         throw e;
                     }
+                    if (done.preemptedBy() != null) return preempted(done, loop.checkpointDir(done.steps()), sinks);
 
                     if (group.active()) out.println(WeightCheck.compare(group, List.copyOf(trained.parameters().values())));
                     // ---- clean up: the report
                     if (!group.isMain()) {
-                        return new Outcome(loop.step(), loop.epochs(), sinks.trainLog, sinks.evalLog, bestEvalLoss(loop, sinks),
-                                loop.state.best.step, finalDir, loop.test, stopReason, List.of(), null, loop.state.bad.skipped);
+                        loop.callbacks.trainEnd();
+                        return outcome(done, sinks, List.of(), null);
                     }
-                    return report(config, trained, device, precision, data, plan, loop, sinks, stopReason, finalDir, started);
+                    Outcome o = report(config, trained, device, precision, data, plan, done, loop.answers.report(), sinks, started);
+                    loop.callbacks.trainEnd();
+                    return o;
                 }
             } finally {
-                if (dp != null) dp.close();
-                if (preferenceLoss != null) preferenceLoss.close();
-                trained.close();
+                if (step != null) step.close(); else trained.close();
             }
         } catch (IOException e) {
             throw new UserError(exp.training().outputDir() + ": " + e.getMessage(), e);
         }
-    }
-
-    /** The validation loss at the best evaluation (the best is chosen by training.metric_for_best_model), or null. */
-    private static Double bestEvalLoss(TrainingLoop loop, MetricSinks sinks) {
-        Long at = loop.state.best.step;
-        if (at == null) return null;
-        for (dev.jtune.metrics.EvalPoint p : sinks.evalLog) if (p.step() == at) return p.loss();
-        return loop.state.best.loss;
     }
 
     @SuppressWarnings("unchecked")
@@ -293,6 +276,7 @@ public final class Trainer {
                 device.is_cuda() ? "cuda" : "cpu");
         out.println(trained.describe());
         out.println(trained.model.kernels().describe(device.is_cuda()));
+        dev.jtune.kernels.OpPaths.reset();   // the paths really taken are reported after the first step (TrainingLoop)
         String reg = regularisation(trained.model, t);
         if (reg != null) out.println("regularisation (training only): " + reg);
         String batch = group.active()
@@ -318,15 +302,19 @@ public final class Trainer {
         return on.isEmpty() ? null : String.join(", ", on);
     }
 
-    private Outcome preempted(TrainingLoop loop, MetricSinks sinks) {
+    private Outcome preempted(TrainingLoop.Result done, Path checkpoint, MetricSinks sinks) {
         out.printf(Locale.ROOT, "stopped by %s after step %d; checkpoint %s%nresume with: jtune train %s --resume auto%n",
-                loop.preempted, loop.step(), loop.checkpointDir(loop.step()), exp.file());
-        return new Outcome(loop.step(), loop.epochs(), sinks.trainLog, sinks.evalLog, bestEvalLoss(loop, sinks), loop.state.best.step,
-                null, null, "stopped by " + loop.preempted, List.of(), null, loop.state.bad.skipped);
+                done.preemptedBy(), done.steps(), checkpoint, exp.file());
+        return outcome(done, sinks, List.of(), null);
+    }
+
+    private static Outcome outcome(TrainingLoop.Result done, MetricSinks sinks, List<String> warnings, Path report) {
+        return new Outcome(done.steps(), done.epochs(), sinks.trainLog, sinks.evalLog, done.bestLoss(), done.bestStep(),
+                done.finalDir(), done.test(), done.stopReason(), warnings, report, done.skippedSteps());
     }
 
     private Outcome report(ModelConfig config, Trainable trained, Device device, Precision precision, PreparedData data,
-                           TrainingPlan plan, TrainingLoop loop, MetricSinks sinks, String stopReason, Path finalDir, long started) {
+                           TrainingPlan plan, TrainingLoop.Result done, AnswerReport answers, MetricSinks sinks, long started) {
         TrainingSection t = exp.training();
         double wall = (System.nanoTime() - started) / 1e9;
         long trainTokens = data.train().stream().mapToLong(e -> e.inputIds().length).sum();
@@ -337,24 +325,22 @@ public final class Trainer {
         facts.put("precision", trained.precisionFacts(precision));
         String reg = regularisation(trained.model, t);
         if (reg != null) facts.put("regularisation", reg + " (training only)");
-        facts.put("final model", finalDir.toString());
-        LoopState.Best best = loop.state.best;
+        facts.put("final model", done.finalDir().toString());
         RunRecord record = new RunRecord("jtune: " + exp.file().getFileName(), exp.toYaml(), data.report().lines(),
-                data.train().size(), trainTokens, data.validation().size(), data.test().size(), plan.totalSteps(), loop.step(),
-                loop.epochs(), t.perDeviceTrainBatchSize() * plan.accumulation(), sinks.trainLog, sinks.evalLog,
-                loop.test == null ? null : loop.test.loss(), loop.test == null ? null : loop.test.perplexity(),
-                best.step, bestEvalLoss(loop, sinks), stopReason, wall, facts);
+                data.train().size(), trainTokens, data.validation().size(), data.test().size(), plan.totalSteps(), done.steps(),
+                done.epochs(), t.perDeviceTrainBatchSize() * plan.accumulation(), sinks.trainLog, sinks.evalLog,
+                done.test() == null ? null : done.test().loss(), done.test() == null ? null : done.test().perplexity(),
+                done.bestStep(), done.bestLoss(), done.stopReason(), wall, facts);
         List<String> warnings = RunDiagnostics.warnings(record);
         Path report = t.outputDir().resolve("report.html");
-        AnswerReport answers = loop.answers.report();
         HtmlReport.write(report, record, warnings, answers,
                 dev.jtune.metrics.PreferenceReport.section(sinks.trainExtras, sinks.evalExtras));
         if (answers != null) out.print(answers.text(3, 100));
-        for (String w : warnings) out.println("warning: " + w);
-        long skipped = loop.state.bad.skipped;
-        if (skipped > 0) out.printf(Locale.ROOT, "skipped %d of %d optimizer steps because of non-finite gradients%n", skipped, loop.step());
-        out.printf(Locale.ROOT, "done: %d steps in %.1f s (%s); final model %s; report %s%n", loop.step(), wall, stopReason, finalDir, report);
-        return new Outcome(loop.step(), loop.epochs(), sinks.trainLog, sinks.evalLog, bestEvalLoss(loop, sinks), best.step,
-                finalDir, loop.test, stopReason, warnings, report, skipped);
+        for (String w : warnings) out.println(w.startsWith("Note: ") ? "note: " + w.substring(6) : "warning: " + w);
+        long skipped = done.skippedSteps();
+        if (skipped > 0) out.printf(Locale.ROOT, "skipped %d of %d optimizer steps because of non-finite gradients%n", skipped, done.steps());
+        out.printf(Locale.ROOT, "done: %d steps in %.1f s (%s); final model %s; report %s%n", done.steps(), wall, done.stopReason(),
+                done.finalDir(), report);
+        return outcome(done, sinks, warnings, report);
     }
 }

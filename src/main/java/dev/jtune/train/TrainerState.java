@@ -54,7 +54,7 @@ final class TrainerState {
      * metrics.jsonl after that step are dropped (they are logged again), and so are lines that are not JSON (a line cut
      * by a crash): their number is reported on {@code out}.
      */
-    static void restore(Path ck, OptimizerStep step, LoopState s, MetricSinks sinks, Path metricsFile,
+    static void restore(Path ck, TrainStep step, LoopState s, MetricSinks sinks, Path metricsFile,
                         PrintStream out) throws IOException {
         step.trained.restore(ck);
         try (SafetensorsFile f = SafetensorsFile.open(ck.resolve("optimizer.safetensors"))) {

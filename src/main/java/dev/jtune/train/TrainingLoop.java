@@ -8,7 +8,6 @@ import dev.jtune.data.Batcher;
 import dev.jtune.data.PreparedData;
 import dev.jtune.dist.DistGroup;
 import dev.jtune.metrics.EvalPoint;
-import dev.jtune.metrics.TrainPoint;
 import dev.jtune.util.UserError;
 
 import java.io.IOException;
@@ -31,17 +30,19 @@ final class TrainingLoop {
     private final TrainingPlan plan;
     private final Batcher batcher;
     private final PreparedData data;
-    private final OptimizerStep step;
+    private final TrainStep step;
     private final Evaluation evaluation;
     private final Checkpoints checkpoints;
     private final MetricSinks sinks;
     private final String chatTemplate;
-    private final ObjectNode manifestBase;
+    private final CheckpointWriter writer;
     final LoopState state = new LoopState();
-    Evaluator.Result test;
-    String preempted;   // the signal that stopped the run, or null
+    private Evaluator.Result test;
+    private String preempted;   // the signal that stopped the run, or null
+    private boolean pathsReported;
     String phase = "training";   // what the run is doing, for an out-of-memory message
-    EvalListener evalListener = EvalListener.NONE;   // may stop the run at an evaluation (jtune sweep's pruning)
+    java.util.function.LongPredicate poisonAt = s -> false;   // tests: steps whose loss is made NaN (a corrupt batch)
+    RunCallbacks callbacks;   // the sinks, then the user's callbacks (and jtune sweep's pruner)
     AnswerRounds answers = AnswerRounds.NONE;        // predict_with_generate: answers at each evaluation and at the end
     private final DistGroup group;   // the ranks of a data-parallel run: rank 0 writes, all decide alike
     private long lastSaved = -1;     // the step of the checkpoint written last (the same on every rank)
@@ -50,12 +51,7 @@ final class TrainingLoop {
     /** The steps' own metrics since the last log line (name -> {sum, steps}), logged as their means as TRL does. */
     private final java.util.Map<String, double[]> metricWindow = new java.util.LinkedHashMap<>();
 
-    TrainingLoop(Experiment exp, TrainingPlan plan, Batcher batcher, PreparedData data, OptimizerStep step, Evaluation evaluation,
-                 MetricSinks sinks, String chatTemplate, ObjectNode manifestBase) {
-        this(exp, plan, batcher, data, step, evaluation, sinks, chatTemplate, manifestBase, DistGroup.single());
-    }
-
-    TrainingLoop(Experiment exp, TrainingPlan plan, Batcher batcher, PreparedData data, OptimizerStep step, Evaluation evaluation,
+    TrainingLoop(Experiment exp, TrainingPlan plan, Batcher batcher, PreparedData data, TrainStep step, Evaluation evaluation,
                  MetricSinks sinks, String chatTemplate, ObjectNode manifestBase, DistGroup group) {
         this.group = group;
         this.state.worldSize = group.worldSize();
@@ -69,7 +65,55 @@ final class TrainingLoop {
         this.checkpoints = new Checkpoints(t.outputDir(), t.saveTotalLimit());
         this.sinks = sinks;
         this.chatTemplate = chatTemplate;
-        this.manifestBase = manifestBase;
+        this.writer = new CheckpointWriter(step, group, checkpoints, exp, chatTemplate, manifestBase);
+        withCallbacks(List.of());
+    }
+
+    /** Tells {@code more} of the run's events after the run's own sinks (metrics.jsonl, TensorBoard, log_history). */
+    void withCallbacks(List<dev.jtune.api.TrainerCallback> more) {
+        List<dev.jtune.api.TrainerCallback> all = new ArrayList<>();
+        all.add(sinks);
+        all.addAll(more);
+        callbacks = new RunCallbacks(all);
+        callbacks.stateFrom(this::snapshot);
+    }
+
+    /** The snapshot callbacks are given. */
+    dev.jtune.api.TrainerState snapshot() {
+        return new dev.jtune.api.TrainerState(Math.toIntExact(state.position.step), Math.toIntExact(plan.totalSteps()), epochs(), bestEvalLoss(),
+                state.best.step == null ? null : Math.toIntExact(state.best.step),
+                t.outputDir(), group.isMain());
+    }
+
+    /**
+     * What a run's loop did: the steps taken, why it stopped, and (unless a signal stopped it, with a checkpoint) the
+     * final model and the test split's result.
+     *
+     * @param preemptedBy the signal that stopped the run after a checkpoint, or null
+     * @param finalDir    output_dir/final, or null when preempted
+     * @param test        the test split's loss, or null (no test split, or preempted)
+     */
+    record Result(long steps, double epochs, String stopReason, String preemptedBy, Path finalDir, Evaluator.Result test,
+                  Double bestLoss, Long bestStep, long skippedSteps) {}
+
+    /** Trains ({@link #train}), then, unless a signal stopped the run, {@link #finish}es it. */
+    Result run(Preemption preemption, java.io.PrintStream out) throws IOException {
+        String stopReason = train(preemption);
+        Path finalDir = null;
+        if (preempted == null) finalDir = finish(out);
+        else stopReason = "stopped by " + preempted;
+        return new Result(step(), epochs(), stopReason, preempted, finalDir, test, bestEvalLoss(), state.best.step, state.bad.skipped);
+    }
+
+    /**
+     * The validation loss at the best evaluation (the best is chosen by training.metric_for_best_model, which may be a
+     * preference metric such as rewards/accuracies), or null.
+     */
+    private Double bestEvalLoss() {
+        Long at = state.best.step;
+        if (at == null) return null;
+        for (EvalPoint p : sinks.evalLog) if (p.step() == at) return p.loss();
+        return state.best.loss;
     }
 
     long step() {
@@ -110,6 +154,7 @@ final class TrainingLoop {
         LoopState.Position pos = state.position;
         sinks.startProgress(plan.totalSteps(), pos.step);
         state.window.startNanos = System.nanoTime();
+        callbacks.trainBegin();
         try {
             while (pos.step < plan.totalSteps()) {
                 try (Batcher.BatchIterator it = batcher.epoch(pos.epoch, pos.resumeMicro)) {
@@ -140,7 +185,7 @@ final class TrainingLoop {
         LoopState.Position pos = state.position;
         double lr = plan.schedule().at(pos.step - state.bad.skipped);
         step.dp.startStep(pos.step + 1);   // names the step in a failed collective's message
-        TrainStep.Result r = step.run(micro, lr);
+        TrainStep.Result r = step.run(micro, lr, poisonAt.test(pos.step + 1), step.dp);
         state.bad.record(r.skipped());
         if (r.skipped()) {
             sinks.message(String.format(Locale.ROOT, "step %d skipped: non-finite gradients%s", pos.step + 1,
@@ -151,26 +196,41 @@ final class TrainingLoop {
             throw new UserError(String.format(Locale.ROOT, "stopping at step %d: %d consecutive steps had a non-finite loss or gradients "
                     + "(training.max_bad_steps is %d). The last good checkpoint is %s. Lower training.learning_rate, use bf16 "
                     + "instead of fp16, or look for broken rows in %s", pos.step + 1, state.bad.streak, t.maxBadSteps(),
-                    saved.isEmpty() ? "none (no checkpoint was written yet)" : saved.get(saved.size() - 1).toString(), exp.data().trainFile()));
+                    saved.isEmpty() ? "none (no checkpoint was written yet)" : saved.get(saved.size() - 1).toString(), exp.data().describeTraining()));
         }
         pos.step++;
+        if (!pathsReported) {   // what the ops really ran in this run's first step (Ops.describe said what was intended)
+            pathsReported = true;
+            java.util.Map<String, String> taken = dev.jtune.kernels.OpPaths.taken();
+            if (!taken.isEmpty()) {
+                StringBuilder b = new StringBuilder("kernels taken in step " + pos.step + ":");
+                taken.forEach((op, path) -> b.append(String.format(Locale.ROOT, "%n  %-16s %s", op, path)));
+                sinks.message(b.toString());
+            }
+        }
         LoopState.LossWindow w = state.window;
         w.add(r.loss(), r.tokens());
-        if (step.loss != null) {
-            step.loss.stepMetrics().forEach((k, v) -> {
-                double[] s = metricWindow.computeIfAbsent(k, x -> new double[2]);
-                s[0] += v;
-                s[1]++;
-            });
-        }
+        step.loss.stepMetrics().forEach((k, v) -> {
+            double[] s = metricWindow.computeIfAbsent(k, x -> new double[2]);
+            s[0] += v;
+            s[1]++;
+        });
         sinks.stepDone(pos.step, r.loss(), lr, w.tokensPerSecond());
         if (pos.step % t.loggingSteps() == 0 || pos.step == plan.totalSteps()) {
             // transformers logs the mean of the window's step losses and the last step's grad norm, before clipping
-            java.util.Map<String, Double> means = new java.util.LinkedHashMap<>();
-            metricWindow.forEach((k, s) -> means.put(k, s[0] / s[1]));
+            // (metrics.jsonl, TensorBoard and trainer_state.json's log_history are callbacks: MetricSinks)
+            java.util.Map<String, Double> logs = new java.util.LinkedHashMap<>();
+            logs.put("loss", w.meanLoss());
+            logs.put("learning_rate", lr);
+            logs.put("grad_norm", r.gradNorm());
+            logs.put("epoch", epochs());
+            logs.put("tokens_per_second", w.tokensPerSecond());
+            logs.put("skipped_steps", (double) state.bad.skipped);
+            if (step.scaler.enabled()) logs.put("loss_scale", step.scaler.scaleValue());
+            // the method's metrics (preference tuning: rewards/chosen, ...), the means over the window's steps as TRL logs them
+            metricWindow.forEach((k, s) -> logs.put(k, s[0] / s[1]));
             metricWindow.clear();
-            sinks.train(new TrainPoint(pos.step, epochs(), w.meanLoss(), lr, r.gradNorm(), w.tokensPerSecond()),
-                    step.scaler.enabled() ? step.scaler.scaleValue() : Double.NaN, state.bad.skipped, means);
+            callbacks.log(logs);
             w.reset();
         }
     }
@@ -178,14 +238,16 @@ final class TrainingLoop {
     /** Evaluation, checkpoint and stop decisions after a step; returns why the run stops now, or null. */
     private String afterStep(boolean epochEnd, Preemption preemption) {
         long now = state.position.step;
-        boolean evalNow = t.evalSteps() > 0 ? now % t.evalSteps() == 0 : epochEnd;
+        callbacks.stepEnd();
+        boolean evalNow = (t.evalSteps() > 0 ? now % t.evalSteps() == 0 : epochEnd) | callbacks.takeEvaluate();
         String stop = null;
-        if (evalNow && !data.validation().isEmpty()) {
-            stop = evaluate();
-            if (stop == null) stop = askListener();
-        }
-        boolean saveNow = t.saveSteps() > 0 ? now % t.saveSteps() == 0 || now == plan.totalSteps() : epochEnd;
+        if (evalNow && !data.validation().isEmpty()) stop = evaluate();
+        boolean saveNow = (t.saveSteps() > 0 ? now % t.saveSteps() == 0 || now == plan.totalSteps() : epochEnd) | callbacks.takeSave();
         if (saveNow && lastSaved != now) save();
+        if (stop == null && callbacks.stopRequested() != null) {
+            stop = callbacks.stopRequested();
+            sinks.message(stop);
+        }
         if (stop != null) return stop;
         // a signal to any rank stops every rank after this same step (one tiny all-reduce per step when distributed)
         String mine = preemption == null ? null : preemption.requested();
@@ -197,13 +259,18 @@ final class TrainingLoop {
         return null;
     }
 
-    /** Evaluates on the validation split; returns why the run stops here (early stopping, the listener), or null. */
+    /** Evaluates on the validation split; returns why the run stops here (early stopping), or null. */
     private String evaluate() {
         long now = state.position.step;
         Evaluator.Result r = evaluation.run(data.validation(), "validation");
         EvalPoint p = new EvalPoint(now, epochs(), r.loss(), r.perplexity());
         java.util.Map<String, Double> extra = evalMetrics.get();
-        sinks.eval(p, extra);
+        java.util.Map<String, Double> logs = new java.util.LinkedHashMap<>();
+        logs.put("eval_loss", r.loss());
+        logs.put("eval_perplexity", r.perplexity());
+        extra.forEach((k, v) -> logs.put("eval_" + k, v));   // a preference method's: eval_rewards/accuracies, ...
+        logs.put("epoch", p.epoch());
+        callbacks.log(logs);   // before a best-model checkpoint, whose log_history holds this evaluation
         LoopState.Best best = state.best;
         // metric_for_best_model: the loss, or a method's metric (eval_rewards/accuracies); Best keeps lower-is-better scores
         String metric = t.bestModelMetric();
@@ -221,43 +288,19 @@ final class TrainingLoop {
                 : String.format(Locale.ROOT, "eval @ step %d (epoch %.2f): loss %.4f, perplexity %.2f, %s",
                         now, p.epoch(), r.loss(), r.perplexity(), mark));
         answers.eval(now, sinks);
+        java.util.Map<String, Double> metrics = new java.util.LinkedHashMap<>(logs);
+        metrics.remove("epoch");
+        callbacks.evaluate(metrics);
         if (patience != null && best.badEvals >= patience) return "early stopping: no improvement in " + patience + " evaluations";
         return null;
     }
 
-    /** Asks the evaluation listener about the evaluation just made; returns its reason to stop, or null. */
-    private String askListener() {
-        EvalPoint last = sinks.evalLog.get(sinks.evalLog.size() - 1);
-        java.util.Map<String, Double> values = new java.util.LinkedHashMap<>();
-        values.put("eval_loss", last.loss());
-        values.put("eval_perplexity", last.perplexity());
-        java.util.Map<String, Double> extra = sinks.evalExtras.getOrDefault(last.step(), java.util.Map.of());
-        extra.forEach((k, v) -> values.put("eval_" + k, v));
-        String stop = evalListener.stopAfter(last.step(), values);
-        if (stop != null) sinks.message(stop);
-        return stop;
-    }
-
-    /**
-     * Rank 0 writes the checkpoint (every rank holds the same weights and optimizer state; under ZeRO stage 1 rank 0
-     * first gathers the other ranks' optimizer shards, so the file is the one plain data parallel writes), with every
-     * rank's random generators (they differ: see {@link RngStates}); the others wait for it.
-     */
+    /** A checkpoint of this step (see {@link CheckpointWriter}); callbacks are told once every rank has it. */
     private void save() {
         long now = state.position.step;
-        var rng = RngStates.gather(group, manifestBase.path("device").asText());
-        dev.jtune.dist.ZeroSharding zero = step.dp.zero();
-        try (dev.jtune.dist.ZeroSharding.Gathered opt = zero == null ? new dev.jtune.dist.ZeroSharding.Gathered(step.optimizer.state(), List.of())
-                : zero.gatherToMain(step.optimizer.state(), step.optimizer.allStateKeys(), AdamW::parameterOf)) {
-            if (group.isMain()) {
-                checkpoints.save(now, step.trained, opt.state(), step.optimizer.stepCount(), step.scaler,
-                        TrainerState.write(state, t, plan, sinks, checkpoints),
-                        exp.model().path(), exp.model().tokenizer(), chatTemplate, exp.toYaml(), manifestBase, rng);
-                checkpoints.rotate(state.best.step);
-            }
-        }
+        Path dir = writer.save(now, TrainerState.write(state, t, plan, sinks, checkpoints));
         lastSaved = now;
-        group.barrier(String.format(Locale.ROOT, "barrier after rank 0's checkpoint of step %d", now));
+        callbacks.save(dir);
     }
 
     /** Final evaluation, the best (or last) weights into final/, and the test split. */
@@ -282,7 +325,10 @@ final class TrainingLoop {
         if (!data.test().isEmpty()) {
             phase = "the test evaluation";
             test = evaluation.run(data.test(), "test");
-            sinks.test(test, now);
+            java.util.Map<String, Double> logs = new java.util.LinkedHashMap<>();
+            logs.put("test_loss", test.loss());
+            logs.put("test_perplexity", test.perplexity());
+            callbacks.log(logs);
             out.printf(Locale.ROOT, "test: loss %.4f, perplexity %.2f over %,d tokens the model never trained on%n",
                     test.loss(), test.perplexity(), test.tokens());
         }

@@ -38,6 +38,7 @@ public final class NativeRuntime {
     public static synchronized void configureThreads() {
         if (threadsSet) return;
         threadsSet = true;
+        LibTorchNatives.ensureLoaded();   // the first LibTorch call of most paths: make sure it is the preset's LibTorch
         int n = Math.max(1, Runtime.getRuntime().availableProcessors() - 1);
         String env = System.getenv("JTUNE_NUM_THREADS");
         if (env != null) {
@@ -48,5 +49,33 @@ public final class NativeRuntime {
             }
         }
         torch.set_num_threads(n);
+        singleThreadedBlas();
+    }
+
+    private interface OpenBlas extends Library {
+        void openblas_set_num_threads(int n);
+    }
+
+    /**
+     * LibTorch's fp32 matrix products on the CPU call OpenBLAS, which runs its own pthread pool (one thread per core,
+     * busy-waiting between calls) beside LibTorch's OpenMP pool. Measured on the 2-core box (bench/RESULTS.md,
+     * "decode"): with both pools, a 896 x 4864 matrix-vector product ran 4 to 8x slower than with OpenBLAS on one
+     * thread, the spinning threads taking the cores from each other and from other processes. So OpenBLAS gets one
+     * thread (the user's {@code OPENBLAS_NUM_THREADS} wins) and jtune splits work across cores itself
+     * ({@link dev.jtune.kernels.CpuLinear}). Every OpenBLAS mapped into the process is set (the Bytedeco
+     * openblas jar's copy is the one LibTorch resolves to here).
+     */
+    private static void singleThreadedBlas() {
+        if (System.getenv("OPENBLAS_NUM_THREADS") != null) return;
+        try {
+            java.util.Set<String> done = new java.util.HashSet<>();
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/maps"))) {
+                int slash = line.indexOf('/');
+                if (slash < 0 || !line.contains("/libopenblas") || !line.contains(".so")) continue;
+                String lib = line.substring(slash);
+                if (done.add(lib)) Native.load(lib, OpenBlas.class).openblas_set_num_threads(1);
+            }
+        } catch (Throwable t) {   // not Linux, or no OpenBLAS in this build (CUDA builds may use MKL): keep its default
+        }
     }
 }

@@ -10,7 +10,6 @@ import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
-import java.util.Arrays;
 import java.util.Locale;
 
 /** Small conversions between Java arrays and LibTorch tensors, and names for dtypes. */
@@ -89,10 +88,6 @@ public final class Tensors {
 
     public static long[] shape(Tensor t) {
         return t.sizes().vec().get();
-    }
-
-    public static String shapeString(long[] shape) {
-        return Arrays.toString(shape);
     }
 
     /** Bytes per element of a floating dtype we compute in. */

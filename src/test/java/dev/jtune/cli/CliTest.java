@@ -135,7 +135,7 @@ public class CliTest {
         Path text = tmp.resolve("short.txt");
         Files.writeString(text, "hello there");
         assertUserError(run("perplexity", "--model", model.toString(), "--text-file", text.toString(), "--device", "cuda"),
-                "--device", "CUDA is not available");
+                "--device", "CUDA cannot be used");
     }
 
     @Test

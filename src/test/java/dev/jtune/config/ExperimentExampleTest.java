@@ -38,7 +38,7 @@ class ExperimentExampleTest {
                 new ModelSection(LLAMA, null, GPT2_TOKENIZER, null, null, null, null),
                 new DataSection(train, validation, null, Format.INSTRUCTION, "text", "prompt", "response", "messages",
                         "You are a helpful assistant.", 0.1, 0.0, 512, false, false, OnBadRow.SKIP, OnLongRow.TRUNCATE,
-                        true, true),
+                        true, true, "conversations", "from", "value", "instruction", "input", "output", null, null),
                 new TrainingSection(out, out.resolve("runs"), 3.0, -1, 8, 8, 2, 2e-4, Scheduler.COSINE, java.util.Map.of("num_cycles", 0.5), 0, 0.03, 0.01, null, 0.0,
                         0.9, 0.999, 1e-8, 1.0, 10, 100, 100, 2, 42L, Precision.BF16, "auto", 3, 0.0, true, 2, 5, dev.jtune.kernels.KernelMode.AUTO, false, false,
                         java.util.Map.of("offload", false), true, 64, 1, 32, List.of("exact_match", "token_f1", "rouge_l", "bleu", "chrf"), 1800, 0, 25.0,

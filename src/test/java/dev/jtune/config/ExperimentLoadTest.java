@@ -41,7 +41,8 @@ class ExperimentLoadTest {
         assertEquals(tmp.resolve("exp.yaml"), e.file());
         assertEquals(new ModelSection(LLAMA, null, GPT2_TOKENIZER, null, null, null, null), e.model());
         assertEquals(new DataSection(fx.train, null, null, Format.TEXT, "text", "prompt", "response", "messages", null,
-                0.1, 0.0, 512, false, false, OnBadRow.SKIP, OnLongRow.TRUNCATE, true, true), e.data());
+                0.1, 0.0, 512, false, false, OnBadRow.SKIP, OnLongRow.TRUNCATE, true, true,
+                "conversations", "from", "value", "instruction", "input", "output", null, null), e.data());
         assertEquals(new TrainingSection(fx.out, fx.out.resolve("runs"), 3.0, -1, 8, 8, 1, 5e-5, Scheduler.LINEAR,
                 java.util.Map.of(), 0, 0.0, 0.0, null, 0.0, 0.9, 0.999, 1e-8, 1.0, 10, 0, 0, 2, 42L, Precision.AUTO, "auto", null, 0.0, true, 2, 5, dev.jtune.kernels.KernelMode.AUTO, false, false, java.util.Map.of(),
                 false, 64, 1, 32, List.of("exact_match", "token_f1", "rouge_l", "bleu", "chrf"), 1800, 0, 25.0,

@@ -99,7 +99,9 @@ class LabelMaskTest {
     }
 
     @Test
-    void qwen3TemplateFallsBackToLastTurnAndSaysSo() throws Exception {
+    void qwen3TemplateTrainsEveryTurnFoundInTheWholeRender() throws Exception {
+        // Qwen3 adds an empty think block to the last assistant turn only, so a turn renders differently once
+        // later messages follow; each turn is then located in the render of the whole conversation
         Path f = write(dir, "c.jsonl", "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"},"
                 + " {\"role\": \"assistant\", \"content\": \"Hello!\"}, {\"role\": \"user\", \"content\": \"Bye\"},"
                 + " {\"role\": \"assistant\", \"content\": \"Bye!\"}]}\n"
@@ -107,10 +109,30 @@ class LabelMaskTest {
         DataSection o = TestData.whole(f, DataSection.Format.CHAT, 256);
         HfTokenizer tok = TestData.qwen3();
         TestData.Run run = prepare(o, tok);
-        assertEquals(List.of("<think>\n\n</think>\n\nBye!<|im_end|>\n"), labelledSpans(run.data().train().get(0), tok));
+        assertEquals(List.of("Hello!<|im_end|>\n", "<think>\n\n</think>\n\nBye!<|im_end|>\n"),
+                labelledSpans(run.data().train().get(0), tok));
         assertEquals(List.of("<think>\n\n</think>\n\nTwo<|im_end|>\n"), labelledSpans(run.data().train().get(1), tok));
-        assertEquals("data: note: 1 chat rows train on their last assistant turn only: the chat template renders"
-                + " earlier turns differently once later messages follow", run.lines().get(2));
+        assertTrue(run.lines().stream().noneMatch(l -> l.contains("note:")), run.lines().toString());
+    }
+
+    @Test
+    void aTurnThatCannotBeFoundFallsBackToTheLastTurn() {
+        // earlier answers rendered in capitals: neither prefix-consistent nor found verbatim in the whole render
+        ChatTemplate t = ChatTemplate.of("{% for m in messages %}<{{ m.role }}>{% if m.role == 'assistant' and not loop.last %}"
+                + "{{ m.content | upper }}{% else %}{{ m.content }}{% endif %}</>{% endfor %}"
+                + "{% if add_generation_prompt %}<assistant>{% endif %}", "test template", "", "");
+        ChatSegments.Cut cut = new ChatSegments(t).cut(List.of(new ChatTemplate.Message("user", "q"),
+                new ChatTemplate.Message("assistant", "yes"), new ChatTemplate.Message("user", "r"),
+                new ChatTemplate.Message("assistant", "b")));
+        assertTrue(cut.lastTurnOnly());
+        assertEquals(List.of(new ChatSegments.Segment("<user>q</><assistant>YES</><user>r</><assistant>", false),
+                new ChatSegments.Segment("b</>", true)), cut.segments());
+    }
+
+    @Test
+    void endOfTurnStopsAtALineOrTagBoundary() {
+        assertEquals("<|end|>\n".length(), ChatSegments.commonPrefix("x<|end|>\n<|user|>", 1, "<|end|>\n<|im_end|>"));
+        assertEquals("<|im_end|>\n".length(), ChatSegments.commonPrefix("x<|im_end|>\n<|im_start|>", 1, "<|im_end|>\n"));
     }
 
     @Test

@@ -12,7 +12,6 @@ import org.junit.jupiter.params.provider.ValueSource;
 import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** Perplexity on CUDA equals CPU: fp32 within 1e-4 mean NLL, bf16 within 2e-2. Skips without CUDA. */
 @Tag("gpu")
@@ -22,7 +21,7 @@ class CudaParityTest {
     @ParameterizedTest
     @ValueSource(strings = {"llama-tiny", "mistral-tiny", "qwen2-tiny", "qwen3-tiny", "gpt2-tiny"})
     void perplexityOnCudaMatchesCpu(String name) {
-        assumeTrue(Devices.cudaAvailable(), "CUDA not available");
+        dev.jtune.GpuTests.assumeCuda();
         Path dir = Path.of("src/test/resources/models", name);
         double cpu;
         try (CausalLM m = ModelLoader.load(dir, ScalarType.Float, new Device("cpu"))) {

@@ -16,7 +16,6 @@ import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Ops.dequantize4bit: the kernel path (the emulated backend on the CPU, the CUDA kernel on a GPU) against the LibTorch
@@ -63,8 +62,8 @@ class Dequantize4bitTest {
     @Test
     @Tag("gpu")
     void cudaKernelEqualsTheComposition() {
-        assumeTrue(Devices.cudaAvailable(), "CUDA not available");
-        assumeTrue(KernelLibrary.available(), KernelLibrary.reason());
+        dev.jtune.GpuTests.assumeCuda();
+        dev.jtune.GpuTests.assumeGpu(KernelLibrary.available(), KernelLibrary.reason());
         Device cuda = new Device("cuda");
         for (QuantType t : QuantType.values()) {
             for (boolean dq : new boolean[] {false, true}) {

@@ -78,14 +78,34 @@ class RunDiagnosticsTest {
         }
     }
 
-    /** Validation still falls a little while training falls fast: the widening gap is reported, with the remedies. */
+    /**
+     * Validation still falls (best at the last evaluation) while training falls fast: the widening gap is a note, not
+     * overfitting, and suggests no checkpoint (the run ends on its best).
+     */
     @Test
-    void wideningGapIsReportedWithTheRemedies() {
+    void wideningGapWithFallingValidationLossIsANote() {
         Runs.B b = Runs.healthy().trainCurve(s -> 0.2 + 2.8 * Math.exp(-s / 60.0), 0.02);
         b.evalCurve(s -> 1.2 + 1.6 * Math.exp(-s / 40.0));
         String w = only(RunDiagnostics.warnings(b.build()));
+        assertTrue(w.startsWith("Note: the gap between validation and training loss widened"), w);
+        assertTrue(w.contains("at step 300") && w.contains("still fell to its best at the last evaluation"), w);
+        assertFalse(w.contains("verfitting"), w);
+        assertFalse(w.contains("checkpoint from step"), w);
+    }
+
+    /** The same gap with a validation loss that has just risen from its best: overfitting starts, with the remedies. */
+    @Test
+    void wideningGapWithRisingValidationLossIsOverfitting() {
+        Runs.B b = Runs.healthy().trainCurve(s -> 0.2 + 2.8 * Math.exp(-s / 60.0), 0.02);
+        Runs.B probe = Runs.healthy().trainCurve(s -> 0.2 + 2.8 * Math.exp(-s / 60.0), 0.02);
+        probe.evalCurve(s -> 1.2 + 1.6 * Math.exp(-s / 40.0));
+        List<EvalPoint> evals = probe.build().eval();
+        long last = evals.get(evals.size() - 1).step(), before = evals.get(evals.size() - 2).step();
+        b.evalCurve(s -> 1.2 + 1.6 * Math.exp(-s / 40.0) + (s == last ? 0.01 : 0));
+        String w = only(RunDiagnostics.warnings(b.build()));
         assertTrue(w.startsWith("Overfitting starts: the gap between validation and training loss widened"), w);
-        assertTrue(w.contains("at step 300"), w);
+        assertTrue(w.contains(String.format("rose from its best at step %d", before)), w);
+        assertTrue(w.contains("checkpoint from step " + before), w);
         for (String key : List.of("training.neftune_noise_alpha: 5", "training.label_smoothing_factor: 0.1", "training.weight_decay",
                 "lora.enabled: true", "model.attention_dropout: 0.1", "training.early_stopping_patience: 2", "more training data")) {
             assertTrue(w.contains(key), key + " in: " + w);
@@ -117,6 +137,8 @@ class RunDiagnosticsTest {
         }
         assertFalse(r.contains("attention_dropout"), r);
         assertFalse(r.contains("early_stopping_patience"), "already set: " + r);
+        // a run that ends on its best evaluation (step 10 of 10) is not told to go back to it
+        assertFalse(RunDiagnostics.remedies(gpt2, 10).contains("checkpoint from step"), RunDiagnostics.remedies(gpt2, 10));
     }
 
     @Test

@@ -17,7 +17,7 @@ import java.util.stream.Stream;
 import java.util.zip.GZIPInputStream;
 
 /** Test fixtures under src/test/resources/tokenizers (see the README.txt files there). */
-final class Fixtures {
+public final class Fixtures {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private Fixtures() {}
@@ -25,7 +25,7 @@ final class Fixtures {
     /** The GPT-2 tokenizer ships with the product (configs/tokenizers/gpt2, used by the demo); tests share that copy. */
     static final Path SHIPPED_GPT2 = Path.of("configs/tokenizers/gpt2");
 
-    static Path dir(String name) {
+    public static Path dir(String name) {
         if (name.equals("gpt2") || name.startsWith("gpt2/")) return SHIPPED_GPT2.resolve(name.substring(4).replaceFirst("^/", ""));
         URL url = Fixtures.class.getResource("/tokenizers/" + name);
         if (url == null) {

@@ -13,7 +13,6 @@ import org.junit.jupiter.params.provider.CsvSource;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * On CUDA, checkpointing with {@code offload} (saved block inputs in pinned host memory) gives the loss and gradients
@@ -25,7 +24,7 @@ class ActivationCheckpointingGpuTest {
     @ParameterizedTest(name = "{0} lora={1} {2}")
     @CsvSource({"llama-tiny, true, BF16", "qwen3-tiny, false, FP32", "gpt2-tiny, true, FP32"})
     void offloadedCheckpointingEqualsThePlainStep(String name, boolean lora, Precision precision) {
-        assumeTrue(Devices.cudaAvailable(), "CUDA not available");
+        dev.jtune.GpuTests.assumeCuda();
         ActivationCheckpointingTest.Setup s = ActivationCheckpointingTest.setup(name, lora, Ops.AUTO, new Device("cuda"));
         try (CausalLM m = s.model()) {
             Batch batch = ActivationCheckpointingTest.packedBatches(9, 3).get(0);

@@ -48,6 +48,36 @@ class ActivationCheckpointingTest {
     /** Trainable copies of a reference model (full: every weight in fp32; LoRA: random A and B, dropout 0.2). */
     record Setup(CausalLM model, Map<String, Tensor> trainable) {}
 
+    /** A setup as what a step trains: its tensors, all decayed; it cannot be saved (these tests never save). */
+    static Trainable trainable(Setup s) {
+        return new Trainable(s.model()) {
+            @Override
+            Map<String, Tensor> parameters() {
+                return s.trainable();
+            }
+
+            @Override
+            java.util.function.Predicate<String> decayed() {
+                return n -> true;
+            }
+
+            @Override
+            dev.jtune.io.WrittenFiles save(Path dir, Path baseModelDir, Path tokenizerDir, String chatTemplate) {
+                throw new UnsupportedOperationException("test setup");
+            }
+
+            @Override
+            void restore(Path dir) {
+                throw new UnsupportedOperationException("test setup");
+            }
+
+            @Override
+            String what() {
+                return "test setup";
+            }
+        };
+    }
+
     static Setup setup(String name, boolean lora, Ops ops) {
         return setup(name, lora, ops, CPU);
     }
@@ -161,15 +191,14 @@ class ActivationCheckpointingTest {
         for (int c = 0; c < 2; c++) {
             boolean ckpt = c == 1;
             Setup s = setup(name, lora, Ops.OFF);
-            try (CausalLM m = s.model()) {
-                AdamW opt = new AdamW(s.trainable(), n -> true, 0.01, 0.9, 0.999, 1e-8);
-                LossScaler scaler = new LossScaler(CPU, precision == Precision.FP16);
+            TrainStep.Settings settings = new TrainStep.Settings(precision, 0.01, 0.9, 0.999, 1e-8, 1.0,
+                    new ActivationCheckpointing.Settings(ckpt, false), 0.0, 0, dev.jtune.dist.DataParallel.DEFAULT_BUCKET_CAP_MB, null);
+            try (TrainStep st = TrainStep.assemble(trainable(s), settings, dev.jtune.dist.DistGroup.single())) {
                 torch.manual_seed(5);
                 losses[c] = new double[3];
                 for (int step = 0; step < 3; step++) {
                     List<Batch> micro = batches.subList(2 * step, 2 * step + 2);
-                    losses[c][step] = TrainStep.run(m, s.trainable(), opt, scaler, precision, 1.0,
-                            new ActivationCheckpointing.Settings(ckpt, false), 0.0, micro, 1e-3, false).loss();
+                    losses[c][step] = st.step(micro, 1e-3).loss();
                 }
                 Map<String, float[]> w = new LinkedHashMap<>();
                 try (PointerScope scope = new PointerScope()) {

@@ -98,24 +98,21 @@ class DataParallelMemoryTest {
             ModelConfig config = ModelConfig.read(dir);
             torch.manual_seed(1);
             Trainable t = new Trainable.Full(config, cpu, Ops.OFF);
-            AdamW optimizer = new AdamW(t.parameters(), t.decayed(), 0.01, 0.9, 0.999, 1e-8);
-            LossScaler scaler = new LossScaler(cpu, false);
-            DataParallel dp = DataParallel.of(group, t.parameters(), t.model.numBlocks(), DataParallel.DEFAULT_BUCKET_CAP_MB);
+            TrainStep step = TrainStep.assemble(t, TrainStep.Settings.defaults(Precision.FP32, 0.01, 1.0)
+                    .withCheckpointing(new ActivationCheckpointing.Settings(checkpointing, false)), group);
+            DataParallel dp = step.dataParallel();
             List<Batch> batches = SteadyStateProbe.batches((int) config.vocabSize());
-            ActivationCheckpointing.Settings ckpt = new ActivationCheckpointing.Settings(checkpointing, false);
             System.gc();   // what loading left for the collector, before the baseline (as SteadyStateProbe)
             for (int s = 1; s <= steps; s++) {
                 List<Batch> micro = List.of(batches.get((2 * s) % batches.size()), batches.get((2 * s + 1) % batches.size()));
                 dp.startStep(s);
-                TrainStep.Result r = TrainStep.run(t.model, t.parameters(), optimizer, scaler, Precision.FP32, 1.0, ckpt, 0.0, micro,
-                        1e-3, false, dp);
+                TrainStep.Result r = step.step(micro, 1e-3);
                 if (!Double.isFinite(r.loss())) throw new IllegalStateException("step " + s + ": loss " + r.loss());
                 SteadyStateProbe.rssAnonKib();   // malloc_trim, as the other probe does before it reads
                 System.out.printf(Locale.ROOT, "step %d malloc_in_use %d early %d of %d%n", s, SteadyStateProbe.mallocInUse(),
                         dp.bucketsStartedDuringBackward(), dp.bucketCount());
             }
-            dp.close();
-            t.close();
+            step.close();
             group.close();
             System.exit(0);   // the native group's teardown is left to the process's exit, as the trainer does
         }

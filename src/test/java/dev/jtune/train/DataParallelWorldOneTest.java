@@ -20,7 +20,6 @@ import static dev.jtune.train.DataParallelTest.rank;
 import static dev.jtune.train.DataParallelTest.weights;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * World size 1 through the whole data-parallel path: {@code jtune train exp.yaml --nproc-per-node 1} starts one rank
@@ -99,7 +98,7 @@ class DataParallelWorldOneTest {
     @Test
     @Tag("gpu")
     void ncclWorldSizeOneEqualsTheRunWithoutAGroup() throws Exception {
-        assumeTrue(Devices.cudaAvailable(), "CUDA not available");
+        dev.jtune.GpuTests.assumeCuda();
         String log = trainBoth("nccl1", "cuda");
         assertTrue(log.contains("distributed: rank 0 of 1") && log.contains("nccl over 127.0.0.1"), log);
         double worst = compare("nccl1", 1e-5, 1e-4);

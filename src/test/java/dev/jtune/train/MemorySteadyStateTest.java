@@ -29,7 +29,6 @@ import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Every native allocation of a step has an owner that frees it within the step: after each optimizer step the
@@ -100,7 +99,7 @@ class MemorySteadyStateTest {
     @ParameterizedTest(name = "lora={0} checkpointing={1}")
     @CsvSource({"false, false", "true, true", "false, true"})
     void cudaAllocatedBytesAreEqualAfterEveryStep(boolean lora, boolean checkpointing) throws IOException {
-        assumeTrue(Devices.cudaAvailable(), "CUDA not available");
+        dev.jtune.GpuTests.assumeCuda();
         List<Long> allocated = new ArrayList<>();
         long[] closed = {-1};
         SteadyStateProbe.run(model, STEPS, new Device("cuda"), Ops.AUTO, lora, checkpointing, line -> {

@@ -138,19 +138,19 @@ class PreferenceReferenceTest {
         Device cpu = new Device("cpu");
         ModelConfig config = ModelConfig.read(MODEL);
         List<Map.Entry<Double, Map<String, Double>>> out = new ArrayList<>();
-        try (Trainable trained = new Trainable.Full(config, cpu, Ops.AUTO);
-             PreferenceStepLoss loss = new PreferenceStepLoss(new PreferenceLoss(method, settings),
-                     ReferenceLogps.frozen(ModelLoader.load(MODEL, ScalarType.Float, cpu, Ops.AUTO)), desirable)) {
-            trained.model.setDropout(ModelDropout.NONE);
-            AdamW optimizer = new AdamW(trained.parameters(), trained.decayed(), 0.0, 0.9, 0.999, 1e-8);
-            OptimizerStep step = new OptimizerStep(trained, optimizer, new LossScaler(cpu, false), Precision.FP32, 0.0);
-            step.loss = loss;
+        Trainable trained = new Trainable.Full(config, cpu, Ops.AUTO);
+        trained.model.setDropout(ModelDropout.NONE);
+        // the factory every run builds its step with (no weight decay, no clipping), with the case's preference loss
+        TrainStep.Settings plain = TrainStep.Settings.defaults(Precision.FP32, 0.0, 0.0).withLoss((model, lora) ->
+                new PreferenceStepLoss(new PreferenceLoss(method, settings),
+                        ReferenceLogps.frozen(ModelLoader.load(MODEL, ScalarType.Float, cpu, Ops.AUTO)), desirable));
+        try (TrainStep step = TrainStep.assemble(trained, plain, dev.jtune.dist.DistGroup.single())) {
             Batcher batcher = new Batcher(examples, 2, itemsPerStep, false, 0, false, 64, ref.get("pad_id").asLong(), 0, 1);
             try (Batcher.BatchIterator it = batcher.epoch(0, 0)) {
                 for (int i = 0; i < steps; i++) {
                     Batch b = it.next();
-                    TrainStep.Result r = step.run(List.of(b), ref.get("learning_rate").asDouble());
-                    out.add(Map.entry(r.loss(), loss.stepMetrics()));
+                    TrainStep.Result r = step.step(List.of(b), ref.get("learning_rate").asDouble());
+                    out.add(Map.entry(r.loss(), step.loss().stepMetrics()));
                 }
             }
         }

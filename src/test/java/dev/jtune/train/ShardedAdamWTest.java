@@ -90,19 +90,4 @@ class ShardedAdamWTest {
             for (String k : fresh.state().keySet()) assertArrayEquals(Tensors.toFloats(full.state().get(k)), Tensors.toFloats(fresh.state().get(k)), k);
         }
     }
-
-    @Test
-    void keepOnlyDropsTheOthersState() {
-        Map<String, Tensor> p = new LinkedHashMap<>();
-        p.put("a", torch.zeros(new long[] {10}, Tensors.options(ScalarType.Float)).requires_grad_(true));
-        p.put("b", torch.zeros(new long[] {30}, Tensors.options(ScalarType.Float)).requires_grad_(true));
-        AdamW o = new AdamW(p, n -> true, 0.0, 0.9, 0.999, 1e-8);
-        assertEquals(8 * 40, o.stateBytes());
-        o.keepOnly(n -> n.equals("b"));
-        assertEquals(8 * 30, o.stateBytes());
-        assertTrue(o.owns("b"));
-        assertFalse(o.owns("a"));
-        assertEquals(List.of("exp_avg.b", "exp_avg_sq.b"), List.copyOf(o.state().keySet()));
-        assertEquals(List.of("exp_avg.a", "exp_avg.b", "exp_avg_sq.a", "exp_avg_sq.b"), o.allStateKeys());
-    }
 }

@@ -50,21 +50,20 @@ public final class SteadyStateProbe {
         Trainable t = lora
                 ? new Trainable.Adapters(config, device, ScalarType.Float, new LoraSpec(8, 16, 0.1, List.of("all-linear"), false, false), null, 1, ops, null)
                 : new Trainable.Full(config, device, ops);
-        AdamW optimizer = new AdamW(t.parameters(), t.decayed(), 0.01, 0.9, 0.999, 1e-8);
-        LossScaler scaler = new LossScaler(device, false);
+        TrainStep step = TrainStep.assemble(t, TrainStep.Settings.defaults(Precision.FP32, 0.01, 1.0)
+                .withCheckpointing(new ActivationCheckpointing.Settings(checkpointing, checkpointing)), dev.jtune.dist.DistGroup.single());
         List<Batch> batches = batches((int) config.vocabSize());
-        ActivationCheckpointing.Settings ckpt = new ActivationCheckpointing.Settings(checkpointing, checkpointing);
         // once, before the steps: what loading left for the collector (JavaCPP frees unreachable pointers after a GC)
         // would otherwise be freed during some later step and look like the baseline moving. No GC during the steps.
         System.gc();
         for (int s = 1; s <= steps; s++) {
             List<Batch> micro = List.of(batches.get((2 * s) % batches.size()), batches.get((2 * s + 1) % batches.size()));
-            TrainStep.Result r = TrainStep.run(t.model, t.parameters(), optimizer, scaler, Precision.FP32, 1.0, ckpt, 0.0, micro, 1e-3, false);
+            TrainStep.Result r = step.step(micro, 1e-3);
             if (!Double.isFinite(r.loss())) throw new IllegalStateException("step " + s + ": loss " + r.loss());
             out.accept(String.format(Locale.ROOT, "step %d rss_anon_kib %d cuda_allocated_bytes %d malloc_in_use %d loss %.4f", s,
                     rssAnonKib(), cudaAllocated(device), mallocInUse(), r.loss()));
         }
-        t.close();
+        step.close();
         out.accept(String.format(Locale.ROOT, "closed rss_anon_kib %d cuda_allocated_bytes %d", rssAnonKib(), cudaAllocated(device)));
     }
 

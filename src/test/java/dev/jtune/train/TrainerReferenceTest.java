@@ -48,18 +48,19 @@ class TrainerReferenceTest {
         try (Trainable trained = new Trainable.Full(config, cpu, dev.jtune.kernels.Ops.AUTO)) {
             // the reference ran with the model's dropout off (attn_pdrop = resid_pdrop = embd_pdrop = 0): no random masks
             trained.model.setDropout(dev.jtune.model.ModelDropout.NONE);
-            AdamW optimizer = new AdamW(trained.parameters(), trained.decayed(), hp.get("weight_decay").asDouble(),
-                    hp.get("adam_beta1").asDouble(), hp.get("adam_beta2").asDouble(), hp.get("adam_epsilon").asDouble());
             LrSchedule schedule = new LrSchedule(Scheduler.valueOf(hp.get("lr_scheduler_type").asText().toUpperCase(Locale.ROOT)),
                     hp.get("learning_rate").asDouble(), hp.get("warmup_steps").asLong(), hp.get("max_steps").asLong());
-            OptimizerStep step = new OptimizerStep(trained, optimizer, new LossScaler(cpu, false), Precision.FP32,
-                    hp.get("max_grad_norm").asDouble());
+            // the factory every run builds its step with, on the reference's hyperparameters
+            TrainStep step = TrainStep.assemble(trained, new TrainStep.Settings(Precision.FP32, hp.get("weight_decay").asDouble(),
+                    hp.get("adam_beta1").asDouble(), hp.get("adam_beta2").asDouble(), hp.get("adam_epsilon").asDouble(),
+                    hp.get("max_grad_norm").asDouble(), ActivationCheckpointing.Settings.OFF, 0.0, 0,
+                    dev.jtune.dist.DataParallel.DEFAULT_BUCKET_CAP_MB, null), dev.jtune.dist.DistGroup.single());
             double worstLoss = 0, worstNorm = 0;
             for (int s = 0; s < steps.size(); s++) {
                 JsonNode want = steps.get(s);
                 double lr = schedule.at(s);
                 assertClose(want.get("learning_rate").asDouble(), lr, "learning rate", s);
-                TrainStep.Result r = step.run(batches(want.get("micro_batches")), lr);
+                TrainStep.Result r = step.step(batches(want.get("micro_batches")), lr);
                 assertClose(want.get("loss").asDouble(), r.loss(), "loss", s);
                 assertClose(want.get("grad_norm").asDouble(), r.gradNorm(), "grad_norm (before clipping)", s);
                 worstLoss = Math.max(worstLoss, Math.abs(r.loss() / want.get("loss").asDouble() - 1));

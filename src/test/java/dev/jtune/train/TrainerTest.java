@@ -273,20 +273,6 @@ class TrainerTest {
                 Trainable.precisionFacts(Precision.FP16, ScalarType.Half));
     }
 
-    /** jtune bench EXPERIMENT.yaml steps with the experiment's AdamW settings, not the defaults. */
-    @Test
-    void benchStepUsesTheExperimentsOptimizerSettings() throws IOException {
-        try (TrainStep step = TrainStep.fromExperiment(experiment("bench", "training.adam_beta1=0.8", "training.adam_beta2=0.99",
-                "training.adam_epsilon=1.0e-6", "training.weight_decay=0.1"), dev.jtune.kernels.Ops.AUTO)) {
-            assertEquals(0.8, step.optimizer().beta1());
-            assertEquals(0.99, step.optimizer().beta2());
-            assertEquals(1e-6, step.optimizer().eps());
-            assertEquals(0.1, step.optimizer().weightDecay());
-            assertTrue(step.optimizer().decayedNames().contains("model.embed_tokens.weight"), "embeddings decay, as in transformers");
-            assertTrue(!step.optimizer().decayedNames().contains("model.norm.weight"), "norm weights do not");
-        }
-    }
-
     /** save_total_limit as transformers' _rotate_checkpoints: the best moves to second-newest; limit 1 keeps best and newest. */
     @Test
     void rotationFollowsTransformers() {

@@ -95,7 +95,7 @@ public final class Gpt2Model extends CausalLM {
     /** Conv1D: x @ W + b with W stored (in, out). */
     private Tensor conv1d(Tensor x, String prefix) {
         FrozenLinear f = frozenLinear(prefix);   // a 4-bit base: quantized as W^T (out, in), as bitsandbytes does
-        return withAdapter(prefix, x, f != null ? f.apply(x) : torch.linear(x, p(prefix + ".weight").t(), new TensorOptional(p(prefix + ".bias"))));
+        return withAdapter(prefix, x, f != null ? f.apply(x) : kernels.linear(x, p(prefix + ".weight").t(), p(prefix + ".bias")));
     }
 
     private Tensor layerNorm(Tensor x, String prefix) {

@@ -100,6 +100,6 @@ public final class LlamaModel extends CausalLM {
 
     private Tensor linear(Tensor x, String prefix) {
         FrozenLinear f = frozenLinear(prefix);   // a 4-bit base
-        return withAdapter(prefix, x, f != null ? f.apply(x) : torch.linear(x, p(prefix + ".weight"), opt(optionalParam(prefix + ".bias"))));
+        return withAdapter(prefix, x, f != null ? f.apply(x) : kernels.linear(x, p(prefix + ".weight"), optionalParam(prefix + ".bias")));
     }
 }

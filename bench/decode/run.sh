@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Greedy decode speed of jtune beside llama.cpp on the same weights, alternating the two tools in one run (the box is
+# shared: only ratios from one run mean anything; the load average is printed with every result).
+#
+#   bench/decode/run.sh [WORK_DIR] [ROUNDS]       (defaults: /tmp/jtune-decode-bench, 3)
+#
+# WORK_DIR/hf/ (a Hugging Face directory) and WORK_DIR/model-f32.gguf are made by make_model.py when missing (the
+# qwen2.5-0.5b decoder with the GPT-2 vocabulary, 448M parameters); GGUF=path uses another GGUF of the same weights
+# (e.g. from `jtune export --format gguf --type f32` once it exists). Each round runs `jtune bench --generate` and then
+# bench/peer/llamacpp/decode.mjs, batch 1 and 8 (BATCHES=...), NEW tokens (64) after a PROMPT-token prompt (16),
+# THREADS llama.cpp threads (2); jtune uses every core (JTUNE_NUM_THREADS). Both print the greedy ids of row 0, and the
+# summary checks they are equal. Results: WORK_DIR/results/round-N-{jtune,llamacpp}.json, a summary on stdout.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+work="${1:-/tmp/jtune-decode-bench}"
+rounds="${2:-3}"
+batches="${BATCHES:-1,8}"
+new="${NEW:-64}"
+prompt="${PROMPT:-16}"
+threads="${THREADS:-2}"
+mkdir -p "$work/results"
+if [ ! -f "$work/hf/model.safetensors" ] || [ ! -f "$work/model-f32.gguf" ]; then
+  /usr/bin/python3 "$here/make_model.py" "$work"
+fi
+gguf="${GGUF:-$work/model-f32.gguf}"
+if [ ! -d "$repo/bench/peer/llamacpp/node_modules/node-llama-cpp" ]; then
+  (cd "$repo/bench/peer/llamacpp" && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm ci --omit=optional --no-audit --no-fund >&2)
+fi
+if [ -z "${JTUNE_CP:-}" ]; then
+  (cd "$repo" && mvn -B -ntp -q -o -DskipTests -Djtune.kernels=skip compile dependency:build-classpath -Dmdep.outputFile=target/decode-bench.cp >&2)
+  rm -rf "$work/classes" && cp -r "$repo/target/classes" "$work/classes"   # a snapshot: rebuilding the checkout mid-run must not change it
+  JTUNE_CP="$work/classes:$(cat "$repo/target/decode-bench.cp")"
+fi
+for r in $(seq 1 "$rounds"); do
+  echo "round $r: jtune (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+  java -Xmx4g -cp "$JTUNE_CP" dev.jtune.cli.Main bench --generate --model "$work/hf" --batch "$batches" \
+      --new-tokens "$new" --prompt-tokens "$prompt" --json > "$work/results/round-$r-jtune.json"
+  echo "round $r: llama.cpp (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+  (cd "$repo/bench/peer/llamacpp" && node decode.mjs --gguf "$gguf" --batch "$batches" --new-tokens "$new" \
+      --prompt-tokens "$prompt" --threads "$threads") > "$work/results/round-$r-llamacpp.json"
+done
+/usr/bin/python3 - "$work/results" "$rounds" <<'PY'
+import json, sys
+d, rounds = sys.argv[1], int(sys.argv[2])
+print(f"{'round':>5} {'batch':>5} {'jtune tok/s':>12} {'llama.cpp tok/s':>16} {'ratio':>6} {'jtune GB/s':>10} {'llama GB/s':>10}  same greedy ids  load (jtune | llama.cpp)")
+for r in range(1, rounds + 1):
+    j = json.load(open(f"{d}/round-{r}-jtune.json"))
+    l = json.load(open(f"{d}/round-{r}-llamacpp.json"))
+    for jb, lb in zip(j["batches"], l["batches"]):
+        same = jb["row0"] == lb["row0"]
+        print(f"{r:>5} {jb['batch']:>5} {jb['tokensPerSecond']:>12.2f} {lb['tokensPerSecond']:>16.2f} "
+              f"{jb['tokensPerSecond'] / lb['tokensPerSecond']:>6.2f} {jb['weightGBPerSecond']:>10.1f} {lb['weightGBPerSecond']:>10.1f}  "
+              f"{str(same):>15}  {j['load']} | {l['load']}")
+PY
