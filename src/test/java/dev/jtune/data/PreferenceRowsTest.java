@@ -69,6 +69,19 @@ class PreferenceRowsTest {
     }
 
     @Test
+    void theSupervisedPreparerRefusesPreferenceDataNamingTheFormat() throws IOException {
+        // jtune data / eval / lr-find read supervised examples: a user error naming the format, not a crash in RowCleaner
+        Path f = Files.writeString(tmp.resolve("pairs.csv"), "prompt,chosen,rejected\nWhat is 2+2?, Four., Five.\n");
+        for (DataSection.Format format : List.of(DataSection.Format.PREFERENCE, DataSection.Format.KTO)) {
+            DataSection d = DataSection.builder(f).format(format).validationSplit(0.0).build();
+            UserError e = assertThrows(UserError.class, () -> DatasetPreparer.prepareCached(d, 1, tok, null, 1));
+            String name = format.name().toLowerCase(java.util.Locale.ROOT);
+            assertTrue(e.getMessage().startsWith("data.format " + name + " (" + f + ")") && e.getMessage().contains("training.method"),
+                    e.getMessage());
+        }
+    }
+
+    @Test
     void plainTextIsPromptThenCompletionThenEosWithThePromptMasked() throws IOException {
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         PreferenceRows.Prepared p = prepare("pairs.csv", "prompt,chosen,rejected\nWhat is 2+2?, Four., Five.\n",
