@@ -53,7 +53,7 @@ public final class BenchRunner {
     public record Options(Path experiment, String shape, String arch, String precision, Integer loraR, List<String> loraTargets,
                           Integer seqLen, Integer microBatch, Integer gradAccum, String device, int steps, int warmup,
                           Integer gemmSize, Path profile, int profilePeriodMs, long seed, String kernels,
-                          boolean gradientCheckpointing, String quantization, Integer zeroStage) {
+                          boolean gradientCheckpointing, String quantization, Integer zeroStage, String method) {
     }
 
     private BenchRunner() {}
@@ -74,10 +74,13 @@ public final class BenchRunner {
             throw new UserError("--zero-stage: " + (o.zeroStage() == 2 || o.zeroStage() == 3 ? "ZeRO stage " + o.zeroStage() + " is not built in jtune; " : "")
                     + "supported: 0 (plain data parallel) and 1 (optimizer state sharded across the ranks), got " + o.zeroStage());
         }
-        // --zero-stage and --gradient-checkpointing over the experiment's (or the defaults') settings
+        // --method: a preference method's loss, made by the step's factory for the model it builds (null: sft)
+        dev.jtune.train.StepLoss.Factory method = o.method() == null ? null : preferenceLoss(o.method());
+        // --zero-stage, --gradient-checkpointing and --method over the experiment's (or the defaults') settings
         UnaryOperator<TrainStep.Settings> flags = s -> {
             if (o.zeroStage() != null) s = s.withZeroStage(o.zeroStage());
             if (o.gradientCheckpointing()) s = s.withCheckpointing(new dev.jtune.train.ActivationCheckpointing.Settings(true, false));
+            if (method != null) s = s.withLoss(method);
             return s;
         };
         // under torchrun or --nproc-per-node: this process is one rank; it reports its own numbers and the all-reduce's
@@ -192,6 +195,56 @@ public final class BenchRunner {
         }
     }
 
+    /**
+     * {@code --method}: the preference loss of that method with TRL's defaults, made for the step's model (dpo's
+     * reference: the LoRA base with its adapters off, so dpo needs --lora-r; orpo and simpo have no reference); null for sft.
+     */
+    static dev.jtune.train.StepLoss.Factory preferenceLoss(String method) {
+        dev.jtune.config.TrainingSection.Method m;
+        try {
+            m = dev.jtune.config.TrainingSection.Method.valueOf(method.toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new UserError("--method: unknown value '" + method + "'; expected sft, dpo, orpo or simpo");
+        }
+        if (m == dev.jtune.config.TrainingSection.Method.SFT) return null;
+        if (m == dev.jtune.config.TrainingSection.Method.KTO) {
+            throw new UserError("--method kto is not benched (its labels come from data); dpo times the same forward and backward");
+        }
+        var settings = new dev.jtune.config.PreferenceSection(null, null, null, null, null, null, null, null, null, null, null,
+                "chosen", "rejected", "completion", "label").resolvedFor(m);
+        var loss = new dev.jtune.train.preference.PreferenceLoss(m, settings);
+        return (model, lora) -> {
+            if (loss.needsReference() && !lora) {
+                throw new UserError("--method " + method + " benches the reference as LoRA's adapters-off base: add --lora-r N");
+            }
+            return new dev.jtune.train.preference.PreferenceStepLoss(loss, loss.needsReference()
+                    ? dev.jtune.train.preference.ReferenceLogps.adaptersOff(model) : dev.jtune.train.preference.ReferenceLogps.NONE,
+                    java.util.Map.of());
+        };
+    }
+
+    /**
+     * Preference pairs for --method: {@code accum} micro-batches of {@code micro} pairs, 2·micro rows of {@code seqLen}
+     * random ids (chosen rows first), the first half of each row a prompt (masked), the rest a completion.
+     */
+    public static List<Batch> syntheticPairs(int vocab, int seqLen, int micro, int accum, long seed) {
+        Random rnd = new Random(seed);
+        int prompt = seqLen / 2;
+        List<Batch> out = new ArrayList<>();
+        for (int m = 0; m < accum; m++) {
+            long[][] ids = new long[2 * micro][seqLen];
+            long[][] labels = new long[2 * micro][seqLen];
+            for (int r = 0; r < 2 * micro; r++) {
+                for (int t = 0; t < seqLen; t++) {
+                    ids[r][t] = r >= micro && t < prompt ? ids[r - micro][t] : rnd.nextInt(vocab);   // a pair shares its prompt
+                    labels[r][t] = t < prompt ? dev.jtune.util.Labels.IGNORE_INDEX : ids[r][t];
+                }
+            }
+            out.add(new Batch(ids, labels, null, null, 2 * micro * (seqLen - prompt), 2 * micro * seqLen));
+        }
+        return out;
+    }
+
     /** {@code accum} micro-batches of {@code micro} rows of {@code seqLen} random token ids; every next token is a target. */
     public static List<Batch> syntheticBatches(int vocab, int seqLen, int micro, int accum, long seed) {
         Random rnd = new Random(seed);
@@ -210,8 +263,10 @@ public final class BenchRunner {
                                       DistGroup group) {
         Device device = step.model().device();
         // each rank its own batches (as its shard would be), of the same shape
-        List<Batch> batches = syntheticBatches(config.vocabSize(), seqLen, micro, accum, o.seed() + group.rank());
-        long tokensPerStep = (long) micro * seqLen * accum;
+        boolean pairs = o.method() != null && !o.method().equalsIgnoreCase("sft");
+        List<Batch> batches = pairs ? syntheticPairs(config.vocabSize(), seqLen, micro, accum, o.seed() + group.rank())
+                : syntheticBatches(config.vocabSize(), seqLen, micro, accum, o.seed() + group.rank());
+        long tokensPerStep = (long) micro * seqLen * accum * (pairs ? 2 : 1);   // a pair is two sequences
         double lr = 1e-5;
 
         // ZeRO stage 1: the step keeps (and steps) only this rank's shard of the optimizer state from the first step on, so
@@ -348,6 +403,7 @@ public final class BenchRunner {
         c.put("grad_accum", accum);
         c.put("tokens_per_step", tokensPerStep);
         c.put("gradient_checkpointing", step.settings().checkpointing().enabled());
+        c.put("method", o.method() == null ? "sft" : o.method().toLowerCase(Locale.ROOT));   // --method: the loss timed
         c.put("device", device.is_cuda() ? "cuda" : "cpu");
         c.put("device_name", deviceName);
         c.put("intra_op_threads", torch.get_num_threads());

@@ -80,6 +80,11 @@ final class BenchCommand implements Runnable, CommandLine.IExitCodeGenerator {
             + "Default: the experiment's training.zero_stage, or 0.")
     Integer zeroStage;
 
+    @Option(names = "--method", paramLabel = "sft|dpo|orpo|simpo", description = "The loss timed: sft (default) or a preference "
+            + "method on synthetic pairs (--micro-batch counts pairs, each two sequences; dpo's reference is the LoRA base with "
+            + "the adapters off, so dpo needs --lora-r).")
+    String method;
+
     @Option(names = "--generate", description = "Measure greedy decoding instead of training (fp32, CPU): tokens/s and weight GB/s for "
             + "each --batch, of --model DIR or --shape (--device cuda too); see bench/decode/ for the run beside llama.cpp.")
     boolean generate;
@@ -124,7 +129,8 @@ final class BenchCommand implements Runnable, CommandLine.IExitCodeGenerator {
             return;
         }
         var result = BenchRunner.run(new BenchRunner.Options(experiment, shape, arch, precision, loraR, loraTargets, seqLen, microBatch,
-                gradAccum, device, steps, warmup, gemmSize, profile, profilePeriodMs, seed, kernels, gradientCheckpointing, quantization, zeroStage));
+                gradAccum, device, steps, warmup, gemmSize, profile, profilePeriodMs, seed, kernels, gradientCheckpointing, quantization, zeroStage,
+                method));
         if (json) JsonOut.print(result);
         else System.out.print(BenchRunner.table(result));
     }

@@ -1,5 +1,7 @@
 package dev.jtune.config;
 
+import java.util.List;
+
 /**
  * Checks that involve more than one section and nothing but the settings: no files are read, so the same
  * experiment always gives the same answer. Checks against the model's config.json are {@link ModelChecks}.
@@ -48,6 +50,57 @@ final class CrossChecks {
             p.add("training.save_steps", "with load_best_model_at_end, checkpoints must be saved when evaluating: "
                     + "save_steps (" + sv + ") must be a multiple of eval_steps (" + ev + "), both 0 meaning each epoch; "
                     + "or set load_best_model_at_end: false");
+        }
+    }
+
+    /**
+     * Preference tuning: the method and the data format go together, each method reads only its own keys of the
+     * {@code preference:} section (a key of another method exits 2 naming it), and what preference steps do not do is
+     * refused rather than silently ignored.
+     */
+    static void preference(DataSection d, TrainingSection t, PreferenceSection pref, Problems p) {
+        if (t.method() == null || !p.ok("training.method")) return;
+        TrainingSection.Method m = t.method();
+        String name = PreferenceSection.name(m);
+        for (String key : pref.setKeys()) {
+            if (!p.ok("preference." + key)) continue;
+            List<String> reads = PreferenceSection.keysOf(m);
+            if (!reads.contains(key)) {
+                p.add("preference." + key, "is not a setting of training.method " + name + (reads.isEmpty()
+                        ? " (supervised fine-tuning reads no preference key); set training.method to dpo, orpo, kto or simpo, or remove it"
+                        : "; " + name + " reads: " + String.join(", ", reads)));
+            }
+        }
+        if (d.format() != null && p.ok("data.format")) {
+            DataSection.Format want = m == TrainingSection.Method.KTO ? DataSection.Format.KTO
+                    : m.preference() ? DataSection.Format.PREFERENCE : null;
+            boolean prefFormat = d.format() == DataSection.Format.PREFERENCE || d.format() == DataSection.Format.KTO;
+            if (want == null && prefFormat) {
+                p.add("data.format", "is " + d.format().name().toLowerCase(java.util.Locale.ROOT) + " (preference data), but "
+                        + "training.method is sft; set training.method to " + (d.format() == DataSection.Format.KTO ? "kto" : "dpo, orpo or simpo"));
+            } else if (want != null && d.format() != want) {
+                p.add("data.format", "training.method " + name + " trains on " + want.name().toLowerCase(java.util.Locale.ROOT)
+                        + " data (" + (want == DataSection.Format.KTO ? "prompt, completion and label columns"
+                        : "prompt, chosen and rejected columns") + "); set data.format: " + want.name().toLowerCase(java.util.Locale.ROOT));
+            }
+        }
+        if (!m.preference()) {
+            p.check(t.bestModelMetric().equals("loss") || !p.ok("training.metric_for_best_model"), "training.metric_for_best_model",
+                    "the reward metrics exist for preference methods only (training.method dpo, orpo, kto or simpo); use loss", "training.method");
+            return;
+        }
+        if (m == TrainingSection.Method.KTO && t.bestModelMetric().equals("rewards/accuracies")) {
+            p.add("training.metric_for_best_model", "KTO logs no rewards/accuracies (its examples are not pairs); use rewards/margins or loss");
+        }
+        p.check(!d.packing(), "data.packing", "preference tuning scores whole sequences per row, so rows cannot be packed; "
+                + "set data.packing: false", "training.method");
+        p.check(t.labelSmoothingFactor() == 0, "training.label_smoothing_factor", "applies to supervised fine-tuning only; "
+                + "preference methods have preference.label_smoothing (dpo, simpo)", "training.method");
+        p.check(!t.predictWithGenerate(), "training.predict_with_generate", "generated answers are scored for supervised "
+                + "fine-tuning only; the preference metrics (rewards/accuracies, margins) are logged instead", "training.method");
+        if (m == TrainingSection.Method.KTO && p.ok("training.per_device_train_batch_size")) {
+            p.check(t.perDeviceTrainBatchSize() > 1, "training.per_device_train_batch_size", "KTO estimates its KL term from "
+                    + "mismatched prompt/completion pairs within a batch, so the batch needs at least 2 rows (TRL refuses 1 too)");
         }
     }
 

@@ -13,7 +13,8 @@ import java.nio.file.Path;
  * @param validationFile      evaluation examples; null to split them off {@code trainFile} by {@code validationSplit}
  * @param testFile            held-out examples evaluated once after training; null to split by {@code testSplit}
  * @param format              {@code text} (one column of text), {@code instruction} (prompt and response columns)
- *                            or {@code chat} (a column of role/content messages)
+ *                            or {@code chat} (a column of role/content messages); for preference tuning
+ *                            {@code preference} (prompt, chosen and rejected columns) or {@code kto} (prompt, completion, label)
  * @param validationSplit     fraction of {@code trainFile} held out for validation; used only without validationFile
  * @param testSplit           fraction of {@code trainFile} held out for testing; used only without testFile
  * @param maxSeqLength        tokens per training sequence
@@ -63,8 +64,10 @@ public record DataSection(
     /**
      * How a row becomes an example. {@code sharegpt}: a column of {from, value} turns (human/gpt/system/tool);
      * {@code alpaca}: instruction + optional input as the prompt, output as the response.
+     * {@code preference}: prompt, chosen and rejected columns; {@code kto}: prompt, completion and label
+     * (both for preference tuning, read by PreferenceRows).
      */
-    public enum Format { TEXT, INSTRUCTION, CHAT, SHAREGPT, ALPACA }
+    public enum Format { TEXT, INSTRUCTION, CHAT, SHAREGPT, ALPACA, PREFERENCE, KTO }
 
     public enum OnBadRow { SKIP, FAIL }
 
@@ -367,6 +370,7 @@ public record DataSection(
                     column(p, "input_column", inputColumn);
                     column(p, "output_column", outputColumn);
                 }
+                case PREFERENCE, KTO -> column(p, "prompt_column", promptColumn);   // the other columns: preference.*_column
             }
         }
     }

@@ -33,7 +33,7 @@ import java.util.Objects;
  * @param file the experiment file it was read from (absolute), for messages
  */
 public record Experiment(Path file, ModelSection model, DataSection data, TrainingSection training, LoraSection lora,
-                         SweepSection sweep) {
+                         SweepSection sweep, PreferenceSection preference) {
 
     /** Section name → record type, in the order of the components (and of the resolved file). */
     private static final Map<String, Class<? extends Section>> SECTIONS = sectionTypes();
@@ -44,6 +44,7 @@ public record Experiment(Path file, ModelSection model, DataSection data, Traini
         Objects.requireNonNull(training, "training");
         Objects.requireNonNull(lora, "lora");
         Objects.requireNonNull(sweep, "sweep");
+        Objects.requireNonNull(preference, "preference");
     }
 
     /** The names of the sections an experiment file may have, in order. */
@@ -99,7 +100,7 @@ public record Experiment(Path file, ModelSection model, DataSection data, Traini
 
     /** A copy read from another file; the settings are unchanged. */
     public Experiment withFile(Path file) {
-        return new Experiment(file, model, data, training, lora, sweep);
+        return new Experiment(file, model, data, training, lora, sweep, preference);
     }
 
     /** The sections in order, as records. */

@@ -49,6 +49,10 @@ final class ExperimentLoader {
             ModelChecks.check(m, d, p);
             CrossChecks.check(d, t, p);
             if (bound.get("lora") instanceof LoraSection l) CrossChecks.quantizedBase(m, l, p);
+            if (bound.get("preference") instanceof PreferenceSection pref) {
+                CrossChecks.preference(d, t, pref, p);
+                bound.put("preference", pref.resolvedFor(t.method() == null ? TrainingSection.Method.SFT : t.method()));
+            }
         }
         p.throwIfAny();
         Object[] args = new Object[bound.size() + 1];

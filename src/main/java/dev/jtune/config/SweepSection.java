@@ -13,7 +13,8 @@ import java.util.Locale;
  * @param method    random (sample each trial) or grid (the product of the choices)
  * @param trials    how many trials; null = the whole grid (random search needs a number)
  * @param prune     none, or asha (asynchronous successive halving at evaluation steps)
- * @param metric    what ranks the trials: eval_loss or eval_perplexity
+ * @param metric    what ranks the trials: eval_loss or eval_perplexity; for preference methods also eval_rewards/accuracies,
+ *                  eval_rewards/margins, eval_rewards/chosen, eval_rewards/rejected (maximize them)
  * @param direction minimize or maximize the metric
  * @param seed      seed of the trial choices (each trial trains with training.seed)
  * @param eta       ASHA's reduction factor: rungs at r·eta^k evaluation steps, the top 1/eta of a rung go on
@@ -35,7 +36,8 @@ public record SweepSection(
     public enum Direction { MINIMIZE, MAXIMIZE }
 
     /** The metrics an evaluation reports (metrics.jsonl's names). */
-    public static final List<String> METRICS = List.of("eval_loss", "eval_perplexity");
+    public static final List<String> METRICS = List.of("eval_loss", "eval_perplexity", "eval_rewards/accuracies",
+            "eval_rewards/margins", "eval_rewards/chosen", "eval_rewards/rejected");
 
     public SweepSection {
         params = params == null ? List.of() : List.copyOf(params);

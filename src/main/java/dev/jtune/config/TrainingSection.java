@@ -57,6 +57,11 @@ import java.util.regex.Pattern;
  *                               {@code ZeroRedundancyOptimizer}); no effect in one process or with world size 1
  * @param ddpBucketCapMb         MiB per gradient bucket of the data-parallel all-reduce (transformers' and DDP's
  *                               {@code bucket_cap_mb}); the first bucket holds at most 1 MiB
+ * @param metricForBestModel     what ranks evaluations for the best checkpoint and early stopping: {@code loss}, or with a
+ *                               preference method {@code rewards/accuracies}, {@code rewards/margins}, ... ({@code eval_} prefix optional)
+ * @param greaterIsBetter        whether larger values of that metric are better; null = unless its name ends in "loss"
+ * @param method                 {@code sft} (default), or preference tuning: {@code dpo}, {@code orpo}, {@code kto}, {@code simpo}
+ *                               (see the {@code preference:} section)
  */
 public record TrainingSection(
         @Key(Key.REQUIRED) Path outputDir,
@@ -101,7 +106,35 @@ public record TrainingSection(
         @Key("[exact_match, token_f1, rouge_l, bleu, chrf]") List<String> generationMetrics,
         @Key("1800") int ddpTimeout,
         @Key("0") int zeroStage,
-        @Key("25") double ddpBucketCapMb) implements Section {
+        @Key("25") double ddpBucketCapMb,
+        @Key("sft") Method method,
+        @Key("loss") String metricForBestModel,
+        @Key(value = "null", nullable = true) Boolean greaterIsBetter) implements Section {
+
+    /** The metrics an evaluation can rank by (metric_for_best_model, with or without the eval_ prefix). */
+    public static final List<String> BEST_MODEL_METRICS = List.of("loss", "rewards/accuracies", "rewards/margins",
+            "rewards/chosen", "rewards/rejected");
+
+    /** metric_for_best_model without its optional {@code eval_} prefix, as transformers reads it. */
+    public String bestModelMetric() {
+        return metricForBestModel == null ? "loss" : metricForBestModel.startsWith("eval_") ? metricForBestModel.substring(5) : metricForBestModel;
+    }
+
+    /** Whether a larger value of the metric is better: greater_is_better, else (as transformers) unless it is a loss. */
+    public boolean largerIsBetter() {
+        return greaterIsBetter != null ? greaterIsBetter : !bestModelMetric().endsWith("loss");
+    }
+
+    /**
+     * What the run optimises: {@code sft} (next-token cross-entropy on the targets) or a preference method on pairs
+     * ({@code dpo}, {@code orpo}, {@code simpo}) or labelled completions ({@code kto}), set up by the {@code preference:} section.
+     */
+    public enum Method { SFT, DPO, ORPO, KTO, SIMPO;
+        /** Whether it trains on preference data ({@code preference:} applies). */
+        public boolean preference() {
+            return this != SFT;
+        }
+    }
 
     /** The ZeRO stages jtune has built: 0 (plain data parallel) and 1 (optimizer state sharded across the ranks). */
     public static final int MAX_ZERO_STAGE = 1;
@@ -137,7 +170,7 @@ public record TrainingSection(
                 loggingSteps, evalSteps, saveSteps, saveTotalLimit, seed, precision, device, earlyStoppingPatience,
                 earlyStoppingThreshold, loadBestModelAtEnd, dataloaderNumWorkers, maxBadSteps, kernels, skipMemoryCheck, gradientCheckpointing,
                 gradientCheckpointingKwargs, predictWithGenerate, generationMaxLength, generationNumBeams, evalGenerationSamples,
-                generationMetrics, ddpTimeout, zeroStage, ddpBucketCapMb);
+                generationMetrics, ddpTimeout, zeroStage, ddpBucketCapMb, method, metricForBestModel, greaterIsBetter);
     }
 
     @Override
@@ -182,6 +215,10 @@ public record TrainingSection(
         atLeast(p, "max_bad_steps", maxBadSteps, 1);
         validateGeneration(p);
         atLeast(p, "ddp_timeout", ddpTimeout, 1);
+        if (metricForBestModel != null) {
+            p.check(BEST_MODEL_METRICS.contains(bestModelMetric()), "metric_for_best_model", "unknown metric '" + metricForBestModel
+                    + "'; expected one of: " + String.join(", ", BEST_MODEL_METRICS) + " (an eval_ prefix is optional)");
+        }
         p.check(ddpBucketCapMb > 0 && Double.isFinite(ddpBucketCapMb), "ddp_bucket_cap_mb",
                 "must be a positive number of MiB (DDP's default is 25), got " + ddpBucketCapMb);
         p.check(zeroStage >= 0 && zeroStage <= MAX_ZERO_STAGE, "zero_stage", zeroStage == 2 || zeroStage == 3

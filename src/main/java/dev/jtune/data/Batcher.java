@@ -46,6 +46,7 @@ public final class Batcher {
     private final Map<Integer, List<int[]>> rowsCache = new ConcurrentHashMap<>();
     private final int rank;
     private final int worldSize;
+    private final int itemSize;
 
     public Batcher(List<Example> examples, int batchSize, boolean shuffle, long seed, boolean packing,
                    int maxSeqLength, long padId) {
@@ -62,6 +63,21 @@ public final class Batcher {
      */
     public Batcher(List<Example> examples, int batchSize, boolean shuffle, long seed, boolean packing,
                    int maxSeqLength, long padId, int rank, int worldSize) {
+        this(examples, 1, batchSize, shuffle, seed, packing, maxSeqLength, padId, rank, worldSize);
+    }
+
+    /**
+     * Batches of items of {@code itemSize} consecutive examples that stay together (preference pairs: chosen then
+     * rejected): the order, the shards and {@code batchSize} count items, and a batch of n items has n·itemSize rows,
+     * the items' first examples first, then their second ones ((B, T) rows [chosen_0..chosen_n-1, rejected_0..rejected_n-1],
+     * TRL's concatenated layout). No packing.
+     */
+    public Batcher(List<Example> examples, int itemSize, int batchSize, boolean shuffle, long seed, boolean packing,
+                   int maxSeqLength, long padId, int rank, int worldSize) {
+        if (itemSize < 1 || examples.size() % itemSize != 0 || (itemSize > 1 && packing)) {
+            throw new IllegalArgumentException(examples.size() + " examples in items of " + itemSize + (packing ? " with packing" : ""));
+        }
+        this.itemSize = itemSize;
         if (worldSize < 1 || rank < 0 || rank >= worldSize) {
             throw new IllegalArgumentException("rank " + rank + " of world size " + worldSize);
         }
@@ -93,10 +109,11 @@ public final class Batcher {
         return (rows + batchSize - 1) / batchSize;
     }
 
-    /** The example order of that epoch. */
+    /** The example order of that epoch (of items, when they hold several examples). */
     public List<Integer> order(int epoch) {
-        List<Integer> order = new ArrayList<>(examples.size());
-        for (int i = 0; i < examples.size(); i++) order.add(i);
+        int n = examples.size() / itemSize;
+        List<Integer> order = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) order.add(i);
         if (shuffle) {
             Collections.shuffle(order, new Random(mix(seed, epoch)));
         }
@@ -153,6 +170,15 @@ public final class Batcher {
         if (from < 0 || from >= rows.size()) {
             throw new IndexOutOfBoundsException("batch " + index + " of epoch " + epoch + " (it has "
                     + batchesInEpoch(epoch) + ")");
+        }
+        if (itemSize > 1) {   // the items' k-th examples, k = 0..itemSize-1: rows of examples from here on
+            List<int[]> physical = new ArrayList<>((to - from) * itemSize);
+            for (int k = 0; k < itemSize; k++) {
+                for (int r = from; r < to; r++) physical.add(new int[] {rows.get(r)[0] * itemSize + k});
+            }
+            rows = physical;
+            from = 0;
+            to = physical.size();
         }
         int n = to - from;
         int T = 0;

@@ -31,7 +31,14 @@ public record DataReport(List<FileReport> files, int trainExamples, int validati
         BAD_JSON("bad JSON", "bad JSON", true),
         MISSING_VALUE("missing value", "missing values", true),
         BAD_MESSAGES("bad messages", "bad messages", true),
-        TEMPLATE_ERROR("chat template error", "chat template errors", true);
+        TEMPLATE_ERROR("chat template error", "chat template errors", true),
+        // preference data (PreferenceRows)
+        CHOSEN_EQUALS_REJECTED("pair whose chosen equals rejected", "pairs whose chosen equals rejected", false),
+        EMPTY_CHOSEN("empty chosen", "empty chosen", false),
+        EMPTY_REJECTED("empty rejected", "empty rejected", false),
+        EMPTY_COMPLETION("empty completion", "empty completions", false),
+        CONFLICTING_LABEL("completion labelled both desirable and undesirable", "completions labelled both desirable and undesirable", false),
+        BAD_LABEL("bad label", "bad labels", true);
 
         private final String singular;
         private final String plural;

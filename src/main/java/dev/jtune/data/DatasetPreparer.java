@@ -38,6 +38,7 @@ public final class DatasetPreparer {
      * DataCache#DISABLE_PROPERTY} property) skips the cache.
      */
     public static PreparedData prepareCached(DataSection d, long seed, HfTokenizer tok, PrintStream log, int workers) {
+        refusePreferenceData(d);
         if (DataCache.disabled()) return prepare(d, seed, tok, log, workers);
         long start = System.nanoTime();
         java.nio.file.Path entry = DataCache.entry(d, seed, tok);
@@ -59,6 +60,21 @@ public final class DatasetPreparer {
         return fresh;
     }
 
+    /**
+     * Pairs (format preference) and KTO's labelled completions are items of two sequences, read by {@link PreferenceRows}
+     * for {@code jtune train} with a preference training.method; the commands that read supervised examples (data, eval,
+     * lr-find, drift, the API's evaluate) say so instead of failing inside the row cleaner.
+     */
+    private static void refusePreferenceData(DataSection d) {
+        for (DataSection s : d.sources()) {
+            if (s.format() == DataSection.Format.PREFERENCE || s.format() == DataSection.Format.KTO) {
+                throw new UserError("data.format " + s.format().name().toLowerCase(java.util.Locale.ROOT) + " (" + s.describeTraining()
+                        + "): preference data is read by jtune train with training.method dpo, orpo, simpo or kto; this reads "
+                        + "supervised examples (format text, instruction, chat, sharegpt or alpaca)");
+            }
+        }
+    }
+
     /** {@link #prepare(DataSection, long, HfTokenizer, PrintStream, int)} on up to 4 threads. */
     public static PreparedData prepare(DataSection d, long seed, HfTokenizer tok, PrintStream log) {
         return prepare(d, seed, tok, log, Math.max(1, Math.min(4, Runtime.getRuntime().availableProcessors())));
@@ -71,6 +87,7 @@ public final class DatasetPreparer {
      * @throws UserError for unreadable files, bad rows under {@code on_bad_row: fail}, or no training example left
      */
     public static PreparedData prepare(DataSection d, long seed, HfTokenizer tok, PrintStream log, int workers) {
+        refusePreferenceData(d);
         List<DataSection> sources = d.sources();
         boolean anyChat = sources.stream().anyMatch(s -> s.format() != DataSection.Format.TEXT);
         ChatTemplate template = anyChat ? ChatTemplate.forTokenizer(tok) : null;

@@ -43,6 +43,7 @@ final class RowCleaner {
             case CHAT -> List.of(d.messagesColumn());
             case SHAREGPT -> List.of(d.conversationsColumn());
             case ALPACA -> List.of(d.instructionColumn(), d.outputColumn());   // input is optional
+            case PREFERENCE, KTO -> throw new IllegalStateException("preference rows are read by PreferenceRows");
         };
     }
 
@@ -108,7 +109,7 @@ final class RowCleaner {
     }
 
     /** A value that makes the row unreadable (a bad row). */
-    private static final class BadValue extends Exception {
+    static final class BadValue extends Exception {
         final Reason reason;
 
         BadValue(Reason reason, String message) {
@@ -201,7 +202,7 @@ final class RowCleaner {
         return normalize(textValue(row, column), ws);
     }
 
-    private static String textValue(Row row, String column) throws BadValue {
+    static String textValue(Row row, String column) throws BadValue {
         JsonNode v = row.values().get(column);
         if (v == null || v.isNull() || v.isMissingNode()) {
             throw new BadValue(Reason.MISSING_VALUE, "no value for column \"" + column + "\"");
@@ -211,6 +212,11 @@ final class RowCleaner {
                     + (v.isArray() ? "an array" : "an object") + ", expected text");
         }
         return v.asText();
+    }
+
+    /** A chat row's messages: a JSON list of {role, content} (JSON text in CSV files); PreferenceRows reads its columns so. */
+    static List<ChatTemplate.Message> messages(Row row, String column, boolean ws) throws BadValue {
+        return messages(row, column, "role", "content", ws, null);
     }
 
     /**

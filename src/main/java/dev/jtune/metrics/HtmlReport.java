@@ -34,12 +34,17 @@ public final class HtmlReport {
 
     /** The report with a section on generated answers ({@code answers} may be null: none). */
     public static void write(Path file, RunRecord r, List<String> warnings, AnswerReport answers) {
+        write(file, r, warnings, answers, null);
+    }
+
+    /** As above, with a section of the training method's own charts after the loss ({@link PreferenceReport}; null: none). */
+    public static void write(Path file, RunRecord r, List<String> warnings, AnswerReport answers, String methodSection) {
         try {
             Path parent = file.toAbsolutePath().getParent();
             if (parent != null) {
                 Files.createDirectories(parent);
             }
-            Files.writeString(file, render(r, warnings, answers), StandardCharsets.UTF_8);
+            Files.writeString(file, render(r, warnings, answers, methodSection), StandardCharsets.UTF_8);
         } catch (IOException e) {
             throw WriteError.writing(file, "the report", e);
         }
@@ -50,6 +55,10 @@ public final class HtmlReport {
     }
 
     static String render(RunRecord r, List<String> warnings, AnswerReport answers) {
+        return render(r, warnings, answers, null);
+    }
+
+    static String render(RunRecord r, List<String> warnings, AnswerReport answers, String methodSection) {
         StringBuilder h = new StringBuilder(16_384);
         h.append("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
                 .append("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")
@@ -76,6 +85,7 @@ public final class HtmlReport {
         // charts
         h.append("<section>\n<h2>Loss</h2>\n").append(lossChart(r)).append("\n");
         h.append("<h3>Learning rate</h3>\n").append(lrChart(r)).append("\n</section>\n");
+        if (methodSection != null) h.append(methodSection);
         if (answers != null) h.append(answersSection(answers));
 
         // facts

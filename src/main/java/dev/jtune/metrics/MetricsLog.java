@@ -68,6 +68,11 @@ public final class MetricsLog implements AutoCloseable {
 
     /** {@code {"step", "epoch", "loss", "learning_rate", "grad_norm", "tokens_per_second"}}. */
     public void train(TrainPoint p) {
+        train(p, Map.of());
+    }
+
+    /** As above, followed by the method's own metrics under their names (preference tuning: TRL's {@code rewards/chosen}, ...). */
+    public void train(TrainPoint p, Map<String, Double> extra) {
         ObjectNode o = MAPPER.createObjectNode();
         o.put("step", p.step());
         boolean ok = put(o, "epoch", p.epoch());
@@ -75,16 +80,23 @@ public final class MetricsLog implements AutoCloseable {
         ok &= put(o, "learning_rate", p.learningRate());
         ok &= put(o, "grad_norm", p.gradNorm());
         ok &= put(o, "tokens_per_second", p.tokensPerSecond());
+        for (Map.Entry<String, Double> e : extra.entrySet()) ok &= put(o, e.getKey(), e.getValue());
         write(o, ok);
     }
 
     /** {@code {"step", "epoch", "eval_loss", "eval_perplexity"}}. */
     public void eval(EvalPoint p) {
+        eval(p, Map.of());
+    }
+
+    /** As above, followed by the method's own metrics, each prefixed {@code eval_} ({@code eval_rewards/accuracies}). */
+    public void eval(EvalPoint p, Map<String, Double> extra) {
         ObjectNode o = MAPPER.createObjectNode();
         o.put("step", p.step());
         boolean ok = put(o, "epoch", p.epoch());
         ok &= put(o, "eval_loss", p.loss());
         ok &= put(o, "eval_perplexity", p.perplexity());
+        for (Map.Entry<String, Double> e : extra.entrySet()) ok &= put(o, "eval_" + e.getKey(), e.getValue());
         write(o, ok);
     }
 
@@ -217,6 +229,31 @@ public final class MetricsLog implements AutoCloseable {
             }
         }
         return new History(List.copyOf(train), List.copyOf(eval), testLoss, testPerplexity, malformed, firstMalformed);
+    }
+
+    /**
+     * Step → {@code key} of each evaluation line of a metrics log ({@code eval_loss}, {@code eval_rewards/accuracies}, ...):
+     * the lines that have it, in file order; a later line for the same step replaces an earlier one.
+     */
+    public static Map<Long, Double> evalSeries(Path file, String key) {
+        Map<Long, Double> out = new java.util.LinkedHashMap<>();
+        try {
+            for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+                if (line.isBlank()) continue;
+                JsonNode o;
+                try {
+                    o = MAPPER.readTree(line);
+                } catch (IOException e) {
+                    continue;   // read() reports malformed lines
+                }
+                if (o != null && o.isObject() && o.has("step") && o.has("eval_loss") && o.has(key)) {
+                    out.put(o.get("step").asLong(), num(o, key));
+                }
+            }
+        } catch (IOException e) {
+            throw new UserError(file + ": cannot read the metrics log: " + WriteError.reason(e), e);
+        }
+        return out;
     }
 
     private static double num(JsonNode o, String key) {

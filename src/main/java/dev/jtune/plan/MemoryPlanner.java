@@ -89,7 +89,10 @@ public final class MemoryPlanner {
                     "data parallel over %d ranks: the %,d gradients packed into flat all-reduce buffers × 4 B", r.worldSize(), trainable)));
         }
 
-        long tokens = (long) r.microBatch() * r.seqLen();
+        if (r.preference() != null) {
+            parts.add(new Part("reference", "reference model", r.preference().referenceBytes(), r.preference().referenceDetail()));
+        }
+        long tokens = r.rows() * r.seqLen();   // preference pairs: chosen and rejected rows
         double perBlock = ActivationModel.perTokenPerBlock(r);
         long blockBytes = (long) Math.ceil(perBlock * tokens);
         // backward of a block makes gradients of the same shapes as its activations while all of them are still held

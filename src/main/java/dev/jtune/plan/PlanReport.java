@@ -47,7 +47,29 @@ public record PlanReport(String source, MemoryPlanner.Plan plan, DeviceMemory.Bu
                 : PlanRequest.defaultBaseBytes(precision);
         return new PlanRequest(config, exp.data().maxSeqLength(), exp.training().perDeviceTrainBatchSize(),
                 exp.training().gradientAccumulationSteps(), lora ? exp.lora().r() : 0, lora ? exp.lora().targetModules() : List.of(),
-                precision, base, exp.training().gradientCheckpointing(), device.is_cuda(), fourBit(exp));
+                precision, base, exp.training().gradientCheckpointing(), device.is_cuda(), fourBit(exp)).withPreference(preference(exp, config, precision));
+    }
+
+    /**
+     * Preference tuning's share: pairs of rows, and the reference TRL would hold: a frozen copy of the base in the
+     * autocast's dtype under full fine-tuning (unless reference-free, a method without one, or precomputed log-probs);
+     * nothing extra with LoRA (the base with the adapters off). Null for supervised fine-tuning.
+     */
+    static PlanRequest.Preference preference(Experiment exp, ModelConfig config, Precision precision) {
+        var t = exp.training();
+        if (!t.method().preference()) return null;
+        var p = exp.preference();
+        boolean needsReference = t.method() == dev.jtune.config.TrainingSection.Method.KTO
+                || (t.method() == dev.jtune.config.TrainingSection.Method.DPO && !Boolean.TRUE.equals(p.referenceFree()));
+        if (!needsReference) return new PlanRequest.Preference(2, 0, "none (" + t.method().name().toLowerCase(Locale.ROOT) + " has no reference model)");
+        if (exp.lora().enabled()) return new PlanRequest.Preference(2, 0, "none extra: the base with the LoRA adapters switched off");
+        if (Boolean.TRUE.equals(p.precomputeRefLogProbs())) {
+            return new PlanRequest.Preference(2, 0, "none during training: reference log-probs precomputed (a frozen copy is loaded before training, then freed)");
+        }
+        long params = dev.jtune.bench.Flops.parameters(config);
+        int bytes = PlanRequest.defaultBaseBytes(precision);
+        return new PlanRequest.Preference(2, params * bytes, String.format(Locale.ROOT,
+                "a frozen copy of the base: %,d parameters × %d B", params, bytes));
     }
 
     /** The experiment's 4-bit base (model.quantization, or a pre-quantized model.path), or null. */
@@ -78,6 +100,7 @@ public record PlanReport(String source, MemoryPlanner.Plan plan, DeviceMemory.Bu
         c.put("precision", r.precision().name().toLowerCase(Locale.ROOT));
         c.put("seq_len", r.seqLen());
         c.put("micro_batch", r.microBatch());
+        if (r.preference() != null) c.put("sequences_per_micro_batch", r.rows());
         c.put("grad_accum", r.gradAccum());
         c.put("gradient_checkpointing", r.gradientCheckpointing());
         c.put("device", r.cuda() ? "cuda" : "cpu");
@@ -107,6 +130,9 @@ public record PlanReport(String source, MemoryPlanner.Plan plan, DeviceMemory.Bu
                 r.config().modelType(), r.config().numLayers(), r.lora() ? "LoRA r=" + r.loraR() : "full fine-tuning",
                 r.precision().name().toLowerCase(Locale.ROOT), r.microBatch(), r.seqLen(),
                 r.gradientCheckpointing() ? ", gradient checkpointing" : "", r.cuda() ? "CUDA" : "CPU"));
+        if (r.preference() != null) {
+            b.append(String.format(Locale.ROOT, "preference tuning: %d pairs = %d sequences per micro-batch%n", r.microBatch(), r.rows()));
+        }
         if (r.optimizerShards() > 1) {
             b.append(String.format(Locale.ROOT, "per rank of %d, ZeRO stage 1: the optimizer state is sharded across the ranks%n", r.optimizerShards()));
         } else if (r.worldSize() > 1) {

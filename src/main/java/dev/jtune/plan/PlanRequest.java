@@ -26,7 +26,22 @@ import java.util.List;
  */
 public record PlanRequest(ModelConfig config, int seqLen, int microBatch, int gradAccum, int loraR, List<String> loraTargets,
                           Precision precision, int baseBytes, boolean gradientCheckpointing, boolean cuda, FourBit fourBit,
-                          int optimizerShards, int worldSize) {
+                          int optimizerShards, int worldSize, Preference preference) {
+
+    /**
+     * Preference tuning: each item of the micro-batch is {@code rowsPerItem} sequences (a pair: chosen and rejected), and
+     * the reference model holds {@code referenceBytes} (a frozen copy under full fine-tuning; 0 with LoRA's adapters-off
+     * base, precomputed log-probabilities or no reference).
+     */
+    public record Preference(int rowsPerItem, long referenceBytes, String referenceDetail) {}
+
+    /** Without preference tuning. */
+    public PlanRequest(ModelConfig config, int seqLen, int microBatch, int gradAccum, int loraR, List<String> loraTargets,
+                       Precision precision, int baseBytes, boolean gradientCheckpointing, boolean cuda, FourBit fourBit,
+                       int optimizerShards, int worldSize) {
+        this(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit,
+                optimizerShards, worldSize, null);
+    }
 
     public PlanRequest {
         if (optimizerShards < 1) throw new IllegalArgumentException("optimizerShards " + optimizerShards);
@@ -59,38 +74,49 @@ public record PlanRequest(ModelConfig config, int seqLen, int microBatch, int gr
         this(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, null);
     }
 
+    /** As a preference run with {@code p} (null: supervised fine-tuning). */
+    public PlanRequest withPreference(Preference p) {
+        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda,
+                fourBit, optimizerShards, worldSize, p);
+    }
+
+    /** Sequences per micro-batch: the micro-batch's items times their rows (2 for preference pairs). */
+    public long rows() {
+        return (long) microBatch * (preference == null ? 1 : preference.rowsPerItem());
+    }
+
     public boolean lora() {
         return loraR > 0;
     }
 
     public PlanRequest withFourBit(FourBit q) {
-        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, q, optimizerShards, worldSize);
+        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, q, optimizerShards, worldSize, preference);
     }
 
     /** The optimizer state sharded over {@code n} ranks (ZeRO stage 1), or 1. */
     public PlanRequest withOptimizerShards(int n) {
-        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, n, worldSize);
+        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, n, worldSize, preference);
     }
 
     /** One rank of {@code n} data-parallel ranks (each holds the gradient buckets too), or 1. */
     public PlanRequest withWorldSize(int n) {
-        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, optimizerShards, n);
+        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, optimizerShards, n, preference);
     }
 
     public PlanRequest withSeqLen(int n) {
-        return new PlanRequest(config, n, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, optimizerShards, worldSize);
+        return new PlanRequest(config, n, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, optimizerShards, worldSize, preference);
     }
 
     public PlanRequest withMicroBatch(int n) {
-        return new PlanRequest(config, seqLen, n, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, optimizerShards, worldSize);
+        return new PlanRequest(config, seqLen, n, gradAccum, loraR, loraTargets, precision, baseBytes, gradientCheckpointing, cuda, fourBit, optimizerShards, worldSize, preference);
     }
 
     public PlanRequest withCheckpointing(boolean on) {
-        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, on, cuda, fourBit, optimizerShards, worldSize);
+        return new PlanRequest(config, seqLen, microBatch, gradAccum, loraR, loraTargets, precision, baseBytes, on, cuda, fourBit, optimizerShards, worldSize, preference);
     }
 
     public PlanRequest withLora(int r, List<String> targets, int base) {
-        return new PlanRequest(config, seqLen, microBatch, gradAccum, r, targets, precision, base, gradientCheckpointing, cuda, fourBit, optimizerShards, worldSize);
+        return new PlanRequest(config, seqLen, microBatch, gradAccum, r, targets, precision, base, gradientCheckpointing, cuda, fourBit, optimizerShards, worldSize, preference);
     }
 
     /** The frozen base's default element size for a precision: that of the autocast, else fp32 (as Trainable does). */

@@ -183,8 +183,10 @@ public final class SweepRunner {
         Path m = dir.resolve(t.dirName()).resolve("metrics.jsonl");
         Map<Long, Double> out = new LinkedHashMap<>();
         if (!Files.isRegularFile(m)) return out;
+        String metric = state.spec.metric();
+        if (metric.startsWith("eval_rewards/")) return MetricsLog.evalSeries(m, metric);   // preference runs' own metrics
         for (EvalPoint p : MetricsLog.read(m).eval()) {
-            out.put(p.step(), state.spec.metric().equals("eval_perplexity") ? p.perplexity() : p.loss());
+            out.put(p.step(), metric.equals("eval_perplexity") ? p.perplexity() : p.loss());
         }
         return out;
     }

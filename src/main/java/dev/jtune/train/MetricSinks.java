@@ -26,6 +26,9 @@ import java.util.Map;
 final class MetricSinks implements TrainerCallback {
     final List<TrainPoint> trainLog = new ArrayList<>();
     final List<EvalPoint> evalLog = new ArrayList<>();
+    /** The method's metrics by step (preference tuning; empty for supervised fine-tuning), for the report. */
+    final java.util.SortedMap<Long, java.util.Map<String, Double>> trainExtras = new java.util.TreeMap<>();
+    final java.util.SortedMap<Long, java.util.Map<String, Double>> evalExtras = new java.util.TreeMap<>();
     final ArrayNode logHistory = JsonNodeFactory.instance.arrayNode();
     private MetricsLog metrics;
     private TensorBoardWriter tb;
@@ -68,19 +71,43 @@ final class MetricSinks implements TrainerCallback {
         long step = state.globalStep();
         if (logs.containsKey("loss")) {
             train(new TrainPoint(step, logs.get("epoch"), logs.get("loss"), logs.get("learning_rate"), logs.get("grad_norm"),
-                    logs.get("tokens_per_second")), logs.getOrDefault("loss_scale", Double.NaN), logs.get("skipped_steps").longValue());
+                    logs.get("tokens_per_second")), logs.getOrDefault("loss_scale", Double.NaN), logs.get("skipped_steps").longValue(),
+                    extras(logs, "", TRAIN_KEYS));
         } else if (logs.containsKey("eval_loss")) {
-            eval(new EvalPoint(step, logs.get("epoch"), logs.get("eval_loss"), logs.get("eval_perplexity")));
+            eval(new EvalPoint(step, logs.get("epoch"), logs.get("eval_loss"), logs.get("eval_perplexity")),
+                    extras(logs, "eval_", EVAL_KEYS));
         } else if (logs.containsKey("test_loss")) {
             test(logs.get("test_loss"), logs.get("test_perplexity"), step);
         }
     }
 
-    /** A logged training step; {@code lossScale} is NaN unless fp16 loss scaling is on. */
-    private void train(TrainPoint p, double lossScale, long skippedSteps) {
+    private static final java.util.Set<String> TRAIN_KEYS = java.util.Set.of("loss", "learning_rate", "grad_norm", "epoch",
+            "tokens_per_second", "skipped_steps", "loss_scale");
+    private static final java.util.Set<String> EVAL_KEYS = java.util.Set.of("eval_loss", "eval_perplexity", "epoch");
+
+    /**
+     * A logged line's other metrics (a preference method's, TRL's names: {@code rewards/margins}, ...), without
+     * {@code prefix}; empty for supervised fine-tuning.
+     */
+    private static Map<String, Double> extras(Map<String, Double> logs, String prefix, java.util.Set<String> known) {
+        Map<String, Double> extra = new java.util.LinkedHashMap<>();
+        logs.forEach((k, v) -> {
+            if (!known.contains(k) && k.startsWith(prefix)) extra.put(k.substring(prefix.length()), v);
+        });
+        return extra;
+    }
+
+    /**
+     * A logged training step; {@code lossScale} is NaN unless fp16 loss scaling is on. With the method's metrics
+     * ({@code extra}, TRL's names: {@code rewards/margins}, ...): in the same metrics.jsonl line, as TensorBoard scalars
+     * {@code train/<name>}, and kept for the report's curves.
+     */
+    private void train(TrainPoint p, double lossScale, long skippedSteps, java.util.Map<String, Double> extra) {
         trainLog.add(p);
+        if (!extra.isEmpty()) trainExtras.put(p.step(), java.util.Map.copyOf(extra));
         if (metrics == null) return;
-        metrics.train(p);
+        metrics.train(p, extra);
+        extra.forEach((k, v) -> tb.scalar("train/" + k, p.step(), v));
         tb.scalar("train/loss", p.step(), p.loss());
         tb.scalar("train/learning_rate", p.step(), p.learningRate());
         tb.scalar("train/grad_norm", p.step(), p.gradNorm());
@@ -96,11 +123,16 @@ final class MetricSinks implements TrainerCallback {
         h.put("skipped_steps", skippedSteps);
     }
 
-    /** A validation evaluation. */
-    private void eval(EvalPoint p) {
+    /**
+     * A validation evaluation, with the method's metrics: {@code eval_<name>} in metrics.jsonl, TensorBoard
+     * {@code eval/<name>}, the report's curves.
+     */
+    private void eval(EvalPoint p, java.util.Map<String, Double> extra) {
         evalLog.add(p);
+        if (!extra.isEmpty()) evalExtras.put(p.step(), java.util.Map.copyOf(extra));
         if (metrics == null) return;
-        metrics.eval(p);
+        metrics.eval(p, extra);
+        extra.forEach((k, v) -> tb.scalar("eval/" + k, p.step(), v));
         tb.scalar("eval/loss", p.step(), p.loss());
         tb.scalar("eval/perplexity", p.step(), p.perplexity());
         ObjectNode h = logHistory.addObject();

@@ -40,7 +40,10 @@ import java.util.function.UnaryOperator;
  * adapters on a frozen base, as the trainer does it).
  */
 public final class TrainStep implements AutoCloseable {
-    /** One step's outcome; {@code loss} is the mean over target tokens, {@code skipped} when gradients were not finite. */
+    /**
+     * One step's outcome; {@code loss} is the mean over the loss's units (target tokens; a preference method's pairs),
+     * {@code skipped} when gradients were not finite.
+     */
     public record Result(double loss, double gradNorm, long tokens, boolean skipped) {}
 
     /**
@@ -50,9 +53,12 @@ public final class TrainStep implements AutoCloseable {
      *                       evaluation scores the plain loss
      * @param zeroStage      0 (every rank keeps the whole optimizer state) or 1 (sharded over the ranks)
      * @param bucketCapMb    the data-parallel gradient buckets' size ({@code training.ddp_bucket_cap_mb})
+     * @param loss           what the step minimises ({@code training.method}): made by {@link #assemble} for the model it
+     *                       trains; null: next-token cross-entropy with {@code labelSmoothing}
      */
     public record Settings(Precision precision, double weightDecay, double beta1, double beta2, double epsilon, double maxGradNorm,
-                           ActivationCheckpointing.Settings checkpointing, double labelSmoothing, int zeroStage, double bucketCapMb) {
+                           ActivationCheckpointing.Settings checkpointing, double labelSmoothing, int zeroStage, double bucketCapMb,
+                           StepLoss.Factory loss) {
         public Settings {
             Objects.requireNonNull(precision, "precision");
             Objects.requireNonNull(checkpointing, "checkpointing");
@@ -62,23 +68,28 @@ public final class TrainStep implements AutoCloseable {
         public static Settings of(TrainingSection t, Precision precision) {
             return new Settings(precision, t.weightDecay(), t.adamBeta1(), t.adamBeta2(), t.adamEpsilon(), t.maxGradNorm(),
                     new ActivationCheckpointing.Settings(t.gradientCheckpointing(), Boolean.TRUE.equals(t.gradientCheckpointingKwargs().get("offload"))),
-                    t.labelSmoothingFactor(), t.zeroStage(), t.ddpBucketCapMb());
+                    t.labelSmoothingFactor(), t.zeroStage(), t.ddpBucketCapMb(), null);
         }
 
         /** transformers' defaults (betas 0.9 and 0.999, epsilon 1e-8; no checkpointing, smoothing or ZeRO) with these three. */
         public static Settings defaults(Precision precision, double weightDecay, double maxGradNorm) {
             return new Settings(precision, weightDecay, 0.9, 0.999, 1e-8, maxGradNorm, ActivationCheckpointing.Settings.OFF, 0.0, 0,
-                    DataParallel.DEFAULT_BUCKET_CAP_MB);
+                    DataParallel.DEFAULT_BUCKET_CAP_MB, null);
         }
 
         /** The same with activation checkpointing as given. */
         public Settings withCheckpointing(ActivationCheckpointing.Settings c) {
-            return new Settings(precision, weightDecay, beta1, beta2, epsilon, maxGradNorm, c, labelSmoothing, zeroStage, bucketCapMb);
+            return new Settings(precision, weightDecay, beta1, beta2, epsilon, maxGradNorm, c, labelSmoothing, zeroStage, bucketCapMb, loss);
         }
 
         /** The same with ZeRO stage {@code stage} (0 or 1). */
         public Settings withZeroStage(int stage) {
-            return new Settings(precision, weightDecay, beta1, beta2, epsilon, maxGradNorm, checkpointing, labelSmoothing, stage, bucketCapMb);
+            return new Settings(precision, weightDecay, beta1, beta2, epsilon, maxGradNorm, checkpointing, labelSmoothing, stage, bucketCapMb, loss);
+        }
+
+        /** The same with {@code loss} (a preference method's, made for the trained model by {@link #assemble}; null: cross-entropy). */
+        public Settings withLoss(StepLoss.Factory loss) {
+            return new Settings(precision, weightDecay, beta1, beta2, epsilon, maxGradNorm, checkpointing, labelSmoothing, zeroStage, bucketCapMb, loss);
         }
     }
 
@@ -88,28 +99,35 @@ public final class TrainStep implements AutoCloseable {
     final Settings s;
     /** The other ranks of a data-parallel run ({@link DataParallel#NONE} in a single process). */
     final DataParallel dp;
+    /** What the step minimises: {@code s.loss()} made for this model, or cross-entropy with label smoothing. */
+    final StepLoss loss;
 
-    private TrainStep(Trainable trained, AdamW optimizer, LossScaler scaler, Settings s, DataParallel dp) {
+    private TrainStep(Trainable trained, AdamW optimizer, LossScaler scaler, Settings s, DataParallel dp, StepLoss loss) {
         this.trained = trained;
         this.optimizer = optimizer;
         this.scaler = scaler;
         this.s = s;
         this.dp = dp;
+        this.loss = loss;
     }
 
     /**
      * The one factory of training steps: AdamW over {@code trained}'s tensors (its decay rule; under ZeRO stage 1 with
      * more than one rank, this rank's shard of the state only), the loss scaler (on under fp16), and the gradient sync
      * over {@code group} ({@link DataParallel#NONE} alone). Every rank starts from rank 0's weights, as
-     * DistributedDataParallel's constructor makes sure. The step owns {@code trained}: {@link #close} closes it.
+     * DistributedDataParallel's constructor makes sure. The loss is {@code s.loss()} made for {@code trained}'s model (a
+     * preference method's, with its reference), or cross-entropy. The step owns {@code trained} and the loss:
+     * {@link #close} closes them.
      */
     static TrainStep assemble(Trainable trained, Settings s, DistGroup group) {
         ZeroSharding zero = s.zeroStage() == 1 && group.worldSize() > 1 ? ZeroSharding.of(group, trained.parameters()) : null;
         AdamW optimizer = new AdamW(trained.parameters(), trained.decayed(), zero == null ? n -> true : zero::owns,
                 s.weightDecay(), s.beta1(), s.beta2(), s.epsilon());
         group.broadcast(List.copyOf(trained.parameters().values()), 0, "broadcast of the initial weights from rank 0");
+        StepLoss loss = s.loss() == null ? StepLoss.causalLm(s.labelSmoothing())
+                : s.loss().create(trained.model, trained instanceof Trainable.Adapters);
         DataParallel dp = DataParallel.of(group, trained.parameters(), trained.model.numBlocks(), s.bucketCapMb()).shardOptimizer(zero);
-        return new TrainStep(trained, optimizer, new LossScaler(trained.model.device(), s.precision() == Precision.FP16), s, dp);
+        return new TrainStep(trained, optimizer, new LossScaler(trained.model.device(), s.precision() == Precision.FP16), s, dp, loss);
     }
 
     /**
@@ -165,8 +183,8 @@ public final class TrainStep implements AutoCloseable {
 
     /**
      * The optimizer step itself: each micro-batch copied to the device, forward under {@link Autocast}, the loss
-     * ({@link CausalLmLoss#sumAtTargets}) divided by the target tokens of the WHOLE effective batch (so 8 micro-batches
-     * of 1 equal one batch of 8), backward through the {@link LossScaler}, one host read of the loss per micro-batch;
+     * ({@link StepLoss#sum}: {@link CausalLmLoss#sumAtTargets}, or a preference method's) divided by its units (target
+     * tokens, or pairs) of the WHOLE effective batch (so 8 micro-batches of 1 equal one batch of 8), backward through the {@link LossScaler}, one host read of the loss per micro-batch;
      * then unscale and check, clip, step, zero_grad. A non-finite gradient norm (any precision) skips the update.
      *
      * <p>With activation checkpointing, forward and backward of each micro-batch go through
@@ -184,18 +202,19 @@ public final class TrainStep implements AutoCloseable {
 
         long localTargets = 0, tokens = 0;
         for (Batch b : micro) {
-            localTargets += b.targetTokens();
+            localTargets += loss.units(b);
             tokens += b.tokens();
         }
+        loss.startStep();
         long targets = dp.globalTargets(localTargets);
         double lossSum = 0;
         model().setTraining(true);
         try {
             int lastMicro = micro.size() - 1;   // the last micro-batch with a backward: its gradients are the step's final ones
-            while (lastMicro > 0 && micro.get(lastMicro).targetTokens() == 0) lastMicro--;
+            while (lastMicro > 0 && loss.units(micro.get(lastMicro)) == 0) lastMicro--;
             for (int m = 0; m < micro.size(); m++) {
                 Batch b = micro.get(m);
-                if (b.targetTokens() == 0) continue;
+                if (loss.units(b) == 0) continue;
                 // the scope frees this micro-batch's tensors; the bridge's step (closed first) what the fused ops kept
                 // for their backward and their hooks, also when an exception skipped the backward
                 try (PointerScope scope = new PointerScope(); AutogradBridge.Step ops = AutogradBridge.openStep()) {
@@ -206,20 +225,20 @@ public final class TrainStep implements AutoCloseable {
                     // data parallel, last micro-batch: its backward tells dp when blocks' gradients are final, and their
                     // buckets' all-reduce starts while the backward goes on (null: nothing to tell)
                     GradientsReady ready = m == lastMicro ? dp.gradientsReady() : null;
-                    Tensor loss;
+                    Tensor sum;
                     if (s.checkpointing().enabled()) {
-                        loss = ActivationCheckpointing.lossAndBackward(model(), tb, s.precision(), s.checkpointing().offload(),
-                                last -> poison(CausalLmLoss.sumAtTargets(model(), model().finalNorm(last), tb.labels(), s.labelSmoothing()), poisonLoss),
+                        sum = ActivationCheckpointing.lossAndBackward(model(), tb, s.precision(), s.checkpointing().offload(),
+                                last -> poison(loss.sum(model(), model().finalNorm(last), b, tb), poisonLoss),
                                 backwardOf, ready);
                     } else {
                         try (Autocast ac = Autocast.enter(s.precision(), model().device())) {
                             Tensor hidden = BlockwiseForward.hidden(model(), tb, ready);
-                            loss = CausalLmLoss.sumAtTargets(model(), hidden, tb.labels(), s.labelSmoothing());
+                            sum = loss.sum(model(), hidden, b, tb);
                         }
-                        loss = poison(loss, poisonLoss);
-                        backwardOf.apply(loss).backward();
+                        sum = poison(sum, poisonLoss);
+                        backwardOf.apply(sum).backward();
                     }
-                    lossSum += loss.item_double();   // host sync per micro-batch (the unscaled loss is logged)
+                    lossSum += sum.item_double();   // host sync per micro-batch (the unscaled loss is logged)
                 }
             }
         } finally {
@@ -268,6 +287,11 @@ public final class TrainStep implements AutoCloseable {
         return trained instanceof Trainable.Adapters a ? a.adapters() : Map.of();
     }
 
+    /** What the step minimises (cross-entropy, or a preference method's {@link StepLoss}). */
+    public StepLoss loss() {
+        return loss;
+    }
+
     /** What the step runs with. */
     public Settings settings() {
         return s;
@@ -286,13 +310,19 @@ public final class TrainStep implements AutoCloseable {
         return dp;
     }
 
-    /** Closes the gradient sync and the model. */
+    /** Closes the gradient sync, the loss (a preference method's reference) and the model. */
     @Override
     public void close() {
         try {
             dp.close();
         } finally {
-            trained.close();
+            try {
+                if (loss instanceof AutoCloseable c) c.close();
+            } catch (Exception e) {
+                throw new IllegalStateException("closing the step's loss: " + e.getMessage(), e);
+            } finally {
+                trained.close();
+            }
         }
     }
 }

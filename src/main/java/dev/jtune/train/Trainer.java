@@ -127,7 +127,11 @@ public final class Trainer {
             if (resumeFrom != null) RunManifest.checkSameData(resumeFrom, dataHashes);
             torch.manual_seed(t.seed());   // seed: dropout masks and LoRA's initialisation; the data order and split use it too
 
-            PreparedData data = DatasetPreparer.prepareCached(exp.data(), t.seed(), tok, out, t.dataloaderNumWorkers());
+            // preference methods read pairs (or KTO's labelled completions) as items of two examples
+            boolean preference = t.method().preference();
+            dev.jtune.data.PreferenceRows.Prepared pairs = preference ? dev.jtune.data.PreferenceRows.prepare(exp.data(),
+                    exp.preference(), t.seed(), t.perDeviceTrainBatchSize(), t.perDeviceEvalBatchSize(), tok, out) : null;
+            PreparedData data = preference ? pairs.data() : DatasetPreparer.prepareCached(exp.data(), t.seed(), tok, out, t.dataloaderNumWorkers());
             if (data.train().isEmpty()) {
                 throw new UserError(exp.data().describeTraining() + ": no training examples left after cleaning and splitting (see the data summary above)");
             }
@@ -139,13 +143,22 @@ public final class Trainer {
             String chatTemplate = data.template() == null ? null : data.template().source();
 
             Trainable trained = Trainable.forExperiment(exp, config, device, precision, Ops.of(t.kernels()));
-            TrainStep step = null;   // owns trained once assembled
+            TrainStep step = null;   // owns trained (and the preference loss's reference) once assembled
             try {
                 CausalLM model = trained.model;
-                step = TrainStep.assemble(trained, TrainStep.Settings.of(t, precision), group);
-                Evaluation evaluation = seams.evaluation().apply(
-                        Evaluation.of(model, t.perDeviceEvalBatchSize(), exp.data().maxSeqLength(), padId, precision, group));
-                Batcher batcher = new Batcher(data.train(), t.perDeviceTrainBatchSize(), true, t.seed(),
+                TrainStep.Settings settings = TrainStep.Settings.of(t, precision);
+                // training.method: the preference loss (and its reference model) replaces the cross-entropy
+                if (preference) {
+                    settings = settings.withLoss((policy, lora) -> dev.jtune.train.preference.PreferenceSetup.stepLoss(exp, policy,
+                            lora, precision, data, pairs.desirable(), padId, out));
+                }
+                step = TrainStep.assemble(trained, settings, group);
+                Map<String, Double>[] lastEvalMetrics = newMetricsHolder();
+                Evaluation evaluation = seams.evaluation().apply(!preference
+                        ? Evaluation.of(model, t.perDeviceEvalBatchSize(), exp.data().maxSeqLength(), padId, precision, group)
+                        : preferenceEvaluation((dev.jtune.train.preference.PreferenceStepLoss) step.loss(), model,
+                                t.perDeviceEvalBatchSize(), exp.data().maxSeqLength(), padId, precision, lastEvalMetrics));
+                Batcher batcher = new Batcher(data.train(), preference ? 2 : 1, t.perDeviceTrainBatchSize(), true, t.seed(),
                         exp.data().packing(), exp.data().maxSeqLength(), padId, group.rank(), group.worldSize());
                 TrainingPlan plan = TrainingPlan.of(t, batcher.batchesPerEpoch());
 
@@ -165,6 +178,7 @@ public final class Trainer {
                 MetricSinks sinks = new MetricSinks();
                 ObjectNode manifest = RunManifest.base(device, dataHashes);
                 TrainingLoop loop = new TrainingLoop(exp, plan, batcher, data, step, evaluation, sinks, chatTemplate, manifest, group);
+                loop.evalMetrics = () -> lastEvalMetrics[0];
                 loop.poisonAt = seams.poisonSteps();
                 loop.withCallbacks(callbacks);
                 // generated answers: rank 0 alone answers and scores (the others wait at the next collective)
@@ -211,6 +225,27 @@ public final class Trainer {
         } catch (IOException e) {
             throw new UserError(exp.training().outputDir() + ": " + e.getMessage(), e);
         }
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Double>[] newMetricsHolder() {
+        Map<String, Double>[] holder = new Map[1];
+        holder[0] = Map.of();
+        return holder;
+    }
+
+    /**
+     * Evaluation of a preference run: the preference loss over held-out pairs (every rank evaluates all of them: the same
+     * numbers on each, no collective), its metrics left in {@code metrics[0]} for the loop to log as {@code eval_...}.
+     * The result's token count is the number of pairs (KTO: examples).
+     */
+    private static Evaluation preferenceEvaluation(dev.jtune.train.preference.PreferenceStepLoss loss, CausalLM model, int batchSize,
+                                                   int maxSeqLength, long padId, Precision precision, Map<String, Double>[] metrics) {
+        return (examples, split) -> {
+            var e = loss.evaluate(model, examples, batchSize, maxSeqLength, padId, precision);
+            metrics[0] = e.metrics();
+            return new Evaluator.Result(e.loss(), e.items());
+        };
     }
 
     /**
@@ -298,7 +333,8 @@ public final class Trainer {
                 done.bestStep(), done.bestLoss(), done.stopReason(), wall, facts);
         List<String> warnings = RunDiagnostics.warnings(record);
         Path report = t.outputDir().resolve("report.html");
-        HtmlReport.write(report, record, warnings, answers);
+        HtmlReport.write(report, record, warnings, answers,
+                dev.jtune.metrics.PreferenceReport.section(sinks.trainExtras, sinks.evalExtras));
         if (answers != null) out.print(answers.text(3, 100));
         for (String w : warnings) out.println(w.startsWith("Note: ") ? "note: " + w.substring(6) : "warning: " + w);
         long skipped = done.skippedSteps();

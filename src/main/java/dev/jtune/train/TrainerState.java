@@ -39,7 +39,7 @@ final class TrainerState {
         o.put("train_batch_size", t.perDeviceTrainBatchSize());
         o.put("seed", t.seed());
         if (s.best.loss != null) {
-            o.put("best_metric", s.best.loss);
+            o.put("best_metric", t.largerIsBetter() ? -s.best.loss : s.best.loss);   // the metric itself, as transformers writes it
             o.put("best_global_step", s.best.step);
             o.put("best_model_checkpoint", checkpoints.dirFor(s.best.step).toString());
         }

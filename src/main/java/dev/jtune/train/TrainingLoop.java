@@ -46,6 +46,10 @@ final class TrainingLoop {
     AnswerRounds answers = AnswerRounds.NONE;        // predict_with_generate: answers at each evaluation and at the end
     private final DistGroup group;   // the ranks of a data-parallel run: rank 0 writes, all decide alike
     private long lastSaved = -1;     // the step of the checkpoint written last (the same on every rank)
+    /** The metrics of the last evaluation beside its loss (preference tuning: rewards/accuracies, ...; else empty). */
+    java.util.function.Supplier<java.util.Map<String, Double>> evalMetrics = java.util.Map::of;
+    /** The steps' own metrics since the last log line (name -> {sum, steps}), logged as their means as TRL does. */
+    private final java.util.Map<String, double[]> metricWindow = new java.util.LinkedHashMap<>();
 
     TrainingLoop(Experiment exp, TrainingPlan plan, Batcher batcher, PreparedData data, TrainStep step, Evaluation evaluation,
                  MetricSinks sinks, String chatTemplate, ObjectNode manifestBase, DistGroup group) {
@@ -76,7 +80,7 @@ final class TrainingLoop {
 
     /** The snapshot callbacks are given. */
     dev.jtune.api.TrainerState snapshot() {
-        return new dev.jtune.api.TrainerState(Math.toIntExact(state.position.step), Math.toIntExact(plan.totalSteps()), epochs(), state.best.loss,
+        return new dev.jtune.api.TrainerState(Math.toIntExact(state.position.step), Math.toIntExact(plan.totalSteps()), epochs(), bestEvalLoss(),
                 state.best.step == null ? null : Math.toIntExact(state.best.step),
                 t.outputDir(), group.isMain());
     }
@@ -98,7 +102,18 @@ final class TrainingLoop {
         Path finalDir = null;
         if (preempted == null) finalDir = finish(out);
         else stopReason = "stopped by " + preempted;
-        return new Result(step(), epochs(), stopReason, preempted, finalDir, test, state.best.loss, state.best.step, state.bad.skipped);
+        return new Result(step(), epochs(), stopReason, preempted, finalDir, test, bestEvalLoss(), state.best.step, state.bad.skipped);
+    }
+
+    /**
+     * The validation loss at the best evaluation (the best is chosen by training.metric_for_best_model, which may be a
+     * preference metric such as rewards/accuracies), or null.
+     */
+    private Double bestEvalLoss() {
+        Long at = state.best.step;
+        if (at == null) return null;
+        for (EvalPoint p : sinks.evalLog) if (p.step() == at) return p.loss();
+        return state.best.loss;
     }
 
     long step() {
@@ -195,6 +210,11 @@ final class TrainingLoop {
         }
         LoopState.LossWindow w = state.window;
         w.add(r.loss(), r.tokens());
+        step.loss.stepMetrics().forEach((k, v) -> {
+            double[] s = metricWindow.computeIfAbsent(k, x -> new double[2]);
+            s[0] += v;
+            s[1]++;
+        });
         sinks.stepDone(pos.step, r.loss(), lr, w.tokensPerSecond());
         if (pos.step % t.loggingSteps() == 0 || pos.step == plan.totalSteps()) {
             // transformers logs the mean of the window's step losses and the last step's grad norm, before clipping
@@ -207,6 +227,9 @@ final class TrainingLoop {
             logs.put("tokens_per_second", w.tokensPerSecond());
             logs.put("skipped_steps", (double) state.bad.skipped);
             if (step.scaler.enabled()) logs.put("loss_scale", step.scaler.scaleValue());
+            // the method's metrics (preference tuning: rewards/chosen, ...), the means over the window's steps as TRL logs them
+            metricWindow.forEach((k, s) -> logs.put(k, s[0] / s[1]));
+            metricWindow.clear();
             callbacks.log(logs);
             w.reset();
         }
@@ -241,22 +264,33 @@ final class TrainingLoop {
         long now = state.position.step;
         Evaluator.Result r = evaluation.run(data.validation(), "validation");
         EvalPoint p = new EvalPoint(now, epochs(), r.loss(), r.perplexity());
+        java.util.Map<String, Double> extra = evalMetrics.get();
         java.util.Map<String, Double> logs = new java.util.LinkedHashMap<>();
         logs.put("eval_loss", r.loss());
         logs.put("eval_perplexity", r.perplexity());
+        extra.forEach((k, v) -> logs.put("eval_" + k, v));   // a preference method's: eval_rewards/accuracies, ...
         logs.put("epoch", p.epoch());
         callbacks.log(logs);   // before a best-model checkpoint, whose log_history holds this evaluation
         LoopState.Best best = state.best;
-        boolean newBest = best.record(r.loss(), now, t.earlyStoppingThreshold());
+        // metric_for_best_model: the loss, or a method's metric (eval_rewards/accuracies); Best keeps lower-is-better scores
+        String metric = t.bestModelMetric();
+        double value = metric.equals("loss") ? r.loss() : extra.getOrDefault(metric, Double.NaN);
+        boolean newBest = best.record(t.largerIsBetter() ? -value : value, now, t.earlyStoppingThreshold());
         if (newBest) save();   // the best model is always on disk, whatever save_steps says
         Integer patience = t.earlyStoppingPatience();
         String mark = newBest && best.badEvals == 0 ? "best so far"
                 : (newBest ? "best so far, but not by more than early_stopping_threshold; " : "")
                 + "no improvement (" + best.badEvals + (patience == null ? "" : "/" + patience) + ")";
-        sinks.message(String.format(Locale.ROOT, "eval @ step %d (epoch %.2f): loss %.4f, perplexity %.2f, %s",
-                now, p.epoch(), r.loss(), r.perplexity(), mark));
+        sinks.message(extra.containsKey("rewards/accuracies") || extra.containsKey("rewards/margins")
+                ? String.format(Locale.ROOT, "eval @ step %d (epoch %.2f): loss %.4f, rewards/accuracies %.3f, rewards/margins %.4f, %s",
+                        now, p.epoch(), r.loss(), extra.getOrDefault("rewards/accuracies", Double.NaN),
+                        extra.getOrDefault("rewards/margins", Double.NaN), mark)
+                : String.format(Locale.ROOT, "eval @ step %d (epoch %.2f): loss %.4f, perplexity %.2f, %s",
+                        now, p.epoch(), r.loss(), r.perplexity(), mark));
         answers.eval(now, sinks);
-        callbacks.evaluate(java.util.Map.of("eval_loss", r.loss(), "eval_perplexity", r.perplexity()));
+        java.util.Map<String, Double> metrics = new java.util.LinkedHashMap<>(logs);
+        metrics.remove("epoch");
+        callbacks.evaluate(metrics);
         if (patience != null && best.badEvals >= patience) return "early stopping: no improvement in " + patience + " evaluations";
         return null;
     }
@@ -279,7 +313,8 @@ final class TrainingLoop {
         LoopState.Best best = state.best;
         if (t.loadBestModelAtEnd() && best.step != null && best.step != now) {
             step.trained.restore(checkpoints.dirFor(best.step));
-            out.printf(Locale.ROOT, "loaded the best model: step %d, eval loss %.4f%n", best.step, best.loss);
+            out.printf(Locale.ROOT, "loaded the best model: step %d, eval_%s %.4f%n", best.step, t.bestModelMetric(),
+                    t.largerIsBetter() ? -best.loss : best.loss);
         }
         Path finalDir = t.outputDir().resolve("final");
         if (group.isMain()) {

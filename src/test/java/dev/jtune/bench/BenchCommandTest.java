@@ -34,6 +34,18 @@ class BenchCommandTest {
         assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
     }
 
+    /** bench --method dpo times DPO steps on synthetic pairs; the first loss is ln 2 (LoRA starts as a no-op: policy = reference). */
+    @Test
+    void dpoIsBenchedOnPairs() throws Exception {
+        CliTest.Run r = run("bench", "--shape", "tiny", "--seq-len", "16", "--micro-batch", "2", "--lora-r", "4", "--steps", "1",
+                "--warmup", "1", "--gemm-size", "64", "--method", "dpo", "--json");
+        assertEquals(0, r.code(), r.err());
+        var j = JSON.readTree(r.out());
+        assertEquals("dpo", j.get("config").get("method").asText());
+        assertEquals(Math.log(2), j.get("loss").get("first").asDouble(), 1e-6, r.out());
+        assertUserError(run("bench", "--shape", "tiny", "--seq-len", "16", "--method", "dpo", "--steps", "1"), "add --lora-r N");
+    }
+
     /** bench --gradient-checkpointing records the setting in its JSON, so plan/compare.py predicts the same run. */
     @Test
     void checkpointingIsRecorded() throws Exception {

@@ -41,11 +41,14 @@ class ExperimentExampleTest {
                         true, true, "conversations", "from", "value", "instruction", "input", "output", null, null),
                 new TrainingSection(out, out.resolve("runs"), 3.0, -1, 8, 8, 2, 2e-4, Scheduler.COSINE, java.util.Map.of("num_cycles", 0.5), 0, 0.03, 0.01, null, 0.0,
                         0.9, 0.999, 1e-8, 1.0, 10, 100, 100, 2, 42L, Precision.BF16, "auto", 3, 0.0, true, 2, 5, dev.jtune.kernels.KernelMode.AUTO, false, false,
-                        java.util.Map.of("offload", false), true, 64, 1, 32, List.of("exact_match", "token_f1", "rouge_l", "bleu", "chrf"), 1800, 0, 25.0),
+                        java.util.Map.of("offload", false), true, 64, 1, 32, List.of("exact_match", "token_f1", "rouge_l", "bleu", "chrf"), 1800, 0, 25.0,
+                        TrainingSection.Method.SFT, "loss", null),
                 new LoraSection(false, 8, 8.0, 0.0, null, false, true, null),
 
                 new dev.jtune.config.SweepSection(List.of(), dev.jtune.config.SweepSection.Method.RANDOM, null,
-                        dev.jtune.config.SweepSection.Prune.NONE, "eval_loss", dev.jtune.config.SweepSection.Direction.MINIMIZE, 0L, 3));
+                        dev.jtune.config.SweepSection.Prune.NONE, "eval_loss", dev.jtune.config.SweepSection.Direction.MINIMIZE, 0L, 3),
+                new PreferenceSection(null, null, null, null, null, null, null, null, null, null, null,
+                        "chosen", "rejected", "completion", "label"));
         assertEquals(expected, e);
         assertEquals(EXAMPLE.toAbsolutePath(), e.file());
     }

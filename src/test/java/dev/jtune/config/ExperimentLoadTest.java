@@ -45,8 +45,8 @@ class ExperimentLoadTest {
                 "conversations", "from", "value", "instruction", "input", "output", null, null), e.data());
         assertEquals(new TrainingSection(fx.out, fx.out.resolve("runs"), 3.0, -1, 8, 8, 1, 5e-5, Scheduler.LINEAR,
                 java.util.Map.of(), 0, 0.0, 0.0, null, 0.0, 0.9, 0.999, 1e-8, 1.0, 10, 0, 0, 2, 42L, Precision.AUTO, "auto", null, 0.0, true, 2, 5, dev.jtune.kernels.KernelMode.AUTO, false, false, java.util.Map.of(),
-                false, 64, 1, 32, List.of("exact_match", "token_f1", "rouge_l", "bleu", "chrf"), 1800, 0, 25.0),
-                e.training());
+                false, 64, 1, 32, List.of("exact_match", "token_f1", "rouge_l", "bleu", "chrf"), 1800, 0, 25.0,
+                TrainingSection.Method.SFT, "loss", null), e.training());
     }
 
     @Test
@@ -166,7 +166,7 @@ class ExperimentLoadTest {
 
     @Test
     void schemaIsSnakeCaseOfTheRecords() {
-        assertEquals(List.of("model", "data", "training", "lora", "sweep"), Experiment.sectionNames());
+        assertEquals(List.of("model", "data", "training", "lora", "sweep", "preference"), Experiment.sectionNames());
         assertEquals(List.of("enabled", "r", "alpha", "dropout", "target_modules", "use_rslora", "init_weights", "adapter_path"),
                 Experiment.keys("lora"));
         assertTrue(Experiment.keys("training").containsAll(List.of("output_dir", "num_train_epochs",

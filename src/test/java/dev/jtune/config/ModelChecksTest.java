@@ -69,7 +69,7 @@ class ModelChecksTest {
         ModelConfig config = ModelConfig.read(GPT2_MODEL);
         ModelChecks.check(ok, config);
         Experiment tooLong = new Experiment(ok.file(), ok.model(), ok.data().toBuilder().maxSeqLength(100).build(),
-                ok.training(), ok.lora(), ok.sweep());
+                ok.training(), ok.lora(), ok.sweep(), ok.preference());
         UserError e = assertThrows(UserError.class, () -> ModelChecks.check(tooLong, config));
         assertEquals(ok.file() + ": data.max_seq_length: 100 is longer than the model's 64 learned positions (n_positions in "
                 + GPT2_MODEL.resolve("config.json") + ")", e.getMessage());

@@ -1,0 +1,183 @@
+package dev.jtune.train;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jtune.config.Experiment;
+import dev.jtune.metrics.TrainPoint;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Preference tuning through the whole trainer on a tiny Llama and a real CSV of pairs: the first DPO step's loss is
+ * ln 2 (the policy equals its reference: full fine-tuning's frozen copy, LoRA's adapters-off base), the metrics land in
+ * metrics.jsonl under TRL's names, gradient accumulation equals the larger batch, and a resumed run continues exactly.
+ */
+class PreferenceTrainingTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+    static final double LN2 = Math.log(2);
+
+    @TempDir
+    static Path tmp;
+    static Path model;
+    static Path csv;
+
+    @BeforeAll
+    static void setUp() throws IOException {
+        model = tmp.resolve("base");
+        TrainerTest.writeTinyLlama(model);
+        StringBuilder sb = new StringBuilder("prompt,chosen,rejected\n");
+        String[] topics = {"mean", "median", "variance", "regression", "overfitting", "recall"};
+        for (int i = 0; i < 24; i++) {
+            String t = topics[i % topics.length];
+            sb.append("what is the ").append(t).append(" number ").append(i).append("?,")
+              .append("the ").append(t).append(" is a statistic.,")
+              .append("i do not know what ").append(t).append(" is.\n");
+        }
+        sb.append("same row,same answer,same answer\n");   // chosen == rejected: dropped and reported
+        csv = Files.writeString(tmp.resolve("pairs.csv"), sb.toString());
+    }
+
+    static Path yaml(String name, String... extra) throws IOException {
+        List<String> lines = new ArrayList<>(List.of(
+                "model:",
+                "  path: " + model,
+                "data:",
+                "  train_file: " + csv,
+                "  format: preference",
+                "  validation_split: 0.25",
+                "  max_seq_length: 48",
+                "training:",
+                "  output_dir: " + tmp.resolve(name),
+                "  method: dpo",
+                "  max_steps: 4",
+                "  per_device_train_batch_size: 2",
+                "  per_device_eval_batch_size: 4",
+                "  learning_rate: 5.0e-3",
+                "  lr_scheduler_type: constant",
+                "  logging_steps: 1",
+                "  eval_steps: 2",
+                "  save_steps: 2",
+                "  device: cpu",
+                "  seed: 3"));
+        lines.addAll(List.of(extra));
+        return Files.writeString(tmp.resolve(name + ".yaml"), String.join("\n", lines) + "\n");
+    }
+
+    static Trainer.Outcome train(Path yaml, String resume, String... sets) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        try {
+            return new Trainer(Experiment.load(yaml, List.of(sets)), new PrintStream(out, true, StandardCharsets.UTF_8), resume, false).run();
+        } finally {
+            System.out.print(out.toString(StandardCharsets.UTF_8));
+        }
+    }
+
+    static List<JsonNode> metrics(String name) throws IOException {
+        List<JsonNode> out = new ArrayList<>();
+        for (String l : Files.readAllLines(tmp.resolve(name).resolve("metrics.jsonl"))) out.add(JSON.readTree(l));
+        return out;
+    }
+
+    @Test
+    void fullFineTuningStartsAtLn2AndLogsTrlMetrics() throws IOException {
+        Trainer.Outcome o = train(yaml("full"), null);
+        List<TrainPoint> log = o.trainLog();
+        assertEquals(LN2, log.get(0).loss(), 1e-6, "policy == frozen reference at step 1");
+        assertTrue(log.get(log.size() - 1).loss() < LN2 - 0.01, "DPO loss falls: " + log);
+        JsonNode first = metrics("full").get(0);
+        for (String k : new String[] {"rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected"}) {
+            assertTrue(first.has(k), k + " in " + first);
+        }
+        assertEquals(0.0, first.get("rewards/margins").asDouble(), 1e-6);
+        JsonNode eval = metrics("full").stream().filter(n -> n.has("eval_loss")).reduce((a, b) -> b).orElseThrow();
+        assertTrue(eval.has("eval_rewards/accuracies") && eval.has("eval_rewards/margins"), eval.toString());
+        assertTrue(eval.get("eval_rewards/margins").asDouble() > 0, "the policy prefers the chosen answers of held-out pairs: " + eval);
+        String report = Files.readString(tmp.resolve("full").resolve("report.html"));
+        assertTrue(report.contains("<h2>Preferences</h2>") && report.contains("train-rewards-margins")
+                && report.contains("eval-rewards-accuracies"), "the report charts margins and accuracy");
+    }
+
+    /** ORPO, SimPO (no reference model) and KTO (labelled completions, KL rows) train through the same trainer. */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"orpo", "simpo", "kto"})
+    void theOtherMethodsTrain(String method) throws IOException {
+        String data = "  format: preference";
+        if (method.equals("kto")) {
+            StringBuilder sb = new StringBuilder("prompt,completion,label\n");
+            for (int i = 0; i < 12; i++) sb.append("question ").append(i).append("?,").append(i % 2 == 0 ? "a fine answer" : "rubbish").append(',').append(i % 2 == 0).append('\n');
+            Files.writeString(tmp.resolve("kto.csv"), sb.toString());
+        }
+        Path y = yaml("m-" + method);
+        Trainer.Outcome o = train(y, null, "training.method=" + method, "training.max_steps=3", "training.eval_steps=3",
+                "training.save_steps=3", method.equals("kto") ? "data.format=kto" : "data.format=preference",
+                method.equals("kto") ? "data.train_file=" + tmp.resolve("kto.csv") : "data.format=preference");
+        double first = o.trainLog().get(0).loss(), last = o.trainLog().get(2).loss();
+        assertTrue(Double.isFinite(first) && last < first, method + ": " + o.trainLog());
+        JsonNode line = metrics("m-" + method).get(0);
+        if (method.equals("kto")) {   // a batch of only desirable (or undesirable) examples logs that side alone, as TRL
+            assertTrue(line.has("rewards/chosen") || line.has("rewards/rejected"), line.toString());
+        } else {
+            assertTrue(line.has("rewards/chosen") && line.has("rewards/margins") && line.has("rewards/accuracies"), line.toString());
+        }
+        if (method.equals("orpo")) assertTrue(line.has("log_odds_ratio") && line.has("nll_loss"), line.toString());
+        if (method.equals("kto")) assertTrue(line.has("kl"), line.toString());
+    }
+
+    /** metric_for_best_model: eval_rewards/margins picks the checkpoint with the largest validation margin. */
+    @Test
+    void theBestCheckpointCanBeChosenByTheRewardMargin() throws IOException {
+        train(yaml("best"), null, "training.metric_for_best_model=eval_rewards/margins", "training.early_stopping_patience=3");
+        double best = metrics("best").stream().filter(n -> n.has("eval_rewards/margins"))
+                .mapToDouble(n -> n.get("eval_rewards/margins").asDouble()).max().orElseThrow();
+        JsonNode state = JSON.readTree(tmp.resolve("best").resolve("checkpoint-4").resolve("trainer_state.json").toFile());
+        assertEquals(best, state.get("best_metric").asDouble(), 1e-9, state.toString());
+    }
+
+    @Test
+    void loraStartsAtLn2WithTheAdaptersOffAsReference() throws IOException {
+        Trainer.Outcome o = train(yaml("lora", "lora:", "  enabled: true", "  r: 4", "  alpha: 8"), null);
+        assertEquals(LN2, o.trainLog().get(0).loss(), 1e-6);
+        assertTrue(o.trainLog().get(3).loss() < LN2, o.trainLog().toString());
+    }
+
+    @Test
+    void accumulationEqualsTheLargerBatch() throws IOException {
+        Trainer.Outcome big = train(yaml("acc-big", "  gradient_accumulation_steps: 1"), null, "training.per_device_train_batch_size=4",
+                "training.max_steps=3");
+        Trainer.Outcome acc = train(yaml("acc-small", "  gradient_accumulation_steps: 2"), null, "training.per_device_train_batch_size=2",
+                "training.max_steps=3");
+        for (int i = 0; i < 3; i++) {
+            assertEquals(big.trainLog().get(i).loss(), acc.trainLog().get(i).loss(), 1e-5, "step " + (i + 1));
+            assertEquals(big.trainLog().get(i).gradNorm(), acc.trainLog().get(i).gradNorm(), 1e-4, "grad norm, step " + (i + 1));
+        }
+    }
+
+    @Test
+    void resumeContinuesExactly() throws IOException {
+        Trainer.Outcome whole = train(yaml("whole", "  gradient_checkpointing: true"), null);
+        Path cut = yaml("cut", "  gradient_checkpointing: true");
+        train(cut, null, "training.max_steps=2");
+        Trainer.Outcome resumed = train(cut, "auto");
+        List<TrainPoint> a = whole.trainLog(), b = resumed.trainLog();
+        assertEquals(4, b.get(b.size() - 1).step());
+        for (int s = 3; s <= 4; s++) {
+            int step = s;
+            double want = a.stream().filter(p -> p.step() == step).findFirst().orElseThrow().loss();
+            double got = b.stream().filter(p -> p.step() == step).findFirst().orElseThrow().loss();
+            assertEquals(want, got, 1e-6, "step " + s);
+        }
+    }
+}
