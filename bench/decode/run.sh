@@ -25,7 +25,7 @@ if [ ! -f "$work/hf/model.safetensors" ] || [ ! -f "$work/model-f32.gguf" ]; the
 fi
 gguf="${GGUF:-$work/model-f32.gguf}"
 if [ ! -d "$repo/bench/peer/llamacpp/node_modules/node-llama-cpp" ]; then
-  (cd "$repo/bench/peer/llamacpp" && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm ci --omit=optional --no-audit --no-fund >&2)
+  (cd "$repo/bench/peer/llamacpp" && npm ci --no-audit --no-fund >&2)   # .npmrc: no optional packages, no install scripts
 fi
 if [ -z "${JTUNE_CP:-}" ]; then
   (cd "$repo" && mvn -B -ntp -q -o -DskipTests -Djtune.kernels=skip compile dependency:build-classpath -Dmdep.outputFile=target/decode-bench.cp >&2)
