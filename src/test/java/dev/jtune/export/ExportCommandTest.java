@@ -1,12 +1,10 @@
 package dev.jtune.export;
 
-import dev.jtune.cli.Main;
+import dev.jtune.cli.CliTest;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -31,27 +29,11 @@ class ExportCommandTest {
                 "{\"eos_token_id\": [2002, 2000], \"temperature\": 0.7, \"top_p\": 0.8, \"top_k\": 20, \"repetition_penalty\": 1.05}");
     }
 
-    record Run(int code, String out, String err) {}
-
-    static Run jtune(String... args) {
-        PrintStream oldOut = System.out, oldErr = System.err;
-        ByteArrayOutputStream out = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-        try {
-            int code = Main.run(args);
-            return new Run(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(oldOut);
-            System.setErr(oldErr);
-        }
-    }
-
     @Test
     void writesGgufAndOllamaModelfile() throws Exception {
         Path dir = Files.createDirectories(work.resolve("out"));
         Path gguf = dir.resolve("qwen2-f16.gguf");
-        Run r = jtune("export", "--model", qwen.toString(), "--type", "f16", "--out", gguf.toString(), "--ollama-modelfile");
+        CliTest.Run r = CliTest.run("export", "--model", qwen.toString(), "--type", "f16", "--out", gguf.toString(), "--ollama-modelfile");
         assertEquals(0, r.code(), r.err());
         byte[] head = Files.readAllBytes(gguf);
         assertEquals("GGUF", new String(head, 0, 4, StandardCharsets.US_ASCII));
@@ -73,7 +55,7 @@ class ExportCommandTest {
         String cfg = Files.readString(model.resolve("tokenizer_config.json"));
         Files.writeString(model.resolve("chat_template.jinja"), "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}");
         Path gguf = Files.createDirectories(work.resolve("odd")).resolve("m.gguf");
-        Run r = jtune("export", "--model", model.toString(), "--out", gguf.toString(), "--ollama-modelfile");
+        CliTest.Run r = CliTest.run("export", "--model", model.toString(), "--out", gguf.toString(), "--ollama-modelfile");
         assertEquals(0, r.code(), r.err());
         String mf = Files.readString(gguf.resolveSibling("Modelfile"));
         assertFalse(mf.contains("TEMPLATE \"\"\""), mf);
@@ -88,20 +70,20 @@ class ExportCommandTest {
         Path toyTok = Files.createDirectories(work.resolve("toy-tok"));
         Files.copy(dev.jtune.tokenizer.Fixtures.dir("torchtune-tiny-qwen2").resolve("tokenizer.json"), toyTok.resolve("tokenizer.json"));
         Path toy = TinyModels.write("llama", "tiny", toyTok, work.resolve("toy"), 3, null);
-        assertRefused(jtune("export", "--model", toy.toString(), "--out", out.toString()), "lacks", out);
-        assertRefused(jtune("export", "--model", qwen.toString(), "--type", "q5_k", "--out", out.toString()), "unknown type 'q5_k'", out);
-        assertRefused(jtune("export", "--model", qwen.toString(), "--format", "gguf-lora", "--out", out.toString()), "needs --adapter", out);
+        assertRefused(CliTest.run("export", "--model", toy.toString(), "--out", out.toString()), "lacks", out);
+        assertRefused(CliTest.run("export", "--model", qwen.toString(), "--type", "q5_k", "--out", out.toString()), "unknown type 'q5_k'", out);
+        assertRefused(CliTest.run("export", "--model", qwen.toString(), "--format", "gguf-lora", "--out", out.toString()), "needs --adapter", out);
         // rows of 48 do not split into 32-element blocks: llama.cpp has no fallback for q8_0 either
         Path narrow = TinyModels.write("qwen2", "tiny", TinyModels.tokenizer("qwen2", work), work.resolve("narrow"), 4, c -> {
             c.put("hidden_size", 48);
             c.put("num_attention_heads", 4);
             c.put("num_key_value_heads", 2);
         });
-        assertRefused(jtune("export", "--model", narrow.toString(), "--type", "q8_0", "--out", out.toString()), "not a multiple of 32", out);
-        assertRefused(jtune("export", "--model", qwen.toString(), "--out", work.toString()), "is a directory", out);
+        assertRefused(CliTest.run("export", "--model", narrow.toString(), "--type", "q8_0", "--out", out.toString()), "not a multiple of 32", out);
+        assertRefused(CliTest.run("export", "--model", qwen.toString(), "--out", work.toString()), "is a directory", out);
     }
 
-    private static void assertRefused(Run r, String message, Path out) throws Exception {
+    private static void assertRefused(CliTest.Run r, String message, Path out) throws Exception {
         assertEquals(2, r.code(), r.out() + r.err());
         assertTrue(r.err().contains(message), "expected '" + message + "' in: " + r.err());
         assertFalse(r.err().contains("\tat "), "no stack trace for a user error: " + r.err());
