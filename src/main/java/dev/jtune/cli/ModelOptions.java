@@ -34,7 +34,7 @@ final class ModelOptions {
     void validate() {
         Tensors.parseDtype(dtype, "--dtype");
         Devices.parse(device, "--device");
-        kernels();
+        kernels(kernels);
         if (adapter != null && !Adapters.isAdapterDir(adapter)) {
             throw new UserError("--adapter: no adapter_config.json in " + adapter + "; expected a PEFT adapter directory");
         }
@@ -46,10 +46,11 @@ final class ModelOptions {
     }
 
     CausalLM load() {
-        return Adapters.load(model, adapter, Tensors.parseDtype(dtype, "--dtype"), Devices.parse(device, "--device"), kernels());
+        return Adapters.load(model, adapter, Tensors.parseDtype(dtype, "--dtype"), Devices.parse(device, "--device"), kernels(kernels));
     }
 
-    private Ops kernels() {
+    /** The --kernels value as Ops, or exit 2 naming the option (also `jtune serve`'s, whose other options differ). */
+    static Ops kernels(String kernels) {
         try {
             return Ops.of(KernelMode.parse(kernels));
         } catch (IllegalArgumentException e) {

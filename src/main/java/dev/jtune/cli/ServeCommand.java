@@ -1,12 +1,11 @@
 package dev.jtune.cli;
 
-import dev.jtune.kernels.KernelMode;
 import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
 import dev.jtune.plan.DeviceMemory;
 import dev.jtune.plan.MemoryPlanner;
 import dev.jtune.serve.ModelServer;
-import dev.jtune.serve.OpenAiServer;
+import dev.jtune.serve.OpenAiApi;
 import dev.jtune.serve.RequestLog;
 import dev.jtune.serve.ServedModels;
 import dev.jtune.util.Devices;
@@ -104,12 +103,7 @@ final class ServeCommand implements Callable<Integer> {
         String key = apiKey != null ? apiKey : System.getenv(API_KEY_ENV);
         if (key != null && key.isBlank()) throw new UserError("--api-key: must not be empty");
         Device dev = Devices.parse(device, "--device");
-        Ops ops;
-        try {
-            ops = Ops.of(KernelMode.parse(kernels));
-        } catch (IllegalArgumentException e) {
-            throw new UserError("--kernels: unknown value '" + kernels + "'; expected auto or off");
-        }
+        Ops ops = ModelOptions.kernels(kernels);
         String baseId = servedName != null ? servedName : model.toAbsolutePath().normalize().getFileName().toString();
         RequestLog log = requestLog == null ? null : new RequestLog(requestLog, logTexts);
         ServedModels served = ServedModels.load(model, baseId, adapterDirs, Tensors.parseDtype(dtype, "--dtype"), dev, ops);
@@ -117,7 +111,7 @@ final class ServeCommand implements Callable<Integer> {
         ModelServer server;
         try {
             server = new ModelServer(served, maxBatch, maxQueue, kvBudget, log,
-                    new OpenAiServer.Options(host, port, key, bodyLimit, maxTokens, requestTimeout, Math.max(64, 4 * (maxBatch + maxQueue))));
+                    new OpenAiApi.Options(host, port, key, bodyLimit, maxTokens, requestTimeout));
         } catch (IOException e) {
             served.close();
             throw new UserError("--host " + host + " --port " + port + ": cannot listen: " + e.getMessage());

@@ -10,19 +10,19 @@ import java.util.concurrent.CountDownLatch;
 public final class ModelServer implements AutoCloseable {
     private final ServedModels models;
     private final ContinuousBatcher batcher;
-    private final OpenAiServer http;
+    private final NettyHttpServer http;
     private final RequestLog log;
     private final CountDownLatch stopped = new CountDownLatch(1);
 
-    public ModelServer(ServedModels models, int maxBatch, int maxQueue, long kvBudgetBytes, RequestLog log, OpenAiServer.Options options) throws IOException {
+    public ModelServer(ServedModels models, int maxBatch, int maxQueue, long kvBudgetBytes, RequestLog log, OpenAiApi.Options options) throws IOException {
         this.models = models;
         this.log = log;
         ServeMetrics metrics = new ServeMetrics();
         metrics.kvCacheBudget(kvBudgetBytes);
         this.batcher = new ContinuousBatcher(models, maxBatch, maxQueue, kvBudgetBytes, metrics, log);
-        OpenAiServer h;
+        NettyHttpServer h;
         try {
-            h = new OpenAiServer(models, batcher, metrics, options);
+            h = new NettyHttpServer(new OpenAiApi(models, batcher, metrics, options));
         } catch (IOException | RuntimeException e) {
             batcher.close();
             throw e;
