@@ -19,8 +19,8 @@ import java.util.List;
 
 /**
  * Continuous batching: one thread owns the model and runs a loop of steps. Between two decode steps waiting requests
- * join (each prefilled alone into its own KV cache, which gives its first token) and finished or cancelled ones leave;
- * a decode step then feeds the last token of every running request in one forward.
+ * join (prefilled together in one forward, each into its own KV cache, which gives its first token) and finished or
+ * cancelled ones leave; a decode step then feeds the last token of every running request in one forward.
  *
  * <p>A decode step over B > 1 requests assembles their caches into one batch cache, left-padded to the longest
  * (B, kvHeads, S + 1, headDim) per layer, with a boolean mask (B, 1, 1, S + 1) that hides the padding and positions
@@ -47,6 +47,7 @@ public final class ContinuousBatcher implements AutoCloseable {
     private int inFlight;                                              // pending + running, guarded by lock
     private long kvInUse;                                              // batcher thread only
     private volatile int largestBatch;                                 // the most rows one decode step has had
+    private volatile int largestPrefill;                               // the most prompts one prefill has had
     private final Thread thread;
 
     public ContinuousBatcher(ServedModels models, int maxBatch, int maxQueue, long kvBudgetBytes, ServeMetrics metrics, RequestLog log) {
@@ -109,6 +110,11 @@ public final class ContinuousBatcher implements AutoCloseable {
         return largestBatch;
     }
 
+    /** The most prompts one prefill forward has taken so far. */
+    int largestPrefill() {
+        return largestPrefill;
+    }
+
     /** Requests accepted and not yet finished (queued or running). */
     public int inFlight() {
         synchronized (lock) {
@@ -135,17 +141,19 @@ public final class ContinuousBatcher implements AutoCloseable {
                     metrics.queueDepth(pending.size());
                     expireQueued();
                 }
+                List<Sequence> joining = new ArrayList<>();
                 for (Sequence s : admitted) {
-                    if (s.cancelled()) {
-                        finish(s, null, null);
-                        continue;
-                    }
+                    if (s.cancelled()) finish(s, null, null);
+                    else if (s.budget <= 0) finish(s, "length", null);
+                    else joining.add(s);
+                }
+                if (!joining.isEmpty()) {
                     try {
-                        prefill(s);
-                        if (!s.done) running.add(s);
+                        prefill(joining);
                     } catch (RuntimeException e) {
-                        failed(s, e);
+                        for (Sequence s : joining) failed(s, e);
                     }
+                    for (Sequence s : joining) if (!s.done) running.add(s);
                 }
                 running.removeIf(s -> s.done || leaves(s));
                 metrics.batchSize(running.size());
@@ -196,23 +204,76 @@ public final class ContinuousBatcher implements AutoCloseable {
         return false;
     }
 
-    /** The prompt in one forward into the request's own new cache; its last position's logits give the first token. */
-    private void prefill(Sequence s) {
-        if (s.budget <= 0) {
-            finish(s, "length", null);
-            return;
-        }
-        long token;
+    /**
+     * The prompts of the requests joining at this step, each into its own new cache; each one's last position gives
+     * its first token. One request runs alone, as TextGenerator does; several run in one forward, left-padded to the
+     * longest (B, L) with positions counting each prompt's own tokens and a (B, 1, L, L) mask hiding the padding (as
+     * {@link dev.jtune.infer.BatchGenerator} prefills), then each row's keys and values, padding cut, are copied into
+     * its own cache.
+     */
+    private void prefill(List<Sequence> joining) {
+        int b = joining.size();
+        largestPrefill = Math.max(largestPrefill, b);
+        long[] chosen = new long[b];
         try (PointerScope scope = new PointerScope()) {
-            s.cache = model.newCache(1, s.capacity());
-            models.rows().set(new int[] {s.adapter});
-            Tensor ids = Tensors.longs(new long[][] {s.prompt}).to(model.device(), ScalarType.Long);
-            Tensor logits = model.forward(ids, null, null, s.cache);                  // (1, T, V)
-            Tensor last = logits.select(1, logits.size(1) - 1).squeeze(0);            // (V,)
-            token = TextGenerator.choose(last, s.settings, s.random);                // host sync
+            int[] adapters = new int[b];
+            for (int i = 0; i < b; i++) adapters[i] = joining.get(i).adapter;
+            models.rows().set(adapters);
+            if (b == 1) {
+                Sequence s = joining.get(0);
+                s.cache = model.newCache(1, s.capacity());
+                Tensor ids = Tensors.longs(new long[][] {s.prompt}).to(model.device(), ScalarType.Long);
+                Tensor logits = model.forward(ids, null, null, s.cache);                  // (1, T, V)
+                Tensor last = logits.select(1, logits.size(1) - 1).squeeze(0);            // (V,)
+                chosen[0] = TextGenerator.choose(last, s.settings, s.random);            // host sync
+            } else {
+                Tensor logits = batchedPrefill(joining);                                  // (B, V)
+                for (int i = 0; i < b; i++) chosen[i] = TextGenerator.choose(logits.select(0, i), joining.get(i).settings, joining.get(i).random);
+            }
         }
-        metrics.promptTokens(s.modelId, s.prompt.length);
-        accept(s, token);
+        for (int i = 0; i < b; i++) {
+            Sequence s = joining.get(i);
+            metrics.promptTokens(s.modelId, s.prompt.length);
+            accept(s, chosen[i]);
+        }
+    }
+
+    /** Several prompts in one forward (see {@link #prefill}); returns the last real position's logits, (B, V). */
+    private Tensor batchedPrefill(List<Sequence> joining) {
+        int b = joining.size();
+        int l = 0;
+        for (Sequence s : joining) l = Math.max(l, s.prompt.length);
+        long[][] ids = new long[b][l];                 // padding holds token 0; masked out
+        long[][] positions = new long[b][l];
+        long[] valid = new long[b * l];                // (B, L): 1 where a slot holds a real token
+        for (int i = 0; i < b; i++) {
+            long[] p = joining.get(i).prompt;
+            int pad = l - p.length;
+            System.arraycopy(p, 0, ids[i], pad, p.length);
+            for (int j = pad; j < l; j++) {
+                positions[i][j] = j - pad;
+                valid[i * l + j] = 1;
+            }
+        }
+        var dev = model.device();
+        Tensor keyValid = Tensors.longs(valid).view(b, 1, 1, l).to(dev, ScalarType.Long).ne(new Scalar(0));       // (B, 1, 1, L)
+        Tensor mask = keyValid.logical_or(torch.eye(l, Tensors.options(ScalarType.Bool, dev)))                      // a padded query sees itself
+                .logical_and(torch.ones(new long[] {l, l}, Tensors.options(ScalarType.Bool, dev)).tril());        // (B, 1, L, L)
+        try (KvCache batch = model.newCache(b, l)) {
+            Tensor hidden = model.hidden(Tensors.longs(ids).to(dev, ScalarType.Long), Tensors.longs(positions).to(dev, ScalarType.Long), mask, batch);
+            Tensor logits = model.logits(hidden.select(1, l - 1));                                                  // (B, V)
+            for (int i = 0; i < b; i++) {
+                Sequence s = joining.get(i);
+                int pad = l - s.prompt.length;
+                s.cache = model.newCache(1, s.capacity());
+                for (int layer = 0; layer < model.config().numLayers(); layer++) {
+                    Tensor[] kv = batch.cached(layer);                                                              // (B, kvH, L, hd)
+                    s.cache.append(layer, kv[0].narrow(0, i, 1).narrow(2, pad, s.prompt.length), kv[1].narrow(0, i, 1).narrow(2, pad, s.prompt.length));
+                }
+                s.cache.advance(s.prompt.length);
+            }
+            return logits;
+        }
     }
 
     /** One token for every running request, in one forward. */

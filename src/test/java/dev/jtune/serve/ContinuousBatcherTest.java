@@ -26,8 +26,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Continuous batching must be invisible in a greedy answer: requests that join a running batch mid-way, run beside
- * others of other lengths and adapters, and leave at different steps each get exactly the text that
+ * Continuous batching must be invisible in a greedy answer: requests that join a running batch mid-way (prefilled
+ * together, left-padded, when they arrive during one step), run beside others of other lengths and adapters, and leave at different steps each get exactly the text that
  * {@code jtune generate --chat} (one request, its own forward) prints.
  */
 class ContinuousBatcherTest {
@@ -100,6 +100,7 @@ class ContinuousBatcherTest {
             }
             b.drain();
             largestBatch[0] = b.largestBatch();
+            if (largestBatch.length > 1) largestBatch[1] = b.largestPrefill();
             return out;
         }
     }
@@ -119,9 +120,10 @@ class ContinuousBatcherTest {
         for (Path dir : List.of(llama, gpt2)) {
             try (ServedModels models = ServedModels.load(dir, "base", Map.of(), ScalarType.Float, CPU, Ops.AUTO)) {
                 List<String> ids = QUESTIONS.stream().map(q -> "base").toList();
-                int[] largest = new int[1];
+                int[] largest = new int[2];
                 List<Sequence.Outcome> batched = serve(models, ids, QUESTIONS, 8, largest);
                 assertTrue(largest[0] >= 3, "requests joined the running batch: at most " + largest[0] + " rows");
+                assertTrue(largest[1] >= 2, "requests that arrived during a step were prefilled together: at most " + largest[1]);
                 List<Sequence.Outcome> oneAtATime = serve(models, ids, QUESTIONS, 1, largest);
                 assertEquals(1, largest[0]);
                 for (int i = 0; i < QUESTIONS.size(); i++) {
@@ -144,9 +146,10 @@ class ContinuousBatcherTest {
         List<String> questions = List.of(QUESTIONS.get(0), QUESTIONS.get(1), QUESTIONS.get(2), QUESTIONS.get(3), QUESTIONS.get(4), QUESTIONS.get(0));
         try (ServedModels models = ServedModels.load(llama, "base", adapters, ScalarType.Float, CPU, Ops.AUTO)) {
             assertEquals(List.of("base", "qv", "mlp"), models.ids());
-            int[] largest = new int[1];
+            int[] largest = new int[2];
             List<Sequence.Outcome> batched = serve(models, ids, questions, 8, largest);
             assertTrue(largest[0] >= 3, "base and both adapters in one step: at most " + largest[0] + " rows");
+            assertTrue(largest[1] >= 2, "adapters prefilled together: at most " + largest[1]);
             for (int i = 0; i < ids.size(); i++) {
                 Path adapter = ids.get(i).equals("base") ? null : adapters.get(ids.get(i));
                 assertEquals(generate(llama, adapter, questions.get(i)), batched.get(i).text(), ids.get(i) + ", question " + i);
