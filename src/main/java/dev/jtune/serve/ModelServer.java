@@ -10,6 +10,7 @@ import java.util.concurrent.CountDownLatch;
 public final class ModelServer implements AutoCloseable {
     private final ServedModels models;
     private final ContinuousBatcher batcher;
+    private final OpenAiApi api;
     private final NettyHttpServer http;
     private final RequestLog log;
     private final CountDownLatch stopped = new CountDownLatch(1);
@@ -20,10 +21,12 @@ public final class ModelServer implements AutoCloseable {
         ServeMetrics metrics = new ServeMetrics();
         metrics.kvCacheBudget(kvBudgetBytes);
         this.batcher = new ContinuousBatcher(models, maxBatch, maxQueue, kvBudgetBytes, metrics, log);
+        this.api = new OpenAiApi(models, batcher, metrics, options);
         NettyHttpServer h;
         try {
-            h = new NettyHttpServer(new OpenAiApi(models, batcher, metrics, options));
+            h = new NettyHttpServer(api);
         } catch (IOException | RuntimeException e) {
+            api.close();
             batcher.close();
             throw e;
         }
@@ -41,7 +44,8 @@ public final class ModelServer implements AutoCloseable {
     public synchronized void drainAndClose() throws InterruptedException {
         if (stopped.getCount() == 0) return;
         batcher.drain();
-        http.close();
+        http.close();   // after the last answers are written
+        api.close();
         batcher.close();
         if (log != null) {
             try {

@@ -46,7 +46,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * The HTTP side of {@code jtune serve} on Netty 4.1 (docs/serve.md says why Netty): the one class that knows the HTTP
  * library; the protocol is {@link OpenAiApi}. Two event-loop threads read and write every connection; the protocol
  * (JSON, chat template, tokenizer) runs on a small executor so a long prompt never stalls the I/O; answers are written
- * from the batcher's thread as tokens come. Because the event loop keeps reading each connection, a client that
+ * by OpenAiApi's writer threads as tokens come. Because the event loop keeps reading each connection, a client that
  * closes its socket is noticed at once (the channel closes) even while its non-streaming answer is still being
  * generated, and {@link ApiExchange#onDisconnect} cancels the generation.
  *

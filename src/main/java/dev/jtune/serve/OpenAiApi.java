@@ -11,20 +11,23 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import java.util.ArrayList;
-import java.util.List;
+import java.util.Queue;
 import java.util.UUID;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * The OpenAI-compatible protocol of {@code jtune serve}, independent of the HTTP library ({@link ApiExchange}; the
  * server is {@link NettyHttpServer}). Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,
  * GET /health, GET /metrics. Errors are OpenAI's JSON ({@link ApiError}); nothing else of an exception reaches a client.
  *
- * <p>Nothing here waits for a generation: a completion is parsed, submitted to the batcher, and its answer is written
- * by the request's {@link TokenSink} on the batcher's thread as tokens come (a stream) or when it ends (one JSON
- * response). A client that disconnects cancels its sequence, which leaves the batch at the next step.
+ * <p>Nothing here waits for a generation: a completion is parsed and submitted to the batcher; the batcher's thread
+ * queues text into the request's {@link TokenSink}, and a writer thread sends it as tokens come (a stream) or when it
+ * ends (one JSON response). A client that disconnects cancels its sequence, which leaves the batch at the next step.
  */
-public final class OpenAiApi {
+public final class OpenAiApi implements AutoCloseable {
     /** Settings of the HTTP side: where to listen, the API key (null: none), limits and the per-request timeout. */
     public record Options(String host, int port, String apiKey, long maxBodyBytes, int maxTokens, double timeoutSeconds) {}
 
@@ -35,6 +38,12 @@ public final class OpenAiApi {
     private final Options options;
     private final byte[] keyDigest;
     private final long created = System.currentTimeMillis() / 1000;
+    /** Turn generated text into JSON and write it (see {@link Answer}). */
+    private final ExecutorService writers = Executors.newFixedThreadPool(2, r -> {
+        Thread t = new Thread(r, "jtune-answer");
+        t.setDaemon(true);
+        return t;
+    });
 
     public OpenAiApi(ServedModels models, ContinuousBatcher batcher, ServeMetrics metrics, Options options) {
         this.models = models;
@@ -46,6 +55,12 @@ public final class OpenAiApi {
 
     public Options options() {
         return options;
+    }
+
+    /** Stops the writer threads; call once the HTTP server has written its last answer. */
+    @Override
+    public void close() {
+        writers.shutdown();
     }
 
     /** Answers one request (at once, or later from the batcher's thread for a completion). Never throws. */
@@ -121,34 +136,47 @@ public final class OpenAiApi {
         answer.open();
     }
 
-    /** Where a sequence's output goes: a response that may start only once the request is accepted ({@link #open}). */
-    private abstract static class Answer implements TokenSink {
-        private boolean open;
-        private final List<Object> held = new ArrayList<>();   // text and the outcome that came before open()
+    /**
+     * Where a sequence's output goes: a response that may start only once the request is accepted ({@link #open}).
+     * The batcher's thread only queues text and the outcome here; a writer thread turns them into JSON and writes
+     * them, so the thread that owns the model spends its time on the model.
+     */
+    private abstract class Answer implements TokenSink {
+        private final Queue<Object> pending = new ConcurrentLinkedQueue<>();   // text pieces, then the outcome
+        private final AtomicBoolean scheduled = new AtomicBoolean();
+        private volatile boolean open;
 
-        /** Called once the batcher accepted the request; sends what came meanwhile. */
-        synchronized void open() {
+        /** Called once the batcher accepted the request, on the request's thread; then what comes is written. */
+        void open() {
             opened();
             open = true;
-            for (Object o : held) deliver(o);
-            held.clear();
+            schedule();
         }
 
         @Override
-        public synchronized void text(String delta) {
-            if (open) deliver(delta);
-            else held.add(delta);
+        public void text(String delta) {
+            pending.add(delta);
+            schedule();
         }
 
         @Override
-        public synchronized void finished(Sequence.Outcome outcome) {
-            if (open) deliver(outcome);
-            else held.add(outcome);
+        public void finished(Sequence.Outcome outcome) {
+            pending.add(outcome);
+            schedule();
         }
 
-        private void deliver(Object o) {
-            if (o instanceof String text) sendText(text);
-            else sendEnd((Sequence.Outcome) o);
+        /** At most one drain runs or waits per answer, so pieces are written in order. */
+        private void schedule() {
+            if (open && !pending.isEmpty() && scheduled.compareAndSet(false, true)) writers.execute(this::drain);
+        }
+
+        private void drain() {
+            for (Object o; (o = pending.poll()) != null; ) {
+                if (o instanceof String text) sendText(text);
+                else sendEnd((Sequence.Outcome) o);
+            }
+            scheduled.set(false);
+            schedule();   // what came after the last poll
         }
 
         abstract void opened();   // the response may start (a stream's headers)
@@ -156,10 +184,10 @@ public final class OpenAiApi {
         abstract void sendText(String delta);
 
         abstract void sendEnd(Sequence.Outcome o);
+    }
 
-        static boolean cancelled(Sequence.Outcome o) {
-            return o.error() == null && o.finishReason() == null;   // the client went away: nobody to answer
-        }
+    private static boolean cancelled(Sequence.Outcome o) {
+        return o.error() == null && o.finishReason() == null;   // the client went away: nobody to answer
     }
 
     /** One JSON response when the sequence ends. */

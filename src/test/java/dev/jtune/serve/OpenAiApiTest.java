@@ -49,6 +49,7 @@ class OpenAiApiTest {
     @AfterAll
     static void stop() throws Exception {
         batcher.drain();
+        api.close();
         batcher.close();
         models.close();
     }
