@@ -61,8 +61,8 @@ public class HttpProbe {
             }
             case "netty" -> {
                 var boss = new io.netty.channel.nio.NioEventLoopGroup(1);
-                var io = new io.netty.channel.nio.NioEventLoopGroup(2);
-                var ch = new io.netty.bootstrap.ServerBootstrap().group(boss, io)
+                var workers = new io.netty.channel.nio.NioEventLoopGroup(2);
+                var ch = new io.netty.bootstrap.ServerBootstrap().group(boss, workers)
                         .channel(io.netty.channel.socket.nio.NioServerSocketChannel.class)
                         .childHandler(new io.netty.channel.ChannelInitializer<io.netty.channel.socket.SocketChannel>() {
                             @Override
@@ -81,7 +81,7 @@ public class HttpProbe {
                 server = () -> {
                     ch.close().sync();
                     boss.shutdownGracefully();
-                    io.shutdownGracefully();
+                    workers.shutdownGracefully();
                 };
                 port = ((InetSocketAddress) ch.localAddress()).getPort();
             }
