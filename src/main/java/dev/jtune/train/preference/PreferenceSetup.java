@@ -43,7 +43,8 @@ public final class PreferenceSetup {
                 long start = System.nanoTime();
                 String what = reference.describe();
                 reference = PreferenceStepLoss.precompute(reference, model,
-                        List.of(data.train(), data.validation(), data.test()), t.perDeviceEvalBatchSize(),
+                        List.of(data.train(), data.validation(), data.test()),
+                        new int[] {t.perDeviceTrainBatchSize(), t.perDeviceEvalBatchSize(), t.perDeviceEvalBatchSize()},
                         exp.data().maxSeqLength(), padId, precision);
                 out.printf(Locale.ROOT, "preference: reference log-probabilities of %d sequences precomputed with %s in %.1f s%n",
                         data.train().size() + data.validation().size() + data.test().size(), what, (System.nanoTime() - start) / 1e9);

@@ -118,15 +118,18 @@ public final class PreferenceStepLoss implements StepLoss, AutoCloseable {
 
     /**
      * precompute_ref_log_probs: the reference's log-probability of every sequence of {@code splits}, computed once
-     * (no gradients) in batches of {@code batchSize} items; then {@code source} is closed (a frozen copy is freed).
+     * (no gradients), split {@code s} in batches of {@code batchSizes[s]} items (TRL's default precompute_ref_batch_size:
+     * the train split's per_device_train_batch_size, the others' per_device_eval_batch_size); then {@code source} is
+     * closed (a frozen copy is freed before training).
      */
-    public static ReferenceLogps precompute(ReferenceLogps source, CausalLM model, List<List<Example>> splits, int batchSize,
+    public static ReferenceLogps precompute(ReferenceLogps source, CausalLM model, List<List<Example>> splits, int[] batchSizes,
                                             int maxSeqLength, long padId, Precision precision) {
         Map<SequenceKey, Double> values = new HashMap<>();
         try (source; NoGradGuard ng = new NoGradGuard()) {
-            for (List<Example> examples : splits) {
+            for (int s = 0; s < splits.size(); s++) {
+                List<Example> examples = splits.get(s);
                 if (examples.isEmpty()) continue;
-                Batcher batcher = new Batcher(examples, 2, batchSize, false, 0, false, maxSeqLength, padId, 0, 1);
+                Batcher batcher = new Batcher(examples, 2, batchSizes[s], false, 0, false, maxSeqLength, padId, 0, 1);
                 try (Batcher.BatchIterator it = batcher.epoch(0, 0)) {
                     while (it.hasNext()) {
                         Batch b = it.next();
