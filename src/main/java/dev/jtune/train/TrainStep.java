@@ -260,6 +260,8 @@ public final class TrainStep implements AutoCloseable {
             scaler.update();
         }
         double[] global = dp.sumLossAndTokens(lossSum, tokens);
+        // the method's metrics (rewards/chosen, ...) over the global batch, as TRL gathers them from every process
+        if (dp.active()) loss.sumMetricsOverRanks(v -> dp.group().allReduceSum(v, "all-reduce of the step's preference metrics"));
         return new Result(global[0] / Math.max(1, targets), norm, (long) global[1], skipped);
     }
 

@@ -81,6 +81,11 @@ public final class PreferenceStepLoss implements StepLoss, AutoCloseable {
     }
 
     @Override
+    public void sumMetricsOverRanks(java.util.function.UnaryOperator<double[]> sum) {
+        metrics.sumOverRanks(sum);
+    }
+
+    @Override
     public Map<String, Double> stepMetrics() {
         return metrics.means();
     }
