@@ -111,7 +111,7 @@ class PreferenceReferenceTest {
         Method method = Method.valueOf(s.get("method").asText().toUpperCase(Locale.ROOT));
         PreferenceSection settings = new PreferenceSection(s.get("beta").asDouble(),
                 s.has("loss_type") ? PreferenceSection.LossType.valueOf(s.get("loss_type").asText().toUpperCase(Locale.ROOT)) : null,
-                s.has("label_smoothing") ? s.get("label_smoothing").asDouble() : null, null, null, null, null,
+                s.has("label_smoothing") ? s.get("label_smoothing").asDouble() : null, null, null, null, null, null,
                 s.has("desirable_weight") ? s.get("desirable_weight").asDouble() : null,
                 s.has("undesirable_weight") ? s.get("undesirable_weight").asDouble() : null,
                 s.has("simpo_gamma") ? s.get("simpo_gamma").asDouble() : null,
