@@ -20,7 +20,9 @@ import org.bytedeco.pytorch.global.torch;
  *     hinge relu(1 − z); ipo ((c − r) − (c₀ − r₀) − 1/(2β))²; rewards β(c − c₀), β(r − r₀); with rpo_alpha, + α·NLL(chosen);</li>
  * <li>simpo: z = β·(c − r − γ/β), −(1−ε)·logσ(z) − ε·logσ(−z), + cpo_alpha·NLL(chosen); rewards βc, βr;</li>
  * <li>orpo: NLL(chosen) − β·logσ(log odds), log odds = (c − r) − (log(1 − e^c) − log(1 − e^r)); rewards βc, βr;</li>
- * <li>kto: KL = max(0, mean(KL rows' policy − reference)), detached; desirable w_d·(1 − σ(β(c − c₀ − KL))),
+ * <li>kto: KL = max(0, mean(KL rows' policy − reference)), detached as TRL's kto_loss has it (TRL computes the KL rows
+ *     under no_grad; here they share the step's forward, but KL enters the loss as a host number, so no gradient flows
+ *     through it: a KL with its graph moves KTO's step-2 loss by 2e-3 and PreferenceReferenceTest fails); desirable w_d·(1 − σ(β(c − c₀ − KL))),
  *     undesirable w_u·(1 − σ(β(KL − (c − c₀)))); mean over the examples.</li>
  * </ul>
  * NLL(chosen) is the chosen completions' token cross-entropy, averaged over their tokens in the micro-batch.
