@@ -180,8 +180,9 @@ class PreferenceTrainingTest {
     }
 
     /**
-     * precompute_ref_log_probs: the frozen copy's log-probabilities computed once before training (then the copy is
-     * freed) give the same losses and rewards as the copy evaluated on the fly in every step.
+     * precompute_ref_log_probs: the reference log-probabilities computed once before training by the policy itself
+     * (still the base: no frozen copy is loaded) give the same losses and rewards as the frozen copy evaluated on the
+     * fly in every step.
      */
     @Test
     void precomputedReferenceEqualsTheOnTheFlyOne() throws IOException {
@@ -190,7 +191,7 @@ class PreferenceTrainingTest {
         Trainer.Outcome pre = new Trainer(Experiment.load(yaml("ref-pre"), List.of("training.max_steps=3",
                 "preference.precompute_ref_log_probs=true")), new PrintStream(console, true, StandardCharsets.UTF_8), null, false).run();
         String text = console.toString(StandardCharsets.UTF_8);
-        assertTrue(text.contains("reference log-probabilities of 48 sequences precomputed with a frozen copy")
+        assertTrue(text.contains("reference log-probabilities of 48 sequences precomputed with the policy before its first update")
                 && text.contains("; reference: precomputed reference log-probabilities (48 sequences)"), text);
         assertEquals(LN2, pre.trainLog().get(0).loss(), 1e-6);
         for (int i = 0; i < 3; i++) assertEquals(fly.trainLog().get(i).loss(), pre.trainLog().get(i).loss(), 1e-6, "step " + (i + 1));
