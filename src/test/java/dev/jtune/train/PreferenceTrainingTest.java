@@ -198,6 +198,23 @@ class PreferenceTrainingTest {
         sameMetrics(metrics("ref-fly"), metrics("ref-pre"), 1e-5, "precomputed reference");
     }
 
+    /**
+     * precompute_ref_log_probs across a resume: the resumed run precomputes with the base weights again (its step is
+     * assembled before the checkpoint is restored), so steps 3 and 4 are those of the run that never stopped.
+     */
+    @Test
+    void precomputedReferenceSurvivesAResume() throws IOException {
+        Trainer.Outcome whole = train(yaml("pre-whole"), null, "preference.precompute_ref_log_probs=true");
+        Path cut = yaml("pre-cut");
+        train(cut, null, "preference.precompute_ref_log_probs=true", "training.max_steps=2");
+        Trainer.Outcome resumed = train(cut, "auto", "preference.precompute_ref_log_probs=true");
+        for (int s = 3; s <= 4; s++) {
+            int step = s;
+            assertEquals(whole.trainLog().stream().filter(p -> p.step() == step).findFirst().orElseThrow().loss(),
+                    resumed.trainLog().stream().filter(p -> p.step() == step).findFirst().orElseThrow().loss(), "step " + s + ", bit for bit");
+        }
+    }
+
     /** QLoRA: DPO on a base quantized to 4 bits; the reference is that base with the adapters off, so step 1 is ln 2. */
     @Test
     void qloraStartsAtLn2AndLearns() throws IOException {
