@@ -127,9 +127,10 @@ public final class PreferenceRows {
                 : "preference pairs: chosen and rejected of a pair are always in the same micro-batch");
         if (promptsCut > 0) notes.add(promptsCut + " prompts cut to their last " + maxPromptLength + " tokens (preference.max_prompt_length)");
         if (truncated > 0) {
-            notes.add(truncated + (kto ? " examples" : " pairs") + " with a sequence over max_seq_length " + d.maxSeqLength()
-                    + (keepEnd ? " keep its last tokens (preference.truncation_mode keep_end: the prompt's start is cut first)"
-                    : " keep its first tokens (preference.truncation_mode keep_start: the completion's end is cut)"));
+            String items = truncated == 1 ? (kto ? " example" : " pair") : (kto ? " examples" : " pairs");
+            notes.add(truncated + items + " with a sequence over max_seq_length " + d.maxSeqLength() + (truncated == 1 ? " keeps" : " keep")
+                    + (keepEnd ? " its last tokens (preference.truncation_mode keep_end: the prompt's start is cut first)"
+                    : " its first tokens (preference.truncation_mode keep_start: the completion's end is cut)"));
         }
         DataReport report = new DataReport(reports, train.size() / 2, validation.size() / 2, test.size() / 2, tokens, targets,
                 longest, truncated, d.maxSeqLength(), notes);

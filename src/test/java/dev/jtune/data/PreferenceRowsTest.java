@@ -162,7 +162,7 @@ class PreferenceRowsTest {
                 PreferenceSection.TruncationMode.KEEP_START, log).data().train();
         text = log.toString(StandardCharsets.UTF_8);
         assertTrue(text.contains("1 prompt too long"), text);
-        assertTrue(text.contains("1 truncated to 24") && text.contains("keep its first tokens"), text);
+        assertTrue(text.contains("1 truncated to 24") && text.contains("1 pair with a sequence over max_seq_length 24 keeps its first tokens"), text);
         assertEquals(2, start.size(), "the row whose prompt fills max_seq_length is dropped: " + text);
         assertArrayEquals(Arrays.copyOf(full2, 24), start.get(0).inputIds(), "keep_start: the completion's end goes");
     }
