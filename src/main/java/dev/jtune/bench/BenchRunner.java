@@ -210,7 +210,7 @@ public final class BenchRunner {
         if (m == dev.jtune.config.TrainingSection.Method.KTO) {
             throw new UserError("--method kto is not benched (its labels come from data); dpo times the same forward and backward");
         }
-        var settings = new dev.jtune.config.PreferenceSection(null, null, null, null, null, null, null, null, null, null, null,
+        var settings = new dev.jtune.config.PreferenceSection(null, null, null, null, null, null, null, null, null, null, null, null,
                 "chosen", "rejected", "completion", "label").resolvedFor(m);
         var loss = new dev.jtune.train.preference.PreferenceLoss(m, settings);
         return (model, lora) -> {

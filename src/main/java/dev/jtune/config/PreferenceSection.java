@@ -18,6 +18,8 @@ import java.util.Map;
  * @param precomputeRefLogProbs    DPO/KTO: the reference log-probabilities of every example computed once before training
  * @param rpoAlpha                 DPO: weight of the NLL of the chosen completions added to the loss (RPO); null = off
  * @param maxPromptLength          tokens of the prompt kept (its last ones, as TRL keeps them); every method
+ * @param truncationMode           which end of a sequence longer than data.max_seq_length (TRL's max_length) is kept:
+ *                                 keep_end (TRL's default: the prompt's start goes first) or keep_start; every method
  * @param desirableWeight          KTO: weight of the losses of desirable examples
  * @param undesirableWeight        KTO: weight of the losses of undesirable examples
  * @param simpoGamma               SimPO: the target reward margin γ
@@ -35,6 +37,7 @@ public record PreferenceSection(
         @Key(value = "null", nullable = true) Boolean precomputeRefLogProbs,
         @Key(value = "null", nullable = true) Double rpoAlpha,
         @Key(value = "null", nullable = true) Integer maxPromptLength,
+        @Key(value = "null", nullable = true) TruncationMode truncationMode,
         @Key(value = "null", nullable = true) Double desirableWeight,
         @Key(value = "null", nullable = true) Double undesirableWeight,
         @Key(value = "null", nullable = true) Double simpoGamma,
@@ -47,15 +50,22 @@ public record PreferenceSection(
     /** DPO's loss functions (TRL's {@code loss_type}). */
     public enum LossType { SIGMOID, IPO, HINGE, ROBUST }
 
+    /**
+     * TRL's {@code truncation_mode}: which tokens of a sequence (prompt then completion) longer than max_length are kept:
+     * the last ones ({@code keep_end}, the default: the prompt's start is dropped, then the completion's) or the first
+     * ones ({@code keep_start}: the completion's end is dropped; a prompt that fills max_length leaves no completion).
+     */
+    public enum TruncationMode { KEEP_END, KEEP_START }
+
     /** The method-specific keys each method reads (their TRL defaults: {@link #resolvedFor}). */
     private static final Map<TrainingSection.Method, List<String>> KEYS = Map.of(
             TrainingSection.Method.SFT, List.of(),
             TrainingSection.Method.DPO, List.of("beta", "loss_type", "label_smoothing", "reference_free", "precompute_ref_log_probs",
-                    "rpo_alpha", "max_prompt_length"),
-            TrainingSection.Method.ORPO, List.of("beta", "max_prompt_length"),
+                    "rpo_alpha", "max_prompt_length", "truncation_mode"),
+            TrainingSection.Method.ORPO, List.of("beta", "max_prompt_length", "truncation_mode"),
             TrainingSection.Method.KTO, List.of("beta", "desirable_weight", "undesirable_weight", "precompute_ref_log_probs",
-                    "max_prompt_length"),
-            TrainingSection.Method.SIMPO, List.of("beta", "simpo_gamma", "cpo_alpha", "label_smoothing", "max_prompt_length"));
+                    "max_prompt_length", "truncation_mode"),
+            TrainingSection.Method.SIMPO, List.of("beta", "simpo_gamma", "cpo_alpha", "label_smoothing", "max_prompt_length", "truncation_mode"));
 
     /** The method-specific keys {@code method} reads (the column keys are read by the data formats, not listed here). */
     public static List<String> keysOf(TrainingSection.Method method) {
@@ -66,7 +76,7 @@ public record PreferenceSection(
     List<String> setKeys() {
         List<String> out = new java.util.ArrayList<>();
         Object[] values = {beta, lossType, labelSmoothing, referenceFree, precomputeRefLogProbs, rpoAlpha, maxPromptLength,
-                desirableWeight, undesirableWeight, simpoGamma, cpoAlpha};
+                truncationMode, desirableWeight, undesirableWeight, simpoGamma, cpoAlpha};
         List<String> names = SectionBinder.keys(PreferenceSection.class);
         for (int i = 0; i < values.length; i++) if (values[i] != null) out.add(names.get(i));
         return out;
@@ -82,7 +92,8 @@ public record PreferenceSection(
                 pick(beta, d, "beta", (Double) 0.1), pick(lossType, d, "loss_type", LossType.SIGMOID),
                 pick(labelSmoothing, d, "label_smoothing", (Double) 0.0), pick(referenceFree, d, "reference_free", Boolean.FALSE),
                 pick(precomputeRefLogProbs, d, "precompute_ref_log_probs", Boolean.FALSE), rpoAlpha,
-                pick(maxPromptLength, d, "max_prompt_length", (Integer) 512), pick(desirableWeight, d, "desirable_weight", (Double) 1.0),
+                pick(maxPromptLength, d, "max_prompt_length", (Integer) 512),
+                pick(truncationMode, d, "truncation_mode", TruncationMode.KEEP_END), pick(desirableWeight, d, "desirable_weight", (Double) 1.0),
                 pick(undesirableWeight, d, "undesirable_weight", (Double) 1.0), pick(simpoGamma, d, "simpo_gamma", (Double) 0.5),
                 pick(cpoAlpha, d, "cpo_alpha", (Double) 1.0), chosenColumn, rejectedColumn, completionColumn, labelColumn);
     }

@@ -34,8 +34,10 @@ import java.util.Set;
  * {@code _get_kl_dataset} rotates them).
  *
  * <p>Cleaning counts (per file, in the data summary): pairs whose chosen equals rejected, empty prompts and sides,
- * duplicates, prompts cut to max_prompt_length, sequences cut to max_seq_length ({@code on_long_row: truncate}) or
- * dropped ({@code drop}); a prompt that alone fills max_seq_length drops its row.
+ * duplicates, prompts cut to max_prompt_length, items with a sequence cut to max_seq_length ({@code on_long_row:
+ * truncate}) or dropped ({@code drop}). A sequence longer than max_seq_length keeps its end ({@code
+ * preference.truncation_mode: keep_end}, TRL's default: the prompt's first tokens go, then the completion's) or its start
+ * ({@code keep_start}: the completion's end goes; a prompt that alone fills max_seq_length drops its row).
  */
 public final class PreferenceRows {
     /**
@@ -57,6 +59,7 @@ public final class PreferenceRows {
     private final ChatTemplate template;
     private final long eos;
     private final int maxPromptLength;
+    private final boolean keepEnd;
     private int promptsCut;
 
     private PreferenceRows(DataSection d, PreferenceSection pref, HfTokenizer tok) {
@@ -68,6 +71,7 @@ public final class PreferenceRows {
         Set<Long> eosIds = tok.eosTokenIds();
         this.eos = eosIds.isEmpty() ? -1 : eosIds.iterator().next();   // a tokenizer without EOS: none appended (as for SFT rows)
         this.maxPromptLength = pref.maxPromptLength() == null ? Integer.MAX_VALUE : pref.maxPromptLength();
+        this.keepEnd = pref.truncationMode() != PreferenceSection.TruncationMode.KEEP_START;
     }
 
     /**
@@ -122,6 +126,12 @@ public final class PreferenceRows {
                 + "rotated within chunks of per_device_train_batch_size rows as TRL does)"
                 : "preference pairs: chosen and rejected of a pair are always in the same micro-batch");
         if (promptsCut > 0) notes.add(promptsCut + " prompts cut to their last " + maxPromptLength + " tokens (preference.max_prompt_length)");
+        if (truncated > 0) {
+            String items = truncated == 1 ? (kto ? " example" : " pair") : (kto ? " examples" : " pairs");
+            notes.add(truncated + items + " with a sequence over max_seq_length " + d.maxSeqLength() + (truncated == 1 ? " keeps" : " keep")
+                    + (keepEnd ? " its last tokens (preference.truncation_mode keep_end: the prompt's start is cut first)"
+                    : " its first tokens (preference.truncation_mode keep_start: the completion's end is cut)"));
+        }
         DataReport report = new DataReport(reports, train.size() / 2, validation.size() / 2, test.size() / 2, tokens, targets,
                 longest, truncated, d.maxSeqLength(), notes);
         if (log != null) report.lines().forEach(l -> log.println(l.replace(" examples,", kto ? " examples," : " pairs,")));
@@ -268,7 +278,7 @@ public final class PreferenceRows {
             long[] second = kto ? tokens.get(i == start ? end - 1 : i - 1).first() : t.second();
             Example a = fit(t.prompt(), t.first()), b = fit(t.prompt(), second);
             if (a == null || b == null) {
-                tally.drop(a == null && t.prompt().length >= d.maxSeqLength() ? Reason.PROMPT_TOO_LONG : Reason.TOO_LONG, rows.get(i).line());
+                tally.drop(!keepEnd && t.prompt().length >= d.maxSeqLength() ? Reason.PROMPT_TOO_LONG : Reason.TOO_LONG, rows.get(i).line());
                 continue;
             }
             if (a.length() < t.prompt().length + t.first().length || b.length() < t.prompt().length + second.length) tally.truncated++;
@@ -312,18 +322,23 @@ public final class PreferenceRows {
         return out;
     }
 
-    /** prompt + completion with the prompt masked, cut to max_seq_length (or null: dropped by on_long_row, or no completion left). */
+    /**
+     * prompt + completion with the prompt masked, cut to max_seq_length by {@code truncation_mode} (keep_end: the last
+     * tokens, keep_start: the first), or null: dropped by on_long_row, or (keep_start) no completion token left.
+     */
     private Example fit(long[] prompt, long[] completion) {
-        int n = prompt.length + completion.length;
-        if (prompt.length >= d.maxSeqLength()) return null;
-        if (n > d.maxSeqLength() && d.onLongRow() == DataSection.OnLongRow.DROP) return null;
-        int len = Math.min(n, d.maxSeqLength());
+        int n = prompt.length + completion.length, max = d.maxSeqLength();
+        if (n > max && d.onLongRow() == DataSection.OnLongRow.DROP) return null;
+        if (!keepEnd && prompt.length >= max) return null;
+        int len = Math.min(n, max), start = keepEnd ? n - len : 0;   // the kept window [start, start + len) of the sequence
         long[] ids = new long[len], labels = new long[len];
         for (int i = 0; i < len; i++) {
-            boolean inPrompt = i < prompt.length;
-            ids[i] = inPrompt ? prompt[i] : completion[i - prompt.length];
+            int at = start + i;
+            boolean inPrompt = at < prompt.length;
+            ids[i] = inPrompt ? prompt[at] : completion[at - prompt.length];
             labels[i] = inPrompt ? Labels.IGNORE_INDEX : ids[i];
         }
+        if (start > 0) labels[0] = Labels.IGNORE_INDEX;   // cut inside: nothing before the first kept token predicts it
         return new Example(ids, labels);
     }
 }

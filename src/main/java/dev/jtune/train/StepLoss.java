@@ -27,6 +27,18 @@ public interface StepLoss {
     /** Before a step's first micro-batch (preference losses reset their per-step metrics). */
     default void startStep() {}
 
+    /**
+     * Data parallel, once when the step is assembled: {@code sum} adds a vector up over the ranks, for a loss that needs
+     * a global quantity inside the step (KTO's KL estimate). Every rank's training micro-batches call it alike.
+     */
+    default void joinRanks(java.util.function.UnaryOperator<double[]> sum) {}
+
+    /**
+     * Data parallel, after every rank's step: makes {@link #stepMetrics} those of the global batch. {@code sum} is an
+     * all-reduce (sum) over the ranks, which every rank calls once per step with a vector of the same length.
+     */
+    default void sumMetricsOverRanks(java.util.function.UnaryOperator<double[]> sum) {}
+
     /** The named metrics of the last step (TRL's names: {@code rewards/chosen}, ...); empty for supervised fine-tuning. */
     default Map<String, Double> stepMetrics() {
         return Map.of();

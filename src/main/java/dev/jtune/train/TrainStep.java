@@ -127,6 +127,7 @@ public final class TrainStep implements AutoCloseable {
         StepLoss loss = s.loss() == null ? StepLoss.causalLm(s.labelSmoothing())
                 : s.loss().create(trained.model, trained instanceof Trainable.Adapters);
         DataParallel dp = DataParallel.of(group, trained.parameters(), trained.model.numBlocks(), s.bucketCapMb()).shardOptimizer(zero);
+        if (dp.active()) loss.joinRanks(v -> group.allReduceSum(v, "all-reduce of the loss's batch statistics (KTO's KL)"));
         return new TrainStep(trained, optimizer, new LossScaler(trained.model.device(), s.precision() == Precision.FP16), s, dp, loss);
     }
 
@@ -175,7 +176,8 @@ public final class TrainStep implements AutoCloseable {
 
     /**
      * As {@link #step}, with no collective: this rank alone (bench's one-rank rate beside the data-parallel one; under
-     * ZeRO stage 1 it updates its own shard only).
+     * ZeRO stage 1 it updates its own shard only). A loss that joined the ranks (KTO's KL) would still call them: bench
+     * refuses kto.
      */
     public Result stepAlone(List<Batch> micro, double lr) {
         return run(micro, lr, false, DataParallel.NONE);
@@ -260,6 +262,8 @@ public final class TrainStep implements AutoCloseable {
             scaler.update();
         }
         double[] global = dp.sumLossAndTokens(lossSum, tokens);
+        // the method's metrics (rewards/chosen, ...) over the global batch, as TRL gathers them from every process
+        if (dp.active()) loss.sumMetricsOverRanks(v -> dp.group().allReduceSum(v, "all-reduce of the step's preference metrics"));
         return new Result(global[0] / Math.max(1, targets), norm, (long) global[1], skipped);
     }
 

@@ -47,7 +47,7 @@ class ExperimentExampleTest {
 
                 new dev.jtune.config.SweepSection(List.of(), dev.jtune.config.SweepSection.Method.RANDOM, null,
                         dev.jtune.config.SweepSection.Prune.NONE, "eval_loss", dev.jtune.config.SweepSection.Direction.MINIMIZE, 0L, 3),
-                new PreferenceSection(null, null, null, null, null, null, null, null, null, null, null,
+                new PreferenceSection(null, null, null, null, null, null, null, null, null, null, null, null,
                         "chosen", "rejected", "completion", "label"));
         assertEquals(expected, e);
         assertEquals(EXAMPLE.toAbsolutePath(), e.file());

@@ -45,16 +45,21 @@ class PreferenceRowsTest {
         tok.close();
     }
 
-    static PreferenceSection settings(Method m, Integer maxPrompt) {
-        return new PreferenceSection(null, null, null, null, null, null, maxPrompt, null, null, null, null,
+    static PreferenceSection settings(Method m, Integer maxPrompt, PreferenceSection.TruncationMode mode) {
+        return new PreferenceSection(null, null, null, null, null, null, maxPrompt, mode, null, null, null, null,
                 "chosen", "rejected", "completion", "label").resolvedFor(m);
     }
 
     private PreferenceRows.Prepared prepare(String name, String content, DataSection.Format format, int maxSeq, Integer maxPrompt,
                                             ByteArrayOutputStream log) throws IOException {
+        return prepare(name, content, format, maxSeq, maxPrompt, null, log);
+    }
+
+    private PreferenceRows.Prepared prepare(String name, String content, DataSection.Format format, int maxSeq, Integer maxPrompt,
+                                            PreferenceSection.TruncationMode mode, ByteArrayOutputStream log) throws IOException {
         Path f = Files.writeString(tmp.resolve(name), content);
         DataSection d = DataSection.builder(f).format(format).validationSplit(0.0).maxSeqLength(maxSeq).build();
-        return PreferenceRows.prepare(d, settings(format == DataSection.Format.KTO ? Method.KTO : Method.DPO, maxPrompt), 1, 2, 2,
+        return PreferenceRows.prepare(d, settings(format == DataSection.Format.KTO ? Method.KTO : Method.DPO, maxPrompt, mode), 1, 2, 2,
                 tok, new PrintStream(log, true, StandardCharsets.UTF_8));
     }
 
@@ -123,6 +128,43 @@ class PreferenceRowsTest {
         long[] kept = train.get(4).inputIds();
         long[] tail = tok.encode(long40 + " why?", false).ids();
         assertArrayEquals(Arrays.copyOfRange(tail, tail.length - 8, tail.length), Arrays.copyOf(kept, 8), "the prompt's LAST 8 tokens");
+    }
+
+    /**
+     * truncation_mode, as TRL's DPOTrainer cuts a sequence longer than max_length: keep_end (the default) keeps its last
+     * tokens, so a long prompt loses its start and the whole completion trains; keep_start keeps the first tokens, so the
+     * completion loses its end, and a prompt that fills max_seq_length leaves nothing to train on (dropped, reported).
+     */
+    @Test
+    void truncationModeKeepsTheEndByDefaultOrTheStart() throws IOException {
+        String longPrompt = "tell me every word " + "word ".repeat(30).strip() + " now";
+        String longAnswer = "answer " + "fine ".repeat(30).strip() + " done";
+        String csv = "prompt,chosen,rejected\n\"" + longPrompt + "\",short yes,short no\nq,\"" + longAnswer + "\",no\n";
+        long[] prompt = tok.encode(longPrompt, false).ids(), yes = concat(tok.encode("short yes", false).ids(), new long[] {eos});
+        long[] q = tok.encode("q", false).ids(), answer = concat(tok.encode(longAnswer, false).ids(), new long[] {eos});
+        assertTrue(prompt.length > 24 && answer.length > 24, "both rows exceed max_seq_length 24");
+
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        List<Example> end = prepare("trunc-end.csv", csv, DataSection.Format.PREFERENCE, 24, null, log).data().train();
+        String text = log.toString(StandardCharsets.UTF_8);
+        assertTrue(text.contains("2 truncated to 24") && text.contains("2 pairs with a sequence over max_seq_length 24 keep its last tokens"), text);
+        assertEquals(4, end.size());
+        long[] full = concat(prompt, yes);   // keep_end: the prompt's start goes, the whole completion stays
+        assertArrayEquals(Arrays.copyOfRange(full, full.length - 24, full.length), end.get(0).inputIds());
+        assertEquals(yes.length, end.get(0).targetTokens(), "every completion token trains");
+        long[] full2 = concat(q, answer);    // a completion longer than the window: its last 24 tokens, the first one unpredicted
+        assertArrayEquals(Arrays.copyOfRange(full2, full2.length - 24, full2.length), end.get(2).inputIds());
+        assertEquals(Labels.IGNORE_INDEX, end.get(2).labels()[0]);
+        assertEquals(23, end.get(2).targetTokens());
+
+        log.reset();
+        List<Example> start = prepare("trunc-start.csv", csv, DataSection.Format.PREFERENCE, 24, null,
+                PreferenceSection.TruncationMode.KEEP_START, log).data().train();
+        text = log.toString(StandardCharsets.UTF_8);
+        assertTrue(text.contains("1 prompt too long"), text);
+        assertTrue(text.contains("1 truncated to 24") && text.contains("1 pair with a sequence over max_seq_length 24 keeps its first tokens"), text);
+        assertEquals(2, start.size(), "the row whose prompt fills max_seq_length is dropped: " + text);
+        assertArrayEquals(Arrays.copyOf(full2, 24), start.get(0).inputIds(), "keep_start: the completion's end goes");
     }
 
     @Test

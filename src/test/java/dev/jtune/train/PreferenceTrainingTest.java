@@ -153,18 +153,102 @@ class PreferenceTrainingTest {
         assertTrue(o.trainLog().get(3).loss() < LN2, o.trainLog().toString());
     }
 
+    /** Gradient accumulation 2 of one pair per micro-batch (chosen and rejected together) equals one batch of 2 pairs. */
     @Test
     void accumulationEqualsTheLargerBatch() throws IOException {
-        Trainer.Outcome big = train(yaml("acc-big", "  gradient_accumulation_steps: 1"), null, "training.per_device_train_batch_size=4",
+        Trainer.Outcome big = train(yaml("acc-big", "  gradient_accumulation_steps: 1"), null, "training.per_device_train_batch_size=2",
                 "training.max_steps=3");
-        Trainer.Outcome acc = train(yaml("acc-small", "  gradient_accumulation_steps: 2"), null, "training.per_device_train_batch_size=2",
+        Trainer.Outcome acc = train(yaml("acc-small", "  gradient_accumulation_steps: 2"), null, "training.per_device_train_batch_size=1",
                 "training.max_steps=3");
-        for (int i = 0; i < 3; i++) {
-            assertEquals(big.trainLog().get(i).loss(), acc.trainLog().get(i).loss(), 1e-5, "step " + (i + 1));
-            assertEquals(big.trainLog().get(i).gradNorm(), acc.trainLog().get(i).gradNorm(), 1e-4, "grad norm, step " + (i + 1));
+        sameRun(big, acc, 3, 1e-5, "acc-big", "acc-small");
+    }
+
+    /** Activation checkpointing recomputes the blocks in the backward: the same losses, gradients and reward metrics. */
+    @Test
+    void activationCheckpointingChangesNothing() throws IOException {
+        Trainer.Outcome plain = train(yaml("ckpt-off"), null, "training.max_steps=3");
+        Trainer.Outcome ckpt = train(yaml("ckpt-on", "  gradient_checkpointing: true"), null, "training.max_steps=3");
+        sameRun(plain, ckpt, 3, 1e-6, "ckpt-off", "ckpt-on");
+    }
+
+    /**
+     * precompute_ref_log_probs: the reference log-probabilities computed once before training by the policy itself
+     * (still the base: no frozen copy is loaded) give the same losses and rewards as the frozen copy evaluated on the
+     * fly in every step.
+     */
+    @Test
+    void precomputedReferenceEqualsTheOnTheFlyOne() throws IOException {
+        Trainer.Outcome fly = train(yaml("ref-fly"), null, "training.max_steps=3");
+        ByteArrayOutputStream console = new ByteArrayOutputStream();
+        Trainer.Outcome pre = new Trainer(Experiment.load(yaml("ref-pre"), List.of("training.max_steps=3",
+                "preference.precompute_ref_log_probs=true")), new PrintStream(console, true, StandardCharsets.UTF_8), null, false).run();
+        String text = console.toString(StandardCharsets.UTF_8);
+        assertTrue(text.contains("reference log-probabilities of 48 sequences precomputed with the policy before its first update")
+                && text.contains("; reference: precomputed reference log-probabilities (48 sequences)"), text);
+        assertEquals(LN2, pre.trainLog().get(0).loss(), 1e-6);
+        for (int i = 0; i < 3; i++) assertEquals(fly.trainLog().get(i).loss(), pre.trainLog().get(i).loss(), 1e-6, "step " + (i + 1));
+        sameMetrics(metrics("ref-fly"), metrics("ref-pre"), 1e-5, "precomputed reference");
+    }
+
+    /**
+     * precompute_ref_log_probs across a resume: the resumed run precomputes with the base weights again (its step is
+     * assembled before the checkpoint is restored), so steps 3 and 4 are those of the run that never stopped.
+     */
+    @Test
+    void precomputedReferenceSurvivesAResume() throws IOException {
+        Trainer.Outcome whole = train(yaml("pre-whole"), null, "preference.precompute_ref_log_probs=true");
+        Path cut = yaml("pre-cut");
+        train(cut, null, "preference.precompute_ref_log_probs=true", "training.max_steps=2");
+        Trainer.Outcome resumed = train(cut, "auto", "preference.precompute_ref_log_probs=true");
+        for (int s = 3; s <= 4; s++) {
+            int step = s;
+            assertEquals(whole.trainLog().stream().filter(p -> p.step() == step).findFirst().orElseThrow().loss(),
+                    resumed.trainLog().stream().filter(p -> p.step() == step).findFirst().orElseThrow().loss(), "step " + s + ", bit for bit");
         }
     }
 
+    /** QLoRA: DPO on a base quantized to 4 bits; the reference is that base with the adapters off, so step 1 is ln 2. */
+    @Test
+    void qloraStartsAtLn2AndLearns() throws IOException {
+        ByteArrayOutputStream console = new ByteArrayOutputStream();
+        Trainer.Outcome o = new Trainer(Experiment.load(yaml("qlora", "lora:", "  enabled: true", "  r: 4", "  alpha: 8"),
+                List.of("model.quantization.load_in_4bit=true", "model.quantization.bnb_4bit_quant_type=nf4", "training.max_steps=6")),
+                new PrintStream(console, true, StandardCharsets.UTF_8), null, false).run();
+        String text = console.toString(StandardCharsets.UTF_8);
+        assertTrue(text.contains("base frozen in 4 bits") && text.contains("reference: the base with the LoRA adapters switched off"), text);
+        List<TrainPoint> log = o.trainLog();
+        assertEquals(LN2, log.get(0).loss(), 1e-6, "the 4-bit base with adapters off is the policy at step 1");
+        assertTrue(log.get(5).loss() < LN2 - 0.01, "DPO on the 4-bit base learns: " + log);
+    }
+
+    /** Two runs (output dirs {@code a}, {@code b}) agree step by step: losses and reward metrics within tol, grad norms 10·tol. */
+    static void sameRun(Trainer.Outcome want, Trainer.Outcome got, int steps, double tol, String a, String b) throws IOException {
+        for (int i = 0; i < steps; i++) {
+            assertEquals(want.trainLog().get(i).loss(), got.trainLog().get(i).loss(), tol, b + ", step " + (i + 1));
+            assertEquals(want.trainLog().get(i).gradNorm(), got.trainLog().get(i).gradNorm(), 10 * tol, b + ", grad norm, step " + (i + 1));
+        }
+        sameMetrics(metrics(a), metrics(b), tol, b);
+    }
+
+    /**
+     * The TRL metrics of two runs' train lines (steps in order) agree within {@code tol} (relative above 1); accuracies only where no pair
+     * ties (at step 1 every margin is 0 up to rounding, and {@code chosen > rejected} of a tie is rounding's choice).
+     */
+    static void sameMetrics(List<JsonNode> want, List<JsonNode> got, double tol, String what) {
+        List<JsonNode> a = want.stream().filter(n -> n.has("rewards/margins")).toList();
+        List<JsonNode> b = got.stream().filter(n -> n.has("rewards/margins")).toList();
+        assertEquals(a.size(), b.size(), what + ": logged lines");
+        assertTrue(a.size() >= 3, what + ": " + a);
+        for (int i = 0; i < a.size(); i++) {
+            for (String k : new String[] {"rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen", "logps/rejected"}) {
+                if (k.equals("rewards/accuracies") && Math.abs(a.get(i).get("rewards/margins").asDouble()) < 1e-4) continue;
+                double ref = a.get(i).get(k).asDouble();
+                assertEquals(ref, b.get(i).get(k).asDouble(), tol * Math.max(1, Math.abs(ref)), what + ", line " + (i + 1) + ": " + k);
+            }
+        }
+    }
+
+    /** A run stopped at step 2 and resumed logs the same losses and reward metrics, bit for bit, as one that never stopped. */
     @Test
     void resumeContinuesExactly() throws IOException {
         Trainer.Outcome whole = train(yaml("whole", "  gradient_checkpointing: true"), null);
@@ -177,7 +261,12 @@ class PreferenceTrainingTest {
             int step = s;
             double want = a.stream().filter(p -> p.step() == step).findFirst().orElseThrow().loss();
             double got = b.stream().filter(p -> p.step() == step).findFirst().orElseThrow().loss();
-            assertEquals(want, got, 1e-6, "step " + s);
+            assertEquals(want, got, "step " + s + ", bit for bit");
         }
+        List<JsonNode> w = metrics("whole").stream().filter(n -> n.has("rewards/margins")).toList();
+        List<JsonNode> c = metrics("cut").stream().filter(n -> n.has("rewards/margins")).toList();
+        assertEquals(4, c.size(), "every step logged once: " + c);
+        for (int i = 0; i < 4; i++) assertEquals(w.get(i).toString().replaceAll("\"(tokens_per_second|epoch)\":[^,}]*", ""),
+                c.get(i).toString().replaceAll("\"(tokens_per_second|epoch)\":[^,}]*", ""), "line " + (i + 1));
     }
 }

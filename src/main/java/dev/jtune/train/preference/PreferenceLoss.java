@@ -20,7 +20,9 @@ import org.bytedeco.pytorch.global.torch;
  *     hinge relu(1 − z); ipo ((c − r) − (c₀ − r₀) − 1/(2β))²; rewards β(c − c₀), β(r − r₀); with rpo_alpha, + α·NLL(chosen);</li>
  * <li>simpo: z = β·(c − r − γ/β), −(1−ε)·logσ(z) − ε·logσ(−z), + cpo_alpha·NLL(chosen); rewards βc, βr;</li>
  * <li>orpo: NLL(chosen) − β·logσ(log odds), log odds = (c − r) − (log(1 − e^c) − log(1 − e^r)); rewards βc, βr;</li>
- * <li>kto: KL = max(0, mean(KL rows' policy − reference)), detached; desirable w_d·(1 − σ(β(c − c₀ − KL))),
+ * <li>kto: KL = max(0, mean(KL rows' policy − reference)) over the micro-batch's KL rows of every rank, detached as TRL's kto_loss has it (TRL computes the KL rows
+ *     under no_grad; here they share the step's forward, but KL enters the loss as a host number, so no gradient flows
+ *     through it: a KL with its graph moves KTO's step-2 loss by 2e-3 and PreferenceReferenceTest fails); desirable w_d·(1 − σ(β(c − c₀ − KL))),
  *     undesirable w_u·(1 − σ(β(KL − (c − c₀)))); mean over the examples.</li>
  * </ul>
  * NLL(chosen) is the chosen completions' token cross-entropy, averaged over their tokens in the micro-batch.
@@ -59,9 +61,12 @@ public final class PreferenceLoss {
      * @param reference (2n,) float32 without graph, or null (no reference: zeros)
      * @param desirable KTO: each item's label (null for pairs)
      * @param metrics   receives the micro-batch's metrics
+     * @param overRanks KTO, data parallel: sums a vector over the ranks (each rank calls it once per micro-batch), so the
+     *                  KL estimate is the global batch's as TRL gathers it; the identity in one process or in evaluation
      * @return 0-d float32: the micro-batch's loss times its n items
      */
-    public Tensor sum(Tensor policy, Tensor reference, SequenceLogps.Rows rows, boolean[] desirable, StepMetrics metrics) {
+    public Tensor sum(Tensor policy, Tensor reference, SequenceLogps.Rows rows, boolean[] desirable, StepMetrics metrics,
+                      java.util.function.UnaryOperator<double[]> overRanks) {
         int n = rows.size() / 2;
         float[] countF = new float[rows.size()];
         for (int i = 0; i < countF.length; i++) countF[i] = rows.count()[i];
@@ -77,7 +82,7 @@ public final class PreferenceLoss {
             case DPO -> dpo(c, r, ref, n, policy, rows);
             case SIMPO -> simpo(c, r, n, policy, rows, metrics);
             case ORPO -> orpo(c, r, n, host, policy, rows, metrics);
-            case KTO -> kto(c, ref, n, host, refHost, desirable, metrics);
+            case KTO -> kto(c, ref, n, host, refHost, desirable, metrics, overRanks);
             case SFT -> throw new IllegalStateException();
         };
         if (method != Method.KTO) pairMetrics(host, refHost, n, metrics);
@@ -130,10 +135,12 @@ public final class PreferenceLoss {
         return loss;
     }
 
-    private Tensor kto(Tensor c, Tensor ref, int n, double[] host, double[] refHost, boolean[] desirable, StepMetrics metrics) {
-        double kl = 0;
-        for (int i = n; i < 2 * n; i++) kl += host[i] - refHost[i];
-        kl = Math.max(0, kl / n);
+    private Tensor kto(Tensor c, Tensor ref, int n, double[] host, double[] refHost, boolean[] desirable, StepMetrics metrics,
+                       java.util.function.UnaryOperator<double[]> overRanks) {
+        double klSum = 0;
+        for (int i = n; i < 2 * n; i++) klSum += host[i] - refHost[i];
+        double[] global = overRanks.apply(new double[] {klSum, n});   // TRL: gather_for_metrics(kl).mean() over the processes
+        double kl = Math.max(0, global[0] / global[1]);
         Tensor logratio = ref == null ? c : c.sub(ref.narrow(0, 0, n));                       // (n,)
         float[] sign = new float[n], weight = new float[n];
         for (int i = 0; i < n; i++) {

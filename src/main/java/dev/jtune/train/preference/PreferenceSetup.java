@@ -18,8 +18,8 @@ import java.util.Map;
 /**
  * Builds a run's preference loss from its experiment: the method's {@link PreferenceLoss}, and the reference TRL would
  * use: none (orpo, simpo, dpo's reference_free); with LoRA the policy with its adapters off; with full fine-tuning a
- * frozen copy of the base (in the dtype of the autocast); with precompute_ref_log_probs either one run once over every
- * split before training, then dropped (the frozen copy is freed).
+ * frozen copy of the base (in the dtype of the autocast); with precompute_ref_log_probs the adapters-off base, or the
+ * policy itself before its first update (no copy is ever loaded), run once over every split before training.
  */
 public final class PreferenceSetup {
     private PreferenceSetup() {}
@@ -37,13 +37,17 @@ public final class PreferenceSetup {
         model.setDropout(dev.jtune.model.ModelDropout.NONE);
         ReferenceLogps reference = ReferenceLogps.NONE;
         if (loss.needsReference()) {
-            reference = lora ? ReferenceLogps.adaptersOff(model) : ReferenceLogps.frozen(ModelLoader.load(exp.model().path(),
-                    referenceDtype(precision), model.device(), model.kernels()));
-            if (Boolean.TRUE.equals(p.precomputeRefLogProbs())) {
+            boolean precompute = Boolean.TRUE.equals(p.precomputeRefLogProbs());
+            // precompute with full fine-tuning: the policy is still the base (the step is being assembled from it; a
+            // resumed run restores its checkpoint later), so it computes the reference log-probabilities without a copy
+            reference = lora ? ReferenceLogps.adaptersOff(model) : precompute ? ReferenceLogps.untrained(model)
+                    : ReferenceLogps.frozen(ModelLoader.load(exp.model().path(), referenceDtype(precision), model.device(), model.kernels()));
+            if (precompute) {
                 long start = System.nanoTime();
                 String what = reference.describe();
                 reference = PreferenceStepLoss.precompute(reference, model,
-                        List.of(data.train(), data.validation(), data.test()), t.perDeviceEvalBatchSize(),
+                        List.of(data.train(), data.validation(), data.test()),
+                        new int[] {t.perDeviceTrainBatchSize(), t.perDeviceEvalBatchSize(), t.perDeviceEvalBatchSize()},
                         exp.data().maxSeqLength(), padId, precision);
                 out.printf(Locale.ROOT, "preference: reference log-probabilities of %d sequences precomputed with %s in %.1f s%n",
                         data.train().size() + data.validation().size() + data.test().size(), what, (System.nanoTime() - start) / 1e9);

@@ -15,6 +15,7 @@ import org.bytedeco.pytorch.Tensor;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.UnaryOperator;
 
 /**
  * The training step's loss for a preference method ({@link StepLoss}): per micro-batch of n items (2n rows), the
@@ -27,6 +28,8 @@ public final class PreferenceStepLoss implements StepLoss, AutoCloseable {
     private final ReferenceLogps reference;
     private final Map<SequenceKey, Boolean> desirable;
     private final StepMetrics metrics = new StepMetrics();
+    /** Data parallel: sums over the ranks during training (KTO's KL); the identity in one process. */
+    private UnaryOperator<double[]> overRanks = UnaryOperator.identity();
 
     /**
      * @param reference the reference's log-probabilities (closed with this)
@@ -53,14 +56,19 @@ public final class PreferenceStepLoss implements StepLoss, AutoCloseable {
 
     @Override
     public Tensor sum(CausalLM model, Tensor hidden, Batch b, TensorBatch tb) {
-        return sum(model, hidden, b, tb, metrics);
+        return sum(model, hidden, b, tb, metrics, overRanks);
     }
 
-    private Tensor sum(CausalLM model, Tensor hidden, Batch b, TensorBatch tb, StepMetrics into) {
+    @Override
+    public void joinRanks(UnaryOperator<double[]> sum) {
+        overRanks = sum;
+    }
+
+    private Tensor sum(CausalLM model, Tensor hidden, Batch b, TensorBatch tb, StepMetrics into, UnaryOperator<double[]> overRanks) {
         SequenceLogps.Rows rows = SequenceLogps.rows(b);
         Tensor policy = SequenceLogps.sums(model, hidden, rows);                                  // (2n,)
         Tensor ref = loss.needsReference() ? reference.of(b, tb, rows) : null;                  // (2n,) or null
-        return loss.sum(policy, ref, rows, labels(b, rows), into);
+        return loss.sum(policy, ref, rows, labels(b, rows), into, overRanks);
     }
 
     private boolean[] labels(Batch b, SequenceLogps.Rows rows) {
@@ -78,6 +86,11 @@ public final class PreferenceStepLoss implements StepLoss, AutoCloseable {
     @Override
     public void startStep() {
         metrics.reset();
+    }
+
+    @Override
+    public void sumMetricsOverRanks(java.util.function.UnaryOperator<double[]> sum) {
+        metrics.sumOverRanks(sum);
     }
 
     @Override
@@ -103,7 +116,7 @@ public final class PreferenceStepLoss implements StepLoss, AutoCloseable {
                 try (PointerScope scope = new PointerScope(); dev.jtune.train.Autocast ac = dev.jtune.train.Autocast.enter(precision, model.device())) {
                     TensorBatch tb = b.toTensors(model.device());
                     Tensor hidden = model.hidden(tb.inputIds(), tb.positionIds(), tb.attentionMask(), null);
-                    sum += sum(model, hidden, b, tb, m).item_double();
+                    sum += sum(model, hidden, b, tb, m, UnaryOperator.identity()).item_double();   // every rank evaluates all
                 }
                 items += b.rows() / 2;
             }
@@ -118,15 +131,18 @@ public final class PreferenceStepLoss implements StepLoss, AutoCloseable {
 
     /**
      * precompute_ref_log_probs: the reference's log-probability of every sequence of {@code splits}, computed once
-     * (no gradients) in batches of {@code batchSize} items; then {@code source} is closed (a frozen copy is freed).
+     * (no gradients), split {@code s} in batches of {@code batchSizes[s]} items (TRL's default precompute_ref_batch_size:
+     * the train split's per_device_train_batch_size, the others' per_device_eval_batch_size); then {@code source} is
+     * closed (a frozen copy is freed before training).
      */
-    public static ReferenceLogps precompute(ReferenceLogps source, CausalLM model, List<List<Example>> splits, int batchSize,
+    public static ReferenceLogps precompute(ReferenceLogps source, CausalLM model, List<List<Example>> splits, int[] batchSizes,
                                             int maxSeqLength, long padId, Precision precision) {
         Map<SequenceKey, Double> values = new HashMap<>();
         try (source; NoGradGuard ng = new NoGradGuard()) {
-            for (List<Example> examples : splits) {
+            for (int s = 0; s < splits.size(); s++) {
+                List<Example> examples = splits.get(s);
                 if (examples.isEmpty()) continue;
-                Batcher batcher = new Batcher(examples, 2, batchSize, false, 0, false, maxSeqLength, padId, 0, 1);
+                Batcher batcher = new Batcher(examples, 2, batchSizes[s], false, 0, false, maxSeqLength, padId, 0, 1);
                 try (Batcher.BatchIterator it = batcher.epoch(0, 0)) {
                     while (it.hasNext()) {
                         Batch b = it.next();

@@ -17,7 +17,8 @@ import java.util.Map;
  *     {@code disable_adapter()}): no second copy of the base;</li>
  * <li>{@link #frozen}: full fine-tuning, a frozen copy of the base model (TRL's {@code create_reference_model});</li>
  * <li>{@link #precomputed}: every sequence's value computed once before training
- *     ({@code precompute_ref_log_probs}), looked up by its tokens;</li>
+ *     ({@code precompute_ref_log_probs}: with LoRA by the adapters-off base, with full fine-tuning by
+ *     {@link #untrained}, the policy before its first update), looked up by its tokens;</li>
  * <li>{@link #NONE}: {@code reference_free} (and the methods without a reference: ORPO, SimPO): zeros.</li>
  * </ul>
  * Each runs the model in evaluation mode (no dropout, no NEFTune noise), under the caller's autocast.
@@ -64,6 +65,31 @@ public interface ReferenceLogps extends AutoCloseable {
             @Override
             public String describe() {
                 return "the base with the LoRA adapters switched off (no second copy)";
+            }
+        };
+    }
+
+    /**
+     * The policy itself before its first update (precompute_ref_log_probs with full fine-tuning: the step is assembled
+     * from the base weights, so before training the policy IS the reference and no copy is loaded). Only valid while
+     * nothing has updated the policy: precompute with it before training, never use it in a step.
+     */
+    static ReferenceLogps untrained(CausalLM policy) {
+        return new ReferenceLogps() {
+            @Override
+            public Tensor of(Batch b, TensorBatch tb, SequenceLogps.Rows rows) {
+                boolean training = policy.training();
+                policy.setTraining(false);
+                try {
+                    return forward(policy, tb, rows);
+                } finally {
+                    policy.setTraining(training);
+                }
+            }
+
+            @Override
+            public String describe() {
+                return "the policy before its first update (the base weights; no copy loaded)";
             }
         };
     }
