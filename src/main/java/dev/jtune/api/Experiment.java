@@ -7,6 +7,7 @@ import dev.jtune.util.UserError;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 
 /**
@@ -66,6 +67,20 @@ public final class Experiment {
         Objects.requireNonNull(key, "key");
         List<String> next = new ArrayList<>(overrides);
         next.add(key + "=" + yamlValue(key, value));
+        return new Experiment(file, next);
+    }
+
+    /**
+     * The same experiment with several keys set at once (in the map's order), validated once: for values that are
+     * only valid together.
+     *
+     * @param values dotted keys to values, each as {@link #with(String, Object)} takes them
+     * @throws UserError naming every key that does not exist or whose value does not fit it
+     */
+    public Experiment with(Map<String, ?> values) {
+        Objects.requireNonNull(values, "values");
+        List<String> next = new ArrayList<>(overrides);
+        values.forEach((key, value) -> next.add(Objects.requireNonNull(key, "key") + "=" + yamlValue(key, value)));
         return new Experiment(file, next);
     }
 

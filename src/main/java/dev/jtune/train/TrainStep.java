@@ -170,7 +170,7 @@ public final class TrainStep implements AutoCloseable {
 
     /** One optimizer step over the micro-batches of one effective batch, at learning rate {@code lr}. */
     public Result step(List<Batch> micro, double lr) {
-        return run(micro, lr, false, dp);
+        return run(micro, lr, dp);
     }
 
     /**
@@ -178,7 +178,7 @@ public final class TrainStep implements AutoCloseable {
      * ZeRO stage 1 it updates its own shard only).
      */
     public Result stepAlone(List<Batch> micro, double lr) {
-        return run(micro, lr, false, DataParallel.NONE);
+        return run(micro, lr, DataParallel.NONE);
     }
 
     /**
@@ -195,11 +195,8 @@ public final class TrainStep implements AutoCloseable {
      * summed over the ranks once per step, in buckets started during the last micro-batch's backward as blocks'
      * gradients become final and waited for after it (so clipping sees the global norm and every rank steps
      * identically; earlier micro-batches never sync), and the returned loss and tokens are the global batch's.
-     *
-     * @param poisonLoss make the loss NaN (the trainer tests' stand-in for a corrupt batch)
      */
-    Result run(List<Batch> micro, double lr, boolean poisonLoss, DataParallel dp) {
-
+    Result run(List<Batch> micro, double lr, DataParallel dp) {
         long localTargets = 0, tokens = 0;
         for (Batch b : micro) {
             localTargets += loss.units(b);
@@ -228,14 +225,13 @@ public final class TrainStep implements AutoCloseable {
                     Tensor sum;
                     if (s.checkpointing().enabled()) {
                         sum = ActivationCheckpointing.lossAndBackward(model(), tb, s.precision(), s.checkpointing().offload(),
-                                last -> poison(loss.sum(model(), model().finalNorm(last), b, tb), poisonLoss),
+                                last -> loss.sum(model(), model().finalNorm(last), b, tb),
                                 backwardOf, ready);
                     } else {
                         try (Autocast ac = Autocast.enter(s.precision(), model().device())) {
                             Tensor hidden = BlockwiseForward.hidden(model(), tb, ready);
                             sum = loss.sum(model(), hidden, b, tb);
                         }
-                        sum = poison(sum, poisonLoss);
                         backwardOf.apply(sum).backward();
                     }
                     lossSum += sum.item_double();   // host sync per micro-batch (the unscaled loss is logged)
@@ -263,9 +259,6 @@ public final class TrainStep implements AutoCloseable {
         return new Result(global[0] / Math.max(1, targets), norm, (long) global[1], skipped);
     }
 
-    private static Tensor poison(Tensor loss, boolean poisonLoss) {
-        return poisonLoss ? loss.mul(new Scalar(Double.NaN)) : loss;
-    }
 
     /** The optimizer this step drives. */
     public AdamW optimizer() {

@@ -41,7 +41,6 @@ final class TrainingLoop {
     private String preempted;   // the signal that stopped the run, or null
     private boolean pathsReported;
     String phase = "training";   // what the run is doing, for an out-of-memory message
-    java.util.function.LongPredicate poisonAt = s -> false;   // tests: steps whose loss is made NaN (a corrupt batch)
     RunCallbacks callbacks;   // the sinks, then the user's callbacks (and jtune sweep's pruner)
     AnswerRounds answers = AnswerRounds.NONE;        // predict_with_generate: answers at each evaluation and at the end
     private final DistGroup group;   // the ranks of a data-parallel run: rank 0 writes, all decide alike
@@ -97,7 +96,7 @@ final class TrainingLoop {
                   Double bestLoss, Long bestStep, long skippedSteps) {}
 
     /** Trains ({@link #train}), then, unless a signal stopped the run, {@link #finish}es it. */
-    Result run(Preemption preemption, java.io.PrintStream out) throws IOException {
+    Result run(java.util.function.Supplier<String> preemption, java.io.PrintStream out) throws IOException {
         String stopReason = train(preemption);
         Path finalDir = null;
         if (preempted == null) finalDir = finish(out);
@@ -150,7 +149,7 @@ final class TrainingLoop {
     }
 
     /** Runs optimizer steps until the plan is done, early stopping fires or a signal arrives; returns why it stopped. */
-    String train(Preemption preemption) {
+    String train(java.util.function.Supplier<String> preemption) {
         LoopState.Position pos = state.position;
         sinks.startProgress(plan.totalSteps(), pos.step);
         state.window.startNanos = System.nanoTime();
@@ -185,7 +184,7 @@ final class TrainingLoop {
         LoopState.Position pos = state.position;
         double lr = plan.schedule().at(pos.step - state.bad.skipped);
         step.dp.startStep(pos.step + 1);   // names the step in a failed collective's message
-        TrainStep.Result r = step.run(micro, lr, poisonAt.test(pos.step + 1), step.dp);
+        TrainStep.Result r = step.run(micro, lr, step.dp);
         state.bad.record(r.skipped());
         if (r.skipped()) {
             sinks.message(String.format(Locale.ROOT, "step %d skipped: non-finite gradients%s", pos.step + 1,
@@ -236,7 +235,7 @@ final class TrainingLoop {
     }
 
     /** Evaluation, checkpoint and stop decisions after a step; returns why the run stops now, or null. */
-    private String afterStep(boolean epochEnd, Preemption preemption) {
+    private String afterStep(boolean epochEnd, java.util.function.Supplier<String> preemption) {
         long now = state.position.step;
         callbacks.stepEnd();
         boolean evalNow = (t.evalSteps() > 0 ? now % t.evalSteps() == 0 : epochEnd) | callbacks.takeEvaluate();
@@ -250,7 +249,7 @@ final class TrainingLoop {
         }
         if (stop != null) return stop;
         // a signal to any rank stops every rank after this same step (one tiny all-reduce per step when distributed)
-        String mine = preemption == null ? null : preemption.requested();
+        String mine = preemption.get();
         if (group.anyTrue(mine != null, String.format(Locale.ROOT, "all-reduce of the stop flag after step %d", now))) {
             preempted = mine != null ? mine : "a signal to another rank";
             if (lastSaved != now) save();

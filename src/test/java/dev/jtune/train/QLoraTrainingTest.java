@@ -67,7 +67,7 @@ class QLoraTrainingTest {
         Experiment e = Experiment.load(experiment("learn"), List.of("training.max_steps=20", "training.learning_rate=2.0e-2",
                 "training.lr_scheduler_type=constant", "training.warmup_steps=0", "training.eval_steps=10", "training.save_steps=10"));
         ByteArrayOutputStream console = new ByteArrayOutputStream();
-        Trainer.Outcome o = new Trainer(e, new PrintStream(console, true, StandardCharsets.UTF_8)).run();
+        Trainer.Outcome o = new Trainer(e, new PrintStream(console, true, StandardCharsets.UTF_8), null, false).run();
         String text = console.toString(StandardCharsets.UTF_8);
         assertTrue(text.contains("base frozen in 4 bits"), text);
         assertArrayEquals(before, Files.readAllBytes(model.resolve("model.safetensors")), "base weights untouched");

@@ -93,7 +93,7 @@ class TrainerTest {
 
     static Trainer.Outcome train(Experiment e) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
-        return new Trainer(e, new PrintStream(out, true, StandardCharsets.UTF_8)).run();
+        return new Trainer(e, new PrintStream(out, true, StandardCharsets.UTF_8), null, false).run();
     }
 
     @Test

@@ -1,4 +1,9 @@
-package dev.jtune.plan;
+package dev.jtune.cli;
+
+import dev.jtune.plan.DeviceMemory;
+import dev.jtune.plan.MemoryPlanner;
+import dev.jtune.plan.PlanReport;
+import dev.jtune.plan.PlanRequest;
 
 import dev.jtune.config.Experiment;
 import dev.jtune.util.Devices;
@@ -11,11 +16,11 @@ import org.bytedeco.pytorch.Device;
  * MemAvailable). A run that cannot fit is refused with the breakdown and what to change, unless
  * {@code training.skip_memory_check: true}.
  */
-public final class MemoryCheck {
+final class MemoryCheck {
     private MemoryCheck() {}
 
     /** Throws a {@link UserError} (exit 2) when the run is predicted not to fit; returns the report otherwise (null when skipped). */
-    public static PlanReport before(Experiment exp) {
+    static PlanReport before(Experiment exp) {
         if (exp.training().skipMemoryCheck()) return null;
         // one rank of a data-parallel run plans its own share (ZeRO stage 1: its shard of the optimizer state)
         int world = dev.jtune.dist.LaunchEnv.fromEnvironment(System.getenv()).map(dev.jtune.dist.LaunchEnv::worldSize).orElse(1);

@@ -1,4 +1,4 @@
-package dev.jtune.train;
+package dev.jtune.cli;
 
 import sun.misc.Signal;
 import sun.misc.SignalHandler;
@@ -6,19 +6,20 @@ import sun.misc.SignalHandler;
 import java.io.PrintStream;
 
 /**
- * SIGTERM and SIGINT during training, as cluster schedulers send them before preemption: the first asks
- * the trainer to finish the current step, write a checkpoint and exit 0; a second one exits at once.
- * The handlers are in place only while a run trains; closing restores the previous ones.
+ * SIGTERM and SIGINT during {@code jtune train} and {@code jtune sweep}, as cluster schedulers send them before
+ * preemption: the first asks the trainer (through {@link #requested}, its preemption source) to finish the current
+ * step, write a checkpoint and exit 0; a second one exits at once. The handlers are in place only while a run trains;
+ * closing restores the previous ones. The CLI installs them: the library never takes over a JVM's signals.
  *
  * <p>Java has no public API for signals; sun.misc.Signal (module jdk.unsupported, kept on purpose for
  * this use since JEP 260) is what JVM tools use. javac warns about it on every build; that is expected.
  */
-final class Preemption implements AutoCloseable {
+final class SignalStop implements AutoCloseable {
     private volatile String requested;
     private final SignalHandler oldTerm;
     private final SignalHandler oldInt;
 
-    private Preemption(PrintStream out) {
+    private SignalStop(PrintStream out) {
         SignalHandler h = sig -> {
             String name = "SIG" + sig.getName();
             if (requested != null) {
@@ -32,8 +33,8 @@ final class Preemption implements AutoCloseable {
         this.oldInt = handle("INT", h);
     }
 
-    static Preemption install(PrintStream out) {
-        return new Preemption(out);
+    static SignalStop install(PrintStream out) {
+        return new SignalStop(out);
     }
 
     private static SignalHandler handle(String name, SignalHandler h) {
