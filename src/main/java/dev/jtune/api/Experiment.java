@@ -59,7 +59,7 @@ public final class Experiment {
     /**
      * The same experiment with one key set, as {@code --set key=value} sets it, validated again.
      *
-     * @param key   a dotted key, {@code section.key} ({@code training.learning_rate}); the keys of the README's tables
+     * @param key   a dotted key, {@code section.key} ({@code training.learning_rate}); the keys of docs/configuration.md
      * @param value a String, Number, Boolean, a List of them, or null (the key's default)
      * @throws UserError naming the key when it does not exist or the value does not fit it
      */
