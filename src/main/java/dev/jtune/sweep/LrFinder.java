@@ -26,7 +26,7 @@ import java.util.Locale;
  * <p>The suggestion is fastai's "steepest" point: where the smoothed loss falls fastest per unit of log(lr), found
  * with central differences away from the noisy first points and the diverging last ones.
  */
-public final class LrFinder {
+final class LrFinder {
     static final double BETA = 0.98;
     static final double DIVERGED = 4.0;
 

@@ -24,7 +24,7 @@ import java.util.regex.Pattern;
  * @param lo      the lower end (ranges only)
  * @param hi      the upper end (ranges only)
  */
-public record ParamSpec(String raw, String key, Kind kind, List<String> choices, double lo, double hi) {
+record ParamSpec(String raw, String key, Kind kind, List<String> choices, double lo, double hi) {
     public enum Kind { CHOICE, UNIFORM, LOGUNIFORM, INT }
 
     private static final Pattern RANGE = Pattern.compile("(uniform|loguniform|int)\\s*\\(\\s*([^,()]*?)\\s*,\\s*([^,()]*?)\\s*\\)",
