@@ -126,7 +126,7 @@ public final class Trainer {
         if (resume != null && overwrite) throw new UserError("resume and overwrite contradict each other; choose one");
         dev.jtune.train.Trainer.Outcome o = new dev.jtune.train.Trainer(experiment.settings(), console, resume, overwrite)
                 .withCallbacks(callbacks).withPreemption(preemption)
-                .launchedAs(dev.jtune.dist.LaunchEnv.fromEnvironment(System.getenv())).run();
+                .launchedAs(dev.jtune.distributed.LaunchEnv.fromEnvironment(System.getenv())).run();
         SortedMap<Integer, Double> train = new TreeMap<>(), eval = new TreeMap<>();
         for (TrainPoint p : o.trainLog()) train.put(Math.toIntExact(p.step()), p.loss());
         for (EvalPoint p : o.evalLog()) eval.put(Math.toIntExact(p.step()), p.loss());

@@ -1,6 +1,6 @@
 package dev.jtune.cli;
 
-import dev.jtune.dist.Launcher;
+import dev.jtune.distributed.Launcher;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;

@@ -23,7 +23,7 @@ final class MemoryCheck {
     static PlanReport before(Experiment exp) {
         if (exp.training().skipMemoryCheck()) return null;
         // one rank of a data-parallel run plans its own share (ZeRO stage 1: its shard of the optimizer state)
-        int world = dev.jtune.dist.LaunchEnv.fromEnvironment(System.getenv()).map(dev.jtune.dist.LaunchEnv::worldSize).orElse(1);
+        int world = dev.jtune.distributed.LaunchEnv.fromEnvironment(System.getenv()).map(dev.jtune.distributed.LaunchEnv::worldSize).orElse(1);
         PlanRequest r = PlanReport.request(exp, world);
         Device device = Devices.parse(exp.training().device(), "training.device");
         PlanReport report = PlanReport.of(exp.file().toString(), r, DeviceMemory.resolve(null, r.cuda(), device.has_index() ? device.index() : 0));

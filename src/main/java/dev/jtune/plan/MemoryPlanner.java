@@ -1,7 +1,7 @@
 package dev.jtune.plan;
 
 import dev.jtune.bench.Flops;
-import dev.jtune.dist.ZeroPartition;
+import dev.jtune.distributed.ZeroPartition;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.peft.LoraTargets;
 import dev.jtune.config.Precision;

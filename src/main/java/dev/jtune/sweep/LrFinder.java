@@ -49,7 +49,7 @@ final class LrFinder {
             List<Double> lrs = new ArrayList<>(), losses = new ArrayList<>(), smoothed = new ArrayList<>();
             String stop = "reached --end";
             double avg = 0, best = Double.POSITIVE_INFINITY;
-            try (TrainStep step = TrainStep.forExperiment(exp, Ops.of(t.kernels()), dev.jtune.dist.DistGroup.single(), x -> x)) {
+            try (TrainStep step = TrainStep.forExperiment(exp, Ops.of(t.kernels()), dev.jtune.distributed.DistGroup.single(), x -> x)) {
                 int epoch = 0;
                 Batcher.BatchIterator it = batcher.epoch(epoch, 0);
                 try {

@@ -2,7 +2,7 @@ package dev.jtune.train;
 
 import dev.jtune.config.Precision;
 import dev.jtune.data.TensorBatch;
-import dev.jtune.dist.GradientsReady;
+import dev.jtune.distributed.GradientsReady;
 import dev.jtune.model.BlockContext;
 import dev.jtune.model.CausalLM;
 import org.bytedeco.javacpp.PointerScope;

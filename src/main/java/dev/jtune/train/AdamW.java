@@ -61,7 +61,7 @@ public final class AdamW {
 
     /**
      * As above, keeping state for and updating only the parameters {@code owned} names: one rank's shard under ZeRO
-     * stage 1 (dev.jtune.dist.ZeroSharding broadcasts the others from their owners after each step). Gradients of the
+     * stage 1 (dev.jtune.distributed.ZeroSharding broadcasts the others from their owners after each step). Gradients of the
      * others are still zeroed by {@link #zeroGrad}.
      */
     public AdamW(Map<String, Tensor> params, Predicate<String> decayed, Predicate<String> owned, double weightDecay, double beta1,

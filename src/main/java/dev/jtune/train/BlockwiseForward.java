@@ -1,7 +1,7 @@
 package dev.jtune.train;
 
 import dev.jtune.data.TensorBatch;
-import dev.jtune.dist.GradientsReady;
+import dev.jtune.distributed.GradientsReady;
 import dev.jtune.kernels.AutogradBridge;
 import dev.jtune.model.BlockContext;
 import dev.jtune.model.CausalLM;

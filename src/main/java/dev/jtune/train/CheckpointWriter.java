@@ -2,8 +2,8 @@ package dev.jtune.train;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jtune.config.Experiment;
-import dev.jtune.dist.DistGroup;
-import dev.jtune.dist.ZeroSharding;
+import dev.jtune.distributed.DistGroup;
+import dev.jtune.distributed.ZeroSharding;
 
 import java.nio.file.Path;
 import java.util.List;

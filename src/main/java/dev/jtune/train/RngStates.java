@@ -1,6 +1,6 @@
 package dev.jtune.train;
 
-import dev.jtune.dist.DistGroup;
+import dev.jtune.distributed.DistGroup;
 import dev.jtune.io.SafetensorsFile;
 import dev.jtune.util.Tensors;
 import org.bytedeco.pytorch.Device;

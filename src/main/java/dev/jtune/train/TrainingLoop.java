@@ -6,7 +6,7 @@ import dev.jtune.config.TrainingSection;
 import dev.jtune.data.Batch;
 import dev.jtune.data.Batcher;
 import dev.jtune.data.PreparedData;
-import dev.jtune.dist.DistGroup;
+import dev.jtune.distributed.DistGroup;
 import dev.jtune.metrics.EvalPoint;
 import dev.jtune.util.UserError;
 

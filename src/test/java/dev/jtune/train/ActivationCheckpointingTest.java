@@ -192,8 +192,8 @@ class ActivationCheckpointingTest {
             boolean ckpt = c == 1;
             Setup s = setup(name, lora, Ops.OFF);
             TrainStep.Settings settings = new TrainStep.Settings(precision, 0.01, 0.9, 0.999, 1e-8, 1.0,
-                    new ActivationCheckpointing.Settings(ckpt, false), 0.0, 0, dev.jtune.dist.DataParallel.DEFAULT_BUCKET_CAP_MB, null);
-            try (TrainStep st = TrainStep.assemble(trainable(s), settings, dev.jtune.dist.DistGroup.single())) {
+                    new ActivationCheckpointing.Settings(ckpt, false), 0.0, 0, dev.jtune.distributed.DataParallel.DEFAULT_BUCKET_CAP_MB, null);
+            try (TrainStep st = TrainStep.assemble(trainable(s), settings, dev.jtune.distributed.DistGroup.single())) {
                 torch.manual_seed(5);
                 losses[c] = new double[3];
                 for (int step = 0; step < 3; step++) {

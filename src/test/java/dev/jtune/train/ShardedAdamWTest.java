@@ -1,6 +1,6 @@
 package dev.jtune.train;
 
-import dev.jtune.dist.ZeroPartition;
+import dev.jtune.distributed.ZeroPartition;
 import dev.jtune.util.Tensors;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.GeneratorOptional;

@@ -54,7 +54,7 @@ class TrainerReferenceTest {
             TrainStep step = TrainStep.assemble(trained, new TrainStep.Settings(Precision.FP32, hp.get("weight_decay").asDouble(),
                     hp.get("adam_beta1").asDouble(), hp.get("adam_beta2").asDouble(), hp.get("adam_epsilon").asDouble(),
                     hp.get("max_grad_norm").asDouble(), ActivationCheckpointing.Settings.OFF, 0.0, 0,
-                    dev.jtune.dist.DataParallel.DEFAULT_BUCKET_CAP_MB, null), dev.jtune.dist.DistGroup.single());
+                    dev.jtune.distributed.DataParallel.DEFAULT_BUCKET_CAP_MB, null), dev.jtune.distributed.DistGroup.single());
             double worstLoss = 0, worstNorm = 0;
             for (int s = 0; s < steps.size(); s++) {
                 JsonNode want = steps.get(s);

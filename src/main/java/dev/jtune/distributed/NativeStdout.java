@@ -1,4 +1,4 @@
-package dev.jtune.dist;
+package dev.jtune.distributed;
 
 import com.sun.jna.Library;
 import com.sun.jna.Native;

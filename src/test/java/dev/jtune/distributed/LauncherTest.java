@@ -1,4 +1,4 @@
-package dev.jtune.dist;
+package dev.jtune.distributed;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

@@ -1,4 +1,4 @@
-package dev.jtune.dist;
+package dev.jtune.distributed;
 
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;

@@ -1,4 +1,4 @@
-package dev.jtune.dist;
+package dev.jtune.distributed;
 
 /**
  * Told by the training step, during the backward of a step's last micro-batch, when gradients become final: those of the

@@ -1,4 +1,4 @@
-package dev.jtune.dist;
+package dev.jtune.distributed;
 
 /**
  * A collective failed: another rank died, hung past {@code training.ddp_timeout}, or could not be reached. The message

@@ -1,4 +1,4 @@
-package dev.jtune.dist;
+package dev.jtune.distributed;
 
 import dev.jtune.model.ModelConfig;
 import dev.jtune.model.ParameterSpec;
