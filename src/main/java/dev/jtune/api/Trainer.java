@@ -7,7 +7,7 @@ import dev.jtune.kernels.Ops;
 import dev.jtune.metrics.EvalPoint;
 import dev.jtune.metrics.TrainPoint;
 import dev.jtune.model.CausalLM;
-import dev.jtune.peft.Adapters;
+import dev.jtune.peft.AdapterLoader;
 import dev.jtune.tokenizer.HfTokenizer;
 import dev.jtune.train.Evaluator;
 import dev.jtune.util.Devices;
@@ -147,9 +147,9 @@ public final class Trainer {
         if (!Files.isDirectory(model)) throw new UserError(model + ": not a directory; expected a model or adapter directory");
         Device device = Devices.parse(exp.training().device(), "training.device");
         Precision precision = exp.training().precision().resolve(device.is_cuda());
-        boolean adapter = Adapters.isAdapterDir(model);
+        boolean adapter = AdapterLoader.isAdapterDir(model);
         try (HfTokenizer tok = HfTokenizer.load(exp.model().tokenizer());
-             CausalLM m = Adapters.load(adapter ? exp.model().path() : model, adapter ? model : null, ScalarType.Float, device,
+             CausalLM m = AdapterLoader.load(adapter ? exp.model().path() : model, adapter ? model : null, ScalarType.Float, device,
                      Ops.of(exp.training().kernels()))) {
             PreparedData data = DatasetPreparer.prepare(exp.data(), exp.training().seed(), tok, console,
                     exp.training().dataloaderNumWorkers());

@@ -253,7 +253,7 @@ abstract class Trainable implements AutoCloseable {
         /** @param quantization a 4-bit base (QLoRA), or null */
         Adapters(ModelConfig config, Device device, ScalarType baseDtype, LoraSpec spec, Path startFrom, long seed, Ops kernels,
                  dev.jtune.quant.QuantizationConfig quantization) {
-            super(dev.jtune.peft.Adapters.load(config.source().getParent(), null, baseDtype, device, kernels, quantization));
+            super(dev.jtune.peft.AdapterLoader.load(config.source().getParent(), null, baseDtype, device, kernels, quantization));
             if (startFrom != null) {
                 PeftAdapter.Loaded loaded = PeftAdapter.load(startFrom, config, device, true);
                 this.spec = loaded.spec();

@@ -76,7 +76,7 @@ class QLoraTrainingTest {
         assertTrue(last < first - 0.5, "QLoRA learns: " + first + " -> " + last);
         // the saved adapter on the same 4-bit base reproduces the best validation loss
         try (HfTokenizer tok = HfTokenizer.load(o.finalDir());
-             CausalLM m = dev.jtune.peft.Adapters.load(model, o.finalDir(), ScalarType.Float, new Device("cpu"), Ops.AUTO,
+             CausalLM m = dev.jtune.peft.AdapterLoader.load(model, o.finalDir(), ScalarType.Float, new Device("cpu"), Ops.AUTO,
                      e.model().quantization().toConfig())) {
             var data = dev.jtune.data.DatasetPreparer.prepare(e.data(), e.training().seed(), tok,
                     new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8));

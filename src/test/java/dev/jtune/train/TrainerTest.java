@@ -218,7 +218,7 @@ class TrainerTest {
         assertTrue(log.get(log.size() - 1).loss() < log.get(0).loss() - 0.1, "LoRA learns: " + log.get(0).loss() + " -> " + log.get(log.size() - 1).loss());
         // the saved adapter on the base reproduces the best validation loss
         try (HfTokenizer tok = HfTokenizer.load(o.finalDir());
-             CausalLM m = dev.jtune.peft.Adapters.load(model, o.finalDir(), ScalarType.Float, new Device("cpu"))) {
+             CausalLM m = dev.jtune.peft.AdapterLoader.load(model, o.finalDir(), ScalarType.Float, new Device("cpu"))) {
             var data = dev.jtune.data.DatasetPreparer.prepare(e.data(), e.training().seed(), tok,
                     new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8));
             assertEquals(o.bestEvalLoss(), Evaluator.evaluate(m, data.validation(), 8, 64, tok.paddingId(), Precision.FP32).loss(), 1e-5);

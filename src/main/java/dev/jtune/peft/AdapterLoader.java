@@ -13,8 +13,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /** Loading a base model with a PEFT adapter attached. */
-public final class Adapters {
-    private Adapters() {}
+public final class AdapterLoader {
+    private AdapterLoader() {}
 
     public static boolean isAdapterDir(Path dir) {
         return dir != null && Files.isRegularFile(dir.resolve(PeftAdapter.CONFIG));
