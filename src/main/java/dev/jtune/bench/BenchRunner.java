@@ -15,7 +15,7 @@ import dev.jtune.model.CausalLM;
 import dev.jtune.distributed.DataParallel;
 import dev.jtune.distributed.DistGroup;
 import dev.jtune.distributed.LaunchEnv;
-import dev.jtune.train.TrainStep;
+import dev.jtune.train.step.TrainStep;
 import dev.jtune.train.Trainer;
 import dev.jtune.util.Devices;
 import dev.jtune.util.UserError;
@@ -76,11 +76,11 @@ public final class BenchRunner {
                     + "supported: 0 (plain data parallel) and 1 (optimizer state sharded across the ranks), got " + o.zeroStage());
         }
         // --method: a preference method's loss, made by the step's factory for the model it builds (null: sft)
-        dev.jtune.train.StepLoss.Factory method = o.method() == null ? null : preferenceLoss(o.method());
+        dev.jtune.train.step.StepLoss.Factory method = o.method() == null ? null : preferenceLoss(o.method());
         // --zero-stage, --gradient-checkpointing and --method over the experiment's (or the defaults') settings
         UnaryOperator<TrainStep.Settings> flags = s -> {
             if (o.zeroStage() != null) s = s.withZeroStage(o.zeroStage());
-            if (o.gradientCheckpointing()) s = s.withCheckpointing(new dev.jtune.train.ActivationCheckpointing.Settings(true, false));
+            if (o.gradientCheckpointing()) s = s.withCheckpointing(new dev.jtune.train.step.ActivationCheckpointing.Settings(true, false));
             if (method != null) s = s.withLoss(method);
             return s;
         };
@@ -200,7 +200,7 @@ public final class BenchRunner {
      * {@code --method}: the preference loss of that method with TRL's defaults, made for the step's model (dpo's
      * reference: the LoRA base with its adapters off, so dpo needs --lora-r; orpo and simpo have no reference); null for sft.
      */
-    static dev.jtune.train.StepLoss.Factory preferenceLoss(String method) {
+    static dev.jtune.train.step.StepLoss.Factory preferenceLoss(String method) {
         dev.jtune.config.TrainingSection.Method m;
         try {
             m = dev.jtune.config.TrainingSection.Method.valueOf(method.toUpperCase(Locale.ROOT));

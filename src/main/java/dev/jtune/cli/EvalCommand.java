@@ -7,7 +7,7 @@ import dev.jtune.config.TrainingSection;
 import dev.jtune.data.AnswerPrompt;
 import dev.jtune.eval.AnswerEvaluator;
 import dev.jtune.eval.AnswerMetric;
-import dev.jtune.train.Autocast;
+import dev.jtune.train.step.Autocast;
 import dev.jtune.data.DatasetPreparer;
 import dev.jtune.data.PreparedData;
 import dev.jtune.kernels.Ops;

@@ -12,7 +12,7 @@ import dev.jtune.data.PreparedData;
 import dev.jtune.eval.AnswerEvaluator;
 import dev.jtune.eval.AnswerMetric;
 import dev.jtune.config.TrainingSection;
-import dev.jtune.train.Autocast;
+import dev.jtune.train.step.Autocast;
 import dev.jtune.infer.Perplexity;
 import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;

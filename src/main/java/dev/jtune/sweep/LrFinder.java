@@ -8,7 +8,7 @@ import dev.jtune.data.DatasetPreparer;
 import dev.jtune.data.PreparedData;
 import dev.jtune.kernels.Ops;
 import dev.jtune.tokenizer.HfTokenizer;
-import dev.jtune.train.TrainStep;
+import dev.jtune.train.step.TrainStep;
 import dev.jtune.util.UserError;
 
 import java.io.PrintStream;

@@ -1,5 +1,11 @@
 package dev.jtune.train;
 
+import dev.jtune.train.checkpoint.OutputDir;
+import dev.jtune.train.checkpoint.RngStates;
+import dev.jtune.train.checkpoint.RunManifest;
+import dev.jtune.train.step.StepLoss;
+import dev.jtune.train.step.TrainStep;
+import dev.jtune.train.step.Trainable;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jtune.config.Experiment;
 import dev.jtune.config.ModelChecks;
@@ -178,13 +184,13 @@ public final class Trainer {
                 Files.createDirectories(outDir);
                 if (group.isMain()) exp.writeResolved(outDir.resolve("config.resolved.yaml"));
                 printPlan(config, trained, precision, device, plan, group);
-                ZeroSharding zero = step.dp.zero();
+                ZeroSharding zero = step.dataParallel().zero();
                 if (zero != null) {
                     long all = 0;
                     for (org.bytedeco.pytorch.Tensor p : trained.parameters().values()) all += 8 * p.numel();   // two fp32 moments
                     out.printf(Locale.ROOT, "ZeRO stage 1: optimizer state sharded over %d ranks; rank %d keeps %d of %d tensors' state, %s of %s%n",
                             group.worldSize(), group.rank(), zero.partition().ownedBy(group.rank()).size(), trained.parameters().size(),
-                            dev.jtune.plan.MemoryPlanner.human(step.optimizer.stateBytes()), dev.jtune.plan.MemoryPlanner.human(all));
+                            dev.jtune.plan.MemoryPlanner.human(step.optimizer().stateBytes()), dev.jtune.plan.MemoryPlanner.human(all));
                 }
 
                 MetricSinks sinks = new MetricSinks();

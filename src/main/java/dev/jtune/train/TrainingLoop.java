@@ -1,5 +1,7 @@
 package dev.jtune.train;
 
+import dev.jtune.train.checkpoint.Checkpoints;
+import dev.jtune.train.step.TrainStep;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jtune.config.Experiment;
 import dev.jtune.config.TrainingSection;
@@ -183,12 +185,12 @@ final class TrainingLoop {
     private void optimizerStep(List<Batch> micro) {
         LoopState.Position pos = state.position;
         double lr = plan.schedule().at(pos.step - state.bad.skipped);
-        step.dp.startStep(pos.step + 1);   // names the step in a failed collective's message
-        TrainStep.Result r = step.run(micro, lr, step.dp);
+        step.dataParallel().startStep(pos.step + 1);   // names the step in a failed collective's message
+        TrainStep.Result r = step.step(micro, lr);
         state.bad.record(r.skipped());
         if (r.skipped()) {
             sinks.message(String.format(Locale.ROOT, "step %d skipped: non-finite gradients%s", pos.step + 1,
-                    step.scaler.enabled() ? String.format(Locale.ROOT, " (fp16 loss scale %.0f, backing off)", step.scaler.scaleValue()) : ""));
+                    step.scaler().enabled() ? String.format(Locale.ROOT, " (fp16 loss scale %.0f, backing off)", step.scaler().scaleValue()) : ""));
         }
         if (state.bad.streak >= t.maxBadSteps()) {
             List<Path> saved = Checkpoints.list(t.outputDir());
@@ -209,7 +211,7 @@ final class TrainingLoop {
         }
         LoopState.LossWindow w = state.window;
         w.add(r.loss(), r.tokens());
-        step.loss.stepMetrics().forEach((k, v) -> {
+        step.loss().stepMetrics().forEach((k, v) -> {
             double[] s = metricWindow.computeIfAbsent(k, x -> new double[2]);
             s[0] += v;
             s[1]++;
@@ -225,7 +227,7 @@ final class TrainingLoop {
             logs.put("epoch", epochs());
             logs.put("tokens_per_second", w.tokensPerSecond());
             logs.put("skipped_steps", (double) state.bad.skipped);
-            if (step.scaler.enabled()) logs.put("loss_scale", step.scaler.scaleValue());
+            if (step.scaler().enabled()) logs.put("loss_scale", step.scaler().scaleValue());
             // the method's metrics (preference tuning: rewards/chosen, ...), the means over the window's steps as TRL logs them
             metricWindow.forEach((k, s) -> logs.put(k, s[0] / s[1]));
             metricWindow.clear();
@@ -311,14 +313,14 @@ final class TrainingLoop {
         }
         LoopState.Best best = state.best;
         if (t.loadBestModelAtEnd() && best.step != null && best.step != now) {
-            step.trained.restore(checkpoints.dirFor(best.step));
+            step.trained().restore(checkpoints.dirFor(best.step));
             out.printf(Locale.ROOT, "loaded the best model: step %d, eval_%s %.4f%n", best.step, t.bestModelMetric(),
                     t.largerIsBetter() ? -best.loss : best.loss);
         }
         Path finalDir = t.outputDir().resolve("final");
         if (group.isMain()) {
             Checkpoints.deleteTree(finalDir);
-            step.trained.save(finalDir, exp.model().path(), exp.model().tokenizer(), chatTemplate);
+            step.trained().save(finalDir, exp.model().path(), exp.model().tokenizer(), chatTemplate);
         }
         group.barrier("barrier after rank 0's final model");
         if (!data.test().isEmpty()) {

@@ -1,5 +1,8 @@
 package dev.jtune.train;
 
+import dev.jtune.train.step.ActivationCheckpointing;
+import dev.jtune.train.step.TrainStep;
+import dev.jtune.train.step.Trainable;
 import dev.jtune.config.Precision;
 import dev.jtune.data.Batch;
 import dev.jtune.distributed.DataParallel;

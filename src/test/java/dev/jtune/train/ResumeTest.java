@@ -1,5 +1,9 @@
 package dev.jtune.train;
 
+import dev.jtune.train.checkpoint.Checkpoints;
+import dev.jtune.train.checkpoint.RunManifest;
+import dev.jtune.train.step.StepLoss;
+import dev.jtune.train.step.Trainable;
 import dev.jtune.config.Precision;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;

@@ -1,5 +1,9 @@
 package dev.jtune.train;
 
+import dev.jtune.train.optim.LrSchedule;
+import dev.jtune.train.step.ActivationCheckpointing;
+import dev.jtune.train.step.TrainStep;
+import dev.jtune.train.step.Trainable;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.config.Precision;

@@ -1,4 +1,4 @@
-package dev.jtune.train;
+package dev.jtune.train.step;
 
 import dev.jtune.config.Precision;
 import dev.jtune.data.Batch;
@@ -52,27 +52,27 @@ class ActivationCheckpointingTest {
     static Trainable trainable(Setup s) {
         return new Trainable(s.model()) {
             @Override
-            Map<String, Tensor> parameters() {
+            public Map<String, Tensor> parameters() {
                 return s.trainable();
             }
 
             @Override
-            java.util.function.Predicate<String> decayed() {
+            public java.util.function.Predicate<String> decayed() {
                 return n -> true;
             }
 
             @Override
-            dev.jtune.io.WrittenFiles save(Path dir, Path baseModelDir, Path tokenizerDir, String chatTemplate) {
+            public dev.jtune.io.WrittenFiles save(Path dir, Path baseModelDir, Path tokenizerDir, String chatTemplate) {
                 throw new UnsupportedOperationException("test setup");
             }
 
             @Override
-            void restore(Path dir) {
+            public void restore(Path dir) {
                 throw new UnsupportedOperationException("test setup");
             }
 
             @Override
-            String what() {
+            public String what() {
                 return "test setup";
             }
         };

@@ -1,4 +1,4 @@
-package dev.jtune.train;
+package dev.jtune.train.checkpoint;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -10,7 +10,7 @@ import java.util.List;
  * place (so it survives), and with a limit of 1 and a best that is not the newest, two are kept (the best and the
  * newest, "to allow resuming").
  */
-final class CheckpointRotation {
+public final class CheckpointRotation {
     private CheckpointRotation() {}
 
     /**
@@ -19,7 +19,7 @@ final class CheckpointRotation {
      * @param bestStep the best checkpoint's step, or null
      * @return the directories to delete
      */
-    static List<Path> toDelete(List<Path> sorted, Integer limit, Long bestStep) {
+    public static List<Path> toDelete(List<Path> sorted, Integer limit, Long bestStep) {
         if (limit == null || limit <= 0) return List.of();
         List<Path> order = new ArrayList<>(sorted);
         int best = -1;

@@ -1,4 +1,4 @@
-package dev.jtune.train;
+package dev.jtune.train.optim;
 
 import dev.jtune.util.Tensors;
 import org.bytedeco.javacpp.PointerScope;

@@ -1,4 +1,4 @@
-package dev.jtune.train;
+package dev.jtune.train.optim;
 
 import dev.jtune.config.TrainingSection.Scheduler;
 import org.junit.jupiter.api.Test;

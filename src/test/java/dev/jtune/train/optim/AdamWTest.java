@@ -1,5 +1,6 @@
-package dev.jtune.train;
+package dev.jtune.train.optim;
 
+import dev.jtune.train.step.Trainable;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.model.ModelInit;
 import dev.jtune.model.ParameterSpec;

@@ -1,5 +1,6 @@
-package dev.jtune.train;
+package dev.jtune.train.step;
 
+import dev.jtune.train.checkpoint.Checkpoints;
 import dev.jtune.config.Precision;
 import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
@@ -27,8 +28,8 @@ import java.util.function.Predicate;
  * Hugging Face model directory) or LoRA adapters on a frozen base (saved as a PEFT adapter directory).
  * The training loop sees only the named trainable tensors.
  */
-abstract class Trainable implements AutoCloseable {
-    final CausalLM model;
+public abstract class Trainable implements AutoCloseable {
+    public final CausalLM model;
 
     Trainable(CausalLM model) {
         this.model = model;
@@ -38,7 +39,7 @@ abstract class Trainable implements AutoCloseable {
      * Full fine-tuning, or LoRA adapters on a frozen base stored in model.dtype (default: bf16 under bf16 precision,
      * fp16 under fp16, else fp32), as the experiment says.
      */
-    static Trainable forExperiment(dev.jtune.config.Experiment exp, ModelConfig config, Device device, Precision precision,
+    public static Trainable forExperiment(dev.jtune.config.Experiment exp, ModelConfig config, Device device, Precision precision,
                                    Ops kernels) {
         return regularised(build(exp, config, device, precision, kernels), exp, config);
     }
@@ -109,7 +110,7 @@ abstract class Trainable implements AutoCloseable {
      * {@link ParameterSpec}, which give the same sets for every supported architecture (TrainerReferenceTest compares
      * the GPT-2 set with the one transformers' rule computes).
      */
-    static Predicate<String> fullDecay(ModelConfig config) {
+    public static Predicate<String> fullDecay(ModelConfig config) {
         Map<String, ParameterSpec.Entry> spec = ParameterSpec.of(config);
         return n -> {
             ParameterSpec.Kind k = spec.get(n).kind();
@@ -118,31 +119,31 @@ abstract class Trainable implements AutoCloseable {
     }
 
     /** Tensors the optimizer updates, by the name they are saved under. */
-    abstract Map<String, Tensor> parameters();
+    public abstract Map<String, Tensor> parameters();
 
     /** Which of them get weight decay. */
-    abstract Predicate<String> decayed();
+    public abstract Predicate<String> decayed();
 
     /** Writes the trained weights (a model directory or an adapter directory) into {@code dir}; returns the files with their hashes. */
-    abstract dev.jtune.io.WrittenFiles save(Path dir, Path baseModelDir, Path tokenizerDir, String chatTemplate) throws IOException;
+    public abstract dev.jtune.io.WrittenFiles save(Path dir, Path baseModelDir, Path tokenizerDir, String chatTemplate) throws IOException;
 
     /** Restores the trained weights from a directory {@link #save} wrote. */
-    abstract void restore(Path dir);
+    public abstract void restore(Path dir);
 
     /** What trains, for the console: "full fine-tuning", or "LoRA r=8 on 14 modules, base frozen in bfloat16". */
-    abstract String what();
+    public abstract String what();
 
     /**
      * The run's numerics for the console and the report, true for every precision with full fine-tuning or LoRA:
      * the autocast mode, then where the trained weights live ("fp32 master weights" under autocast with full
      * fine-tuning; "fp32 adapters on a frozen bfloat16 base" with LoRA).
      */
-    String precisionFacts(Precision precision) {
+    public String precisionFacts(Precision precision) {
         return precisionFacts(precision, this instanceof Adapters ? model.dtype() : null);
     }
 
     /** @param frozenBase the LoRA base's dtype, or null for full fine-tuning */
-    static String precisionFacts(Precision precision, ScalarType frozenBase) {
+    public static String precisionFacts(Precision precision, ScalarType frozenBase) {
         String mode = switch (precision) {
             case FP32 -> "fp32";
             case BF16 -> "bf16 autocast";
@@ -154,7 +155,7 @@ abstract class Trainable implements AutoCloseable {
     }
 
     /** A line for the console: what trains, and the memory it takes. */
-    String describe() {
+    public String describe() {
         long total = 0, weightBytes = 0;
         for (Tensor t : model.parameters().values()) {
             total += t.numel();
@@ -181,10 +182,10 @@ abstract class Trainable implements AutoCloseable {
     }
 
     /** Every weight trains: fp32 leaf copies of the base weights. */
-    static final class Full extends Trainable {
+    public static final class Full extends Trainable {
         private final Predicate<String> decayed;
 
-        Full(ModelConfig config, Device device, Ops kernels) {
+        public Full(ModelConfig config, Device device, Ops kernels) {
             this(copyForTraining(config, device, kernels), config);
         }
 
@@ -208,23 +209,23 @@ abstract class Trainable implements AutoCloseable {
         }
 
         @Override
-        Map<String, Tensor> parameters() {
+        public Map<String, Tensor> parameters() {
             return model.parameters();
         }
 
         @Override
-        String what() {
+        public String what() {
             return "full fine-tuning";
         }
 
         /** {@link #fullDecay}: no decay on biases and norm weights; everything else, embeddings included, decays. */
         @Override
-        Predicate<String> decayed() {
+        public Predicate<String> decayed() {
             return decayed;
         }
 
         @Override
-        dev.jtune.io.WrittenFiles save(Path dir, Path baseModelDir, Path tokenizerDir, String chatTemplate) throws IOException {
+        public dev.jtune.io.WrittenFiles save(Path dir, Path baseModelDir, Path tokenizerDir, String chatTemplate) throws IOException {
             return Checkpoints.writeModel(dir, model, baseModelDir, tokenizerDir, chatTemplate);
         }
 
@@ -234,7 +235,7 @@ abstract class Trainable implements AutoCloseable {
          * second copy of the model is made.
          */
         @Override
-        void restore(Path dir) {
+        public void restore(Path dir) {
             try (CausalLM saved = ModelLoader.load(dir, null, new Device("cpu"), model.kernels());
                  NoGradGuard ng = new NoGradGuard(); PointerScope scope = new PointerScope()) {
                 for (Map.Entry<String, Tensor> e : model.parameters().entrySet()) e.getValue().copy_(saved.parameters().get(e.getKey()));
@@ -243,7 +244,7 @@ abstract class Trainable implements AutoCloseable {
     }
 
     /** LoRA: the base is frozen (no gradients, no optimizer state) in {@code baseDtype}; adapters train in fp32. */
-    static final class Adapters extends Trainable {
+    public static final class Adapters extends Trainable {
         private final LoraSpec spec;
         private final Map<String, LoraAdapter> adapters;
         private final Map<String, Tensor> tensors;
@@ -251,7 +252,7 @@ abstract class Trainable implements AutoCloseable {
         private final dev.jtune.quant.QuantizationConfig quantization;
 
         /** @param quantization a 4-bit base (QLoRA), or null */
-        Adapters(ModelConfig config, Device device, ScalarType baseDtype, LoraSpec spec, Path startFrom, long seed, Ops kernels,
+        public Adapters(ModelConfig config, Device device, ScalarType baseDtype, LoraSpec spec, Path startFrom, long seed, Ops kernels,
                  dev.jtune.quant.QuantizationConfig quantization) {
             super(dev.jtune.peft.AdapterLoader.load(config.source().getParent(), null, baseDtype, device, kernels, quantization));
             if (startFrom != null) {
@@ -289,31 +290,31 @@ abstract class Trainable implements AutoCloseable {
         }
 
         @Override
-        String what() {
+        public String what() {
             String base = model.frozenLinears().isEmpty() ? Tensors.hfName(model.dtype())
                     : "4 bits (" + model.frozenLinears().size() + " quantized linear layers; the rest " + Tensors.hfName(model.dtype()) + ")";
             return "LoRA r=" + spec.r() + " on " + adapters.size() + " modules, base frozen in " + base;
         }
 
         @Override
-        Map<String, Tensor> parameters() {
+        public Map<String, Tensor> parameters() {
             return tensors;
         }
 
         /** Adapter weights are matrices: all decay, as PEFT under transformers' Trainer does. */
         @Override
-        Predicate<String> decayed() {
+        public Predicate<String> decayed() {
             return n -> true;
         }
 
         @Override
-        dev.jtune.io.WrittenFiles save(Path dir, Path baseModelDir, Path tokenizerDir, String chatTemplate) throws IOException {
+        public dev.jtune.io.WrittenFiles save(Path dir, Path baseModelDir, Path tokenizerDir, String chatTemplate) throws IOException {
             return PeftAdapter.save(dir, spec, adapters, model.config(), baseModel, quantization)
                     .addAll(Checkpoints.writeTokenizer(dir, tokenizerDir, chatTemplate));
         }
 
         @Override
-        void restore(Path dir) {
+        public void restore(Path dir) {
             PeftAdapter.Loaded saved = PeftAdapter.load(dir, model.config(), model.device(), false);
             try (NoGradGuard ng = new NoGradGuard(); PointerScope scope = new PointerScope()) {
                 adapters.forEach((m, a) -> {

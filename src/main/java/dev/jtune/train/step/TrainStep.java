@@ -1,5 +1,7 @@
-package dev.jtune.train;
+package dev.jtune.train.step;
 
+import dev.jtune.train.optim.AdamW;
+import dev.jtune.train.optim.LossScaler;
 import dev.jtune.config.Experiment;
 import dev.jtune.config.Precision;
 import dev.jtune.config.TrainingSection;
@@ -119,7 +121,7 @@ public final class TrainStep implements AutoCloseable {
      * preference method's, with its reference), or cross-entropy. The step owns {@code trained} and the loss:
      * {@link #close} closes them.
      */
-    static TrainStep assemble(Trainable trained, Settings s, DistGroup group) {
+    public static TrainStep assemble(Trainable trained, Settings s, DistGroup group) {
         ZeroSharding zero = s.zeroStage() == 1 && group.worldSize() > 1 ? ZeroSharding.of(group, trained.parameters()) : null;
         AdamW optimizer = new AdamW(trained.parameters(), trained.decayed(), zero == null ? n -> true : zero::owns,
                 s.weightDecay(), s.beta1(), s.beta2(), s.epsilon());
@@ -265,6 +267,16 @@ public final class TrainStep implements AutoCloseable {
         return optimizer;
     }
 
+    /** The fp16 loss scaler (disabled in other precisions). */
+    public LossScaler scaler() {
+        return scaler;
+    }
+
+    /** What the step trains, and how it is saved and restored. */
+    public Trainable trained() {
+        return trained;
+    }
+
     /** The model trained (with its LoRA adapters attached, if any). */
     public CausalLM model() {
         return trained.model;
@@ -298,7 +310,7 @@ public final class TrainStep implements AutoCloseable {
         return trained instanceof Trainable.Adapters;
     }
 
-    /** The data-parallel sync (NONE alone): its timings, for bench. */
+    /** The data-parallel sync (NONE alone): the loop names its steps, bench reads its timings. */
     public DataParallel dataParallel() {
         return dp;
     }

@@ -1,5 +1,8 @@
-package dev.jtune.train;
+package dev.jtune.train.checkpoint;
 
+import dev.jtune.train.optim.AdamW;
+import dev.jtune.train.optim.LossScaler;
+import dev.jtune.train.step.Trainable;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
@@ -32,7 +35,7 @@ import java.util.stream.Stream;
  * Each is built in a hidden temporary directory and renamed into place, so a checkpoint directory is
  * complete or absent. At most {@code limit} are kept; the best one is never deleted.
  */
-final class Checkpoints {
+public final class Checkpoints {
     static final Pattern NAME = Pattern.compile("checkpoint-(\\d+)");
     static final String MANIFEST = "manifest.json";
     static final String RNG = RngStates.SINGLE;   // a single-process run's; a data-parallel run writes one per rank
@@ -41,17 +44,17 @@ final class Checkpoints {
     private final Path outputDir;
     private final Integer limit;
 
-    Checkpoints(Path outputDir, Integer limit) {
+    public Checkpoints(Path outputDir, Integer limit) {
         this.outputDir = outputDir;
         this.limit = limit;
     }
 
-    Path dirFor(long step) {
+    public Path dirFor(long step) {
         return outputDir.resolve("checkpoint-" + step);
     }
 
     /** Writes the checkpoint of {@code step} of a single-process run (this process's random generators); returns its directory. */
-    Path save(long step, Trainable trained, AdamW optimizer, LossScaler scaler, ObjectNode trainerState, Path baseModelDir, Path tokenizerDir,
+    public Path save(long step, Trainable trained, AdamW optimizer, LossScaler scaler, ObjectNode trainerState, Path baseModelDir, Path tokenizerDir,
               String chatTemplate, String resolvedExperiment, ObjectNode manifestBase) {
         return save(step, trained, optimizer.state(), optimizer.stepCount(), scaler, trainerState, baseModelDir, tokenizerDir,
                 chatTemplate, resolvedExperiment, manifestBase, Map.of(RNG, RngStates.capture(manifestBase.path("device").asText())));
@@ -63,7 +66,7 @@ final class Checkpoints {
      * @param optimizerState the optimizer's tensors (under ZeRO stage 1: every rank's shard, gathered on rank 0)
      * @param rngFiles       the random generators' files by name ({@link RngStates#gather}: one per rank in a data-parallel run)
      */
-    Path save(long step, Trainable trained, Map<String, org.bytedeco.pytorch.Tensor> optimizerState, long optimizerSteps, LossScaler scaler,
+    public Path save(long step, Trainable trained, Map<String, org.bytedeco.pytorch.Tensor> optimizerState, long optimizerSteps, LossScaler scaler,
               ObjectNode trainerState, Path baseModelDir, Path tokenizerDir, String chatTemplate, String resolvedExperiment,
               ObjectNode manifestBase, Map<String, Map<String, org.bytedeco.pytorch.Tensor>> rngFiles) {
         Path dir = dirFor(step);
@@ -110,7 +113,7 @@ final class Checkpoints {
     }
 
     /** Deletes the checkpoints beyond the limit as transformers rotates them ({@link CheckpointRotation}), never the best. */
-    void rotate(Long bestStep) {
+    public void rotate(Long bestStep) {
         for (Path p : CheckpointRotation.toDelete(list(outputDir), limit, bestStep)) {
             try {
                 deleteTree(p);
@@ -121,7 +124,7 @@ final class Checkpoints {
     }
 
     /** The checkpoint directories in {@code outputDir}, oldest step first. */
-    static List<Path> list(Path outputDir) {
+    public static List<Path> list(Path outputDir) {
         List<Path> out = new ArrayList<>();
         if (!Files.isDirectory(outputDir)) return out;
         try (Stream<Path> s = Files.list(outputDir)) {
@@ -133,7 +136,7 @@ final class Checkpoints {
         return out;
     }
 
-    static long stepOf(Path checkpoint) {
+    public static long stepOf(Path checkpoint) {
         Matcher m = NAME.matcher(checkpoint.getFileName().toString());
         if (!m.matches()) throw new IllegalArgumentException(checkpoint.toString());
         return Long.parseLong(m.group(1));
@@ -144,14 +147,14 @@ final class Checkpoints {
      * generation config and tokenizer files; the chat template used for training goes into
      * tokenizer_config.json so `generate --chat` and transformers' apply_chat_template agree.
      */
-    static WrittenFiles writeModel(Path dir, CausalLM model, Path baseModelDir, Path tokenizerDir, String chatTemplate) throws IOException {
+    public static WrittenFiles writeModel(Path dir, CausalLM model, Path baseModelDir, Path tokenizerDir, String chatTemplate) throws IOException {
         return ModelWriter.save(dir, model.config(), model.parameters(), ScalarType.Float, null, null)
                 .addAll(ModelWriter.copyGenerationConfig(baseModelDir, dir))
                 .addAll(writeTokenizer(dir, tokenizerDir, chatTemplate));
     }
 
     /** The tokenizer files, with the chat template used for training in tokenizer_config.json. */
-    static WrittenFiles writeTokenizer(Path dir, Path tokenizerDir, String chatTemplate) throws IOException {
+    public static WrittenFiles writeTokenizer(Path dir, Path tokenizerDir, String chatTemplate) throws IOException {
         Path from = Files.isDirectory(tokenizerDir) ? tokenizerDir : tokenizerDir.getParent();
         WrittenFiles written = ModelWriter.copyTokenizer(from, dir);
         if (chatTemplate != null) {
@@ -172,7 +175,7 @@ final class Checkpoints {
         return AtomicFiles.write(file, (JSON.writeValueAsString(value) + "\n").getBytes(StandardCharsets.UTF_8));
     }
 
-    static void deleteTree(Path p) throws IOException {
+    public static void deleteTree(Path p) throws IOException {
         if (!Files.exists(p)) return;
         try (Stream<Path> s = Files.walk(p)) {
             for (Path q : s.sorted(Comparator.reverseOrder()).toList()) Files.delete(q);
@@ -180,7 +183,7 @@ final class Checkpoints {
     }
 
     /** Why a checkpoint cannot be trusted (empty when it can): a missing manifest or file, or a hash mismatch. */
-    static List<String> verify(Path dir) {
+    public static List<String> verify(Path dir) {
         List<String> problems = new ArrayList<>();
         Path m = dir.resolve(MANIFEST);
         if (!Files.isRegularFile(m)) {

@@ -1,4 +1,4 @@
-package dev.jtune.train;
+package dev.jtune.train.checkpoint;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -17,18 +17,18 @@ import java.util.Map;
  * CUDA (read at run time), the training device with its index, and the SHA-256 of each data file, so that a resumed
  * run can refuse data that changed since the checkpoint.
  */
-final class RunManifest {
+public final class RunManifest {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private RunManifest() {}
 
     /** SHA-256 of every data file (each mixture source, validation and test files), by path. */
-    static Map<String, String> dataHashes(DataSection data) {
+    public static Map<String, String> dataHashes(DataSection data) {
         return dev.jtune.data.DataFiles.hashes(data);
     }
 
     /** A resumed run must see the same data, or it would not continue the same run. */
-    static void checkSameData(Path checkpoint, Map<String, String> now) {
+    public static void checkSameData(Path checkpoint, Map<String, String> now) {
         try {
             var saved = JSON.readTree(checkpoint.resolve(Checkpoints.MANIFEST).toFile()).path("data");
             for (Map.Entry<String, String> e : now.entrySet()) {
@@ -44,7 +44,7 @@ final class RunManifest {
     }
 
     /** The manifest without its file list (Checkpoints adds that per checkpoint). */
-    static ObjectNode base(Device device, Map<String, String> dataHashes) {
+    public static ObjectNode base(Device device, Map<String, String> dataHashes) {
         ObjectNode m = JSON.createObjectNode();
         String v = RunManifest.class.getPackage().getImplementationVersion();
         m.put("jtune_version", v == null ? "dev" : v);
@@ -57,7 +57,7 @@ final class RunManifest {
     }
 
     /** "cpu", "cuda" or "cuda:N", as the training device was given. */
-    static String deviceName(Device device) {
+    public static String deviceName(Device device) {
         if (!device.is_cuda()) return "cpu";
         return device.has_index() ? "cuda:" + device.index() : "cuda";
     }

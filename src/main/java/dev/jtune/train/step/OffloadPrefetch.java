@@ -1,4 +1,4 @@
-package dev.jtune.train;
+package dev.jtune.train.step;
 
 import org.bytedeco.pytorch.BoolOptional;
 import org.bytedeco.pytorch.Device;

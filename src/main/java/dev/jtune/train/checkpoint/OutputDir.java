@@ -1,4 +1,4 @@
-package dev.jtune.train;
+package dev.jtune.train.checkpoint;
 
 import dev.jtune.config.TrainingSection;
 import dev.jtune.util.UserError;
@@ -14,14 +14,14 @@ import java.util.List;
  * picks the newest checkpoint that verifies, {@code --resume DIR} that one (refused by name when damaged), and
  * {@code --overwrite} deletes what jtune wrote there, and nothing else. Runs before any data or model work.
  */
-final class OutputDir {
+public final class OutputDir {
     private OutputDir() {}
 
     /**
      * @param resume null (a new run), "auto" or a checkpoint directory
      * @return the checkpoint to resume from, or null for a new run
      */
-    static Path prepare(TrainingSection t, String resume, boolean overwrite, PrintStream out) {
+    public static Path prepare(TrainingSection t, String resume, boolean overwrite, PrintStream out) {
         Path dir = t.outputDir();
         if (resume != null) return resumeFrom(dir, resume, out);
         List<Path> existing = Checkpoints.list(dir);

@@ -1,4 +1,4 @@
-package dev.jtune.train;
+package dev.jtune.train.step;
 
 import dev.jtune.config.Precision;
 import dev.jtune.data.TensorBatch;
@@ -60,7 +60,7 @@ public final class ActivationCheckpointing {
     private ActivationCheckpointing() {}
 
     /** As below, telling no one when gradients are final. */
-    static Tensor lossAndBackward(CausalLM model, TensorBatch tb, Precision precision, boolean offload,
+    public static Tensor lossAndBackward(CausalLM model, TensorBatch tb, Precision precision, boolean offload,
                                   UnaryOperator<Tensor> lossOf, UnaryOperator<Tensor> backwardOf) {
         return lossAndBackward(model, tb, precision, offload, lossOf, backwardOf, null);
     }
@@ -71,7 +71,7 @@ public final class ActivationCheckpointing {
      * @param ready       told when the head's and each block's gradients are final (null: no one)
      * @return the loss, detached
      */
-    static Tensor lossAndBackward(CausalLM model, TensorBatch tb, Precision precision, boolean offload,
+    public static Tensor lossAndBackward(CausalLM model, TensorBatch tb, Precision precision, boolean offload,
                                   UnaryOperator<Tensor> lossOf, UnaryOperator<Tensor> backwardOf, GradientsReady ready) {
         Device device = model.device();
         boolean offloading = offload && device.is_cuda();

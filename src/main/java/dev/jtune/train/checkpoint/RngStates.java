@@ -1,4 +1,4 @@
-package dev.jtune.train;
+package dev.jtune.train.checkpoint;
 
 import dev.jtune.distributed.DistGroup;
 import dev.jtune.io.SafetensorsFile;
@@ -25,14 +25,14 @@ import java.util.Map;
  * their generators drift apart. A single-process run (world size 1) writes {@link #SINGLE}, the name checkpoints had
  * before, so those still load.
  */
-final class RngStates {
+public final class RngStates {
     /** A run of world size 1 (and every checkpoint written before per-rank files). */
-    static final String SINGLE = "rng_state.safetensors";
+    public static final String SINGLE = "rng_state.safetensors";
 
     private RngStates() {}
 
     /** Rank {@code rank}'s file in a checkpoint of a data-parallel run. */
-    static String fileOf(int rank) {
+    public static String fileOf(int rank) {
         return "rng_state_" + rank + ".safetensors";
     }
 
@@ -49,7 +49,7 @@ final class RngStates {
      * {@code rng_state_R} for every rank R. Every rank must call it (two all-reduces: each rank puts its state's
      * bytes in its own slot of zeros, so the sum is every rank's bytes, exactly, in float64).
      */
-    static Map<String, Map<String, Tensor>> gather(DistGroup group, String device) {
+    public static Map<String, Map<String, Tensor>> gather(DistGroup group, String device) {
         Map<String, Tensor> mine = capture(device);
         if (group.worldSize() <= 1) return Map.of(SINGLE, mine);
         byte[] cpu = Tensors.toBytes(mine.get("torch_cpu"));
@@ -84,7 +84,7 @@ final class RngStates {
      *
      * @param checkpointWorldSize the world size the checkpoint was written with (trainer_state.json)
      */
-    static Path restore(Path ck, int rank, int worldSize, int checkpointWorldSize, Device device, PrintStream out) {
+    public static Path restore(Path ck, int rank, int worldSize, int checkpointWorldSize, Device device, PrintStream out) {
         Path file = null;
         for (String name : List.of(fileOf(rank), fileOf(0), SINGLE)) {
             if (Files.isRegularFile(ck.resolve(name))) {
@@ -110,7 +110,7 @@ final class RngStates {
     }
 
     /** The CPU generator's state saved in {@code file} (tests compare the ranks'). */
-    static byte[] cpuState(Path file) {
+    public static byte[] cpuState(Path file) {
         try (SafetensorsFile f = SafetensorsFile.open(file)) {
             return Tensors.toBytes(f.tensor("torch_cpu"));
         }

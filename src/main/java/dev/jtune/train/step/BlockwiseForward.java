@@ -1,4 +1,4 @@
-package dev.jtune.train;
+package dev.jtune.train.step;
 
 import dev.jtune.data.TensorBatch;
 import dev.jtune.distributed.GradientsReady;

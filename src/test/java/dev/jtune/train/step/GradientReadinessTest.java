@@ -1,5 +1,8 @@
-package dev.jtune.train;
+package dev.jtune.train.step;
 
+import dev.jtune.train.step.ActivationCheckpointing;
+import dev.jtune.train.step.BlockwiseForward;
+import dev.jtune.train.step.CausalLmLoss;
 import dev.jtune.config.Precision;
 import dev.jtune.data.Batch;
 import dev.jtune.data.TensorBatch;

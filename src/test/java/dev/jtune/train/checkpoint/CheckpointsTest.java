@@ -1,5 +1,8 @@
-package dev.jtune.train;
+package dev.jtune.train.checkpoint;
 
+import dev.jtune.train.optim.AdamW;
+import dev.jtune.train.optim.LossScaler;
+import dev.jtune.train.step.Trainable;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -60,7 +63,7 @@ class CheckpointsTest {
     @Test
     void manifestHashesAreTheFilesHashesAndNothingWrittenIsReadBack() throws Exception {
         assumeTrue(Files.isReadable(PROC_IO), "counts reads with Linux's /proc/self/io");
-        Path tokDir = TrainerTest.TOKENIZER;
+        Path tokDir = Path.of("src/test/resources/tokenizers/torchtune-tiny");   // as TrainerTest.TOKENIZER
         Path base = tmp.resolve("base");
         try (HfTokenizer tok = HfTokenizer.load(tokDir)) {   // "small": ~13 MB of fp32 weights, so a read-back would show
             ModelConfig c = ModelConfig.parse(ModelInit.presetConfig("llama", "small", tok.vocabSize(), null, null), base.resolve("config.json"));

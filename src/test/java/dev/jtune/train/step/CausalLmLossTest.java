@@ -1,4 +1,4 @@
-package dev.jtune.train;
+package dev.jtune.train.step;
 
 import dev.jtune.model.CausalLM;
 import dev.jtune.model.ModelLoader;

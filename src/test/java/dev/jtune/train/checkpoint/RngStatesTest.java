@@ -1,4 +1,4 @@
-package dev.jtune.train;
+package dev.jtune.train.checkpoint;
 
 import dev.jtune.io.SafetensorsWriter;
 import org.bytedeco.pytorch.Device;
