@@ -123,8 +123,10 @@ public final class TrainStep implements AutoCloseable {
      */
     public static TrainStep assemble(Trainable trained, Settings s, DistGroup group) {
         ZeroSharding zero = s.zeroStage() == 1 && group.worldSize() > 1 ? ZeroSharding.of(group, trained.parameters()) : null;
-        AdamW optimizer = new AdamW(trained.parameters(), trained.decayed(), zero == null ? n -> true : zero::owns,
-                s.weightDecay(), s.beta1(), s.beta2(), s.epsilon());
+        // the whole optimizer state, or under ZeRO stage 1 this rank's shard of it
+        AdamW optimizer = zero == null
+                ? new AdamW(trained.parameters(), trained.decayed(), s.weightDecay(), s.beta1(), s.beta2(), s.epsilon())
+                : new AdamW(trained.parameters(), trained.decayed(), zero::owns, s.weightDecay(), s.beta1(), s.beta2(), s.epsilon());
         group.broadcast(List.copyOf(trained.parameters().values()), 0, "broadcast of the initial weights from rank 0");
         StepLoss loss = s.loss() == null ? StepLoss.causalLm(s.labelSmoothing())
                 : s.loss().create(trained.model, trained instanceof Trainable.Adapters);
