@@ -7,6 +7,7 @@ import dev.jtune.util.UserError;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 
 /**
@@ -58,7 +59,7 @@ public final class Experiment {
     /**
      * The same experiment with one key set, as {@code --set key=value} sets it, validated again.
      *
-     * @param key   a dotted key, {@code section.key} ({@code training.learning_rate}); the keys of the README's tables
+     * @param key   a dotted key, {@code section.key} ({@code training.learning_rate}); the keys of docs/configuration.md
      * @param value a String, Number, Boolean, a List of them, or null (the key's default)
      * @throws UserError naming the key when it does not exist or the value does not fit it
      */
@@ -66,6 +67,20 @@ public final class Experiment {
         Objects.requireNonNull(key, "key");
         List<String> next = new ArrayList<>(overrides);
         next.add(key + "=" + yamlValue(key, value));
+        return new Experiment(file, next);
+    }
+
+    /**
+     * The same experiment with several keys set at once (in the map's order), validated once: for values that are
+     * only valid together.
+     *
+     * @param values dotted keys to values, each as {@link #with(String, Object)} takes them
+     * @throws UserError naming every key that does not exist or whose value does not fit it
+     */
+    public Experiment with(Map<String, ?> values) {
+        Objects.requireNonNull(values, "values");
+        List<String> next = new ArrayList<>(overrides);
+        values.forEach((key, value) -> next.add(Objects.requireNonNull(key, "key") + "=" + yamlValue(key, value)));
         return new Experiment(file, next);
     }
 

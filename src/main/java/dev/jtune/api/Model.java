@@ -6,7 +6,7 @@ import dev.jtune.data.ChatTemplate;
 import dev.jtune.infer.TextGenerator;
 import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
-import dev.jtune.peft.Adapters;
+import dev.jtune.peft.AdapterLoader;
 import dev.jtune.peft.PeftAdapter;
 import dev.jtune.tokenizer.HfTokenizer;
 import dev.jtune.tokenizer.StreamingDecoder;
@@ -63,13 +63,13 @@ public final class Model implements AutoCloseable {
         dev.jtune.util.LibTorchNatives.ensureLoaded();   // jtune's LibTorch before any other in this JVM can be picked up
         if (!Files.isDirectory(dir)) throw new UserError(dir + ": not a directory; expected a model or a PEFT adapter directory");
         Path base = dir, adapter = null;
-        if (Adapters.isAdapterDir(dir)) {
+        if (AdapterLoader.isAdapterDir(dir)) {
             adapter = dir;
             base = baseOf(dir);
         }
-        HfTokenizer tok = HfTokenizer.load(Adapters.tokenizerDir(base, adapter));
+        HfTokenizer tok = HfTokenizer.load(AdapterLoader.tokenizerDir(base, adapter));
         try {
-            return new Model(Adapters.load(base, adapter, ScalarType.Float, Devices.parse(device, "device"), Ops.AUTO), tok);
+            return new Model(AdapterLoader.load(base, adapter, ScalarType.Float, Devices.parse(device, "device"), Ops.AUTO), tok);
         } catch (RuntimeException e) {
             tok.close();
             throw e;

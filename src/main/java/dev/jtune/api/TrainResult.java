@@ -8,7 +8,7 @@ import java.util.SortedMap;
  * What a finished {@link Trainer#train()} produced: the same numbers as metrics.jsonl and the report.
  *
  * @param finalModel   {@code output_dir/final}: a Hugging Face model directory (full fine-tuning) or a PEFT adapter
- *                     directory (LoRA), loadable with {@link Model#load(Path)}
+ *                     directory (LoRA), loadable with {@link Model#load(Path)}; null when a preemption request stopped the run
  * @param globalStep   optimizer steps taken
  * @param epochs       epochs done, fractional
  * @param stopReason   why the run ended ("max_steps reached", "early stopping: ...", a callback's reason)

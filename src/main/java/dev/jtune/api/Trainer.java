@@ -7,7 +7,7 @@ import dev.jtune.kernels.Ops;
 import dev.jtune.metrics.EvalPoint;
 import dev.jtune.metrics.TrainPoint;
 import dev.jtune.model.CausalLM;
-import dev.jtune.peft.Adapters;
+import dev.jtune.peft.AdapterLoader;
 import dev.jtune.tokenizer.HfTokenizer;
 import dev.jtune.train.Evaluator;
 import dev.jtune.util.Devices;
@@ -24,6 +24,7 @@ import java.util.List;
 import java.util.Objects;
 import java.util.SortedMap;
 import java.util.TreeMap;
+import java.util.function.Supplier;
 
 /**
  * Fine-tunes a model as an experiment describes it: the same run, files and metrics as {@code jtune train} (which is
@@ -48,6 +49,7 @@ public final class Trainer {
     private PrintStream console = System.out;
     private String resume;
     private boolean overwrite;
+    private Supplier<String> preemption = () -> null;
 
     private Trainer(Experiment experiment) {
         this.experiment = experiment;
@@ -98,15 +100,33 @@ public final class Trainer {
     }
 
     /**
+     * Where requests to stop for preemption come from; the library installs no signal handlers of its own ({@code jtune
+     * train} asks this on SIGTERM and SIGINT). When {@code requested} returns a reason (for example "SIGTERM"), the run
+     * finishes the current step, writes a checkpoint and returns with {@link TrainResult#finalModel()} null and
+     * {@link TrainResult#stopReason()} "stopped by REASON"; {@link #resume resume("auto")} continues it exactly. In a
+     * data-parallel run a request on any rank stops every rank after the same step. Returns this.
+     */
+    public Trainer preemption(Supplier<String> requested) {
+        this.preemption = Objects.requireNonNull(requested, "requested");
+        return this;
+    }
+
+    /**
      * Trains until the plan is done, early stopping fires or a callback stops it; then writes the final model,
      * evaluates the test split and writes the report.
+     *
+     * <p>Under a launcher (torchrun, SLURM, Kubeflow's PyTorchJob, {@code jtune train --nproc-per-node}) the process is
+     * one rank of a data-parallel run: this reads the launcher's environment variables ({@code RANK},
+     * {@code WORLD_SIZE}, {@code LOCAL_RANK}, {@code MASTER_ADDR}, {@code MASTER_PORT}, or SLURM's and Kubeflow's
+     * equivalents; docs/distributed.md lists them) and joins the other ranks. Without them it trains alone.
      *
      * @throws UserError for a mistake in the experiment, its files or the output directory
      */
     public TrainResult train() {
         if (resume != null && overwrite) throw new UserError("resume and overwrite contradict each other; choose one");
         dev.jtune.train.Trainer.Outcome o = new dev.jtune.train.Trainer(experiment.settings(), console, resume, overwrite)
-                .withCallbacks(callbacks).run();
+                .withCallbacks(callbacks).withPreemption(preemption)
+                .launchedAs(dev.jtune.distributed.LaunchEnv.fromEnvironment(System.getenv())).run();
         SortedMap<Integer, Double> train = new TreeMap<>(), eval = new TreeMap<>();
         for (TrainPoint p : o.trainLog()) train.put(Math.toIntExact(p.step()), p.loss());
         for (EvalPoint p : o.evalLog()) eval.put(Math.toIntExact(p.step()), p.loss());
@@ -127,9 +147,9 @@ public final class Trainer {
         if (!Files.isDirectory(model)) throw new UserError(model + ": not a directory; expected a model or adapter directory");
         Device device = Devices.parse(exp.training().device(), "training.device");
         Precision precision = exp.training().precision().resolve(device.is_cuda());
-        boolean adapter = Adapters.isAdapterDir(model);
+        boolean adapter = AdapterLoader.isAdapterDir(model);
         try (HfTokenizer tok = HfTokenizer.load(exp.model().tokenizer());
-             CausalLM m = Adapters.load(adapter ? exp.model().path() : model, adapter ? model : null, ScalarType.Float, device,
+             CausalLM m = AdapterLoader.load(adapter ? exp.model().path() : model, adapter ? model : null, ScalarType.Float, device,
                      Ops.of(exp.training().kernels()))) {
             PreparedData data = DatasetPreparer.prepare(exp.data(), exp.training().seed(), tok, console,
                     exp.training().dataloaderNumWorkers());

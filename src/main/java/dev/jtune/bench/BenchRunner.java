@@ -1,8 +1,6 @@
 package dev.jtune.bench;
 
 import dev.jtune.config.Precision;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jtune.config.Experiment;
 import dev.jtune.kernels.KernelMode;
 import dev.jtune.kernels.Ops;
@@ -14,10 +12,10 @@ import dev.jtune.quant.QuantizationConfig;
 import dev.jtune.quant.QuantizedModelLoader;
 import dev.jtune.quant.QuantizedProjection;
 import dev.jtune.model.CausalLM;
-import dev.jtune.dist.DataParallel;
-import dev.jtune.dist.DistGroup;
-import dev.jtune.dist.LaunchEnv;
-import dev.jtune.train.TrainStep;
+import dev.jtune.distributed.DataParallel;
+import dev.jtune.distributed.DistGroup;
+import dev.jtune.distributed.LaunchEnv;
+import dev.jtune.train.step.TrainStep;
 import dev.jtune.train.Trainer;
 import dev.jtune.util.Devices;
 import dev.jtune.util.UserError;
@@ -32,6 +30,7 @@ import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
@@ -44,21 +43,23 @@ import java.util.Random;
  * {@code jtune bench}: times optimizer steps of the trainer ({@link TrainStep}) on synthetic token batches and sets
  * them against the hardware: tokens/s, step time, model FLOPs per token (6N + attention, and the LoRA-adjusted count),
  * model FLOP/s, MFU against the datasheet peak and against a matrix product measured in the same run, and peak memory.
- * The JSON it writes has the same shape as bench/peer/hf_peft_bench.py's.
+ * It measures into a {@link BenchResult}, whose JSON has the same shape as bench/peer/hf_peft_bench.py's.
  */
 public final class BenchRunner {
-    private static final ObjectMapper JSON = new ObjectMapper();
-
-    /** What to run. {@code experiment} or {@code shape} (exactly one); the others override or default. */
+    /**
+     * What to run. {@code experiment} or {@code shape} (exactly one); the others override or default. {@code launch}: the
+     * launcher's description of this rank (torchrun, {@code --nproc-per-node}), or empty for one process.
+     */
     public record Options(Path experiment, String shape, String arch, String precision, Integer loraR, List<String> loraTargets,
                           Integer seqLen, Integer microBatch, Integer gradAccum, String device, int steps, int warmup,
                           Integer gemmSize, Path profile, int profilePeriodMs, long seed, String kernels,
-                          boolean gradientCheckpointing, String quantization, Integer zeroStage, String method) {
+                          boolean gradientCheckpointing, String quantization, Integer zeroStage, String method,
+                          Optional<LaunchEnv> launch) {
     }
 
     private BenchRunner() {}
 
-    public static ObjectNode run(Options o) {
+    public static BenchResult run(Options o) {
         if (o.steps() < 1) throw new UserError("--steps: must be at least 1, got " + o.steps());
         if (o.warmup() < 0) throw new UserError("--warmup: must be 0 or more, got " + o.warmup());
         if ((o.experiment() == null) == (o.shape() == null)) {
@@ -75,16 +76,16 @@ public final class BenchRunner {
                     + "supported: 0 (plain data parallel) and 1 (optimizer state sharded across the ranks), got " + o.zeroStage());
         }
         // --method: a preference method's loss, made by the step's factory for the model it builds (null: sft)
-        dev.jtune.train.StepLoss.Factory method = o.method() == null ? null : preferenceLoss(o.method());
+        dev.jtune.train.step.StepLoss.Factory method = o.method() == null ? null : preferenceLoss(o.method());
         // --zero-stage, --gradient-checkpointing and --method over the experiment's (or the defaults') settings
         UnaryOperator<TrainStep.Settings> flags = s -> {
             if (o.zeroStage() != null) s = s.withZeroStage(o.zeroStage());
-            if (o.gradientCheckpointing()) s = s.withCheckpointing(new dev.jtune.train.ActivationCheckpointing.Settings(true, false));
+            if (o.gradientCheckpointing()) s = s.withCheckpointing(new dev.jtune.train.step.ActivationCheckpointing.Settings(true, false));
             if (method != null) s = s.withLoss(method);
             return s;
         };
         // under torchrun or --nproc-per-node: this process is one rank; it reports its own numbers and the all-reduce's
-        Optional<LaunchEnv> launch = LaunchEnv.fromEnvironment(System.getenv());
+        Optional<LaunchEnv> launch = o.launch();
 
         ModelConfig config;
         int seqLen, micro, accum;
@@ -199,7 +200,7 @@ public final class BenchRunner {
      * {@code --method}: the preference loss of that method with TRL's defaults, made for the step's model (dpo's
      * reference: the LoRA base with its adapters off, so dpo needs --lora-r; orpo and simpo have no reference); null for sft.
      */
-    static dev.jtune.train.StepLoss.Factory preferenceLoss(String method) {
+    static dev.jtune.train.step.StepLoss.Factory preferenceLoss(String method) {
         dev.jtune.config.TrainingSection.Method m;
         try {
             m = dev.jtune.config.TrainingSection.Method.valueOf(method.toUpperCase(Locale.ROOT));
@@ -259,13 +260,13 @@ public final class BenchRunner {
         return out;
     }
 
-    private static ObjectNode measure(Options o, TrainStep step, ModelConfig config, int seqLen, int micro, int accum, String source,
+    private static BenchResult measure(Options o, TrainStep step, ModelConfig modelConfig, int seqLen, int micro, int accum, String source,
                                       DistGroup group) {
         Device device = step.model().device();
         // each rank its own batches (as its shard would be), of the same shape
         boolean pairs = o.method() != null && !o.method().equalsIgnoreCase("sft");
-        List<Batch> batches = pairs ? syntheticPairs(config.vocabSize(), seqLen, micro, accum, o.seed() + group.rank())
-                : syntheticBatches(config.vocabSize(), seqLen, micro, accum, o.seed() + group.rank());
+        List<Batch> batches = pairs ? syntheticPairs(modelConfig.vocabSize(), seqLen, micro, accum, o.seed() + group.rank())
+                : syntheticBatches(modelConfig.vocabSize(), seqLen, micro, accum, o.seed() + group.rank());
         long tokensPerStep = (long) micro * seqLen * accum * (pairs ? 2 : 1);   // a pair is two sequences
         double lr = 1e-5;
 
@@ -345,167 +346,69 @@ public final class BenchRunner {
         double tokensPerS = tokensPerStep * o.steps() / Arrays.stream(times).sum();
         long adapterParams = 0;
         for (Tensor t : step.trainableParameters().values()) adapterParams += step.lora() ? t.numel() : 0;
-        double fullFlops = Flops.fullPerToken(config, seqLen);
-        Double loraFlops = step.lora() ? Flops.loraPerToken(config, seqLen, adapterParams) : null;
+        double fullFlops = Flops.fullPerToken(modelConfig, seqLen);
+        Double loraFlops = step.lora() ? Flops.loraPerToken(modelConfig, seqLen, adapterParams) : null;
         double mfuFlops = loraFlops != null ? loraFlops : fullFlops;
 
-        ObjectNode j = JSON.createObjectNode();
-        j.put("tool", "jtune");
-        j.put("schema", 1);
-        j.put("time", windowStart);
-        ObjectNode c = j.putObject("config");
-        c.put("source", source);
-        c.put("shape", o.shape());
-        c.put("model_type", config.modelType());
-        c.put("parameters", Flops.parameters(config));
-        c.put("matmul_parameters", Flops.matmulParameters(config));
         long trainable = 0;
         for (Tensor t : step.trainableParameters().values()) trainable += t.numel();
-        c.put("trainable_parameters", trainable);
-        c.put("mode", step.lora() ? "lora" : "full");
+        Long loraR = null;
+        Integer loraModules = null;
+        Long baseBytes = null;
         if (step.lora()) {
-            var first = step.adapters().values().iterator().next();
-            c.put("lora_r", first.a().size(0));
-            c.put("lora_modules", step.adapters().size());
+            loraR = step.adapters().values().iterator().next().a().size(0);
+            loraModules = step.adapters().size();
+            baseBytes = QuantizedModelLoader.baseBytes(step.model());
         }
-        if (step.lora()) {
-            long baseBytes = QuantizedModelLoader.baseBytes(step.model());
-            c.put("frozen_base_bytes", baseBytes);
-            c.put("frozen_base_bytes_per_parameter", (double) baseBytes / Flops.parameters(config));
-        }
+        BenchResult.Quantization quantization = null;
         Double dequant = dequantizeSecondsPerPass(step.model());
         if (dequant != null) {
             QuantizedProjection any = (QuantizedProjection) step.model().frozenLinears().values().iterator().next();
-            ObjectNode q = c.putObject("quantization");
-            q.put("type", any.weight().state().type().bnbName());
-            q.put("double_quant", any.weight().state().nested());
-            q.put("compute_dtype", dev.jtune.util.Tensors.hfName(any.compute()));
-            q.put("quantized_linear_layers", step.model().frozenLinears().size());
             long quantizedParams = 0, quantizedBytes = 0;
             for (dev.jtune.model.FrozenLinear f : step.model().frozenLinears().values()) {
                 QuantizedProjection p = (QuantizedProjection) f;
                 quantizedParams += p.weight().state().numel();
                 quantizedBytes += p.weight().storageBytes() - p.weight().state().toJsonBytes().length;
             }
-            q.put("quantized_parameters", quantizedParams);
-            q.put("quantized_bytes_per_parameter", (double) quantizedBytes / quantizedParams);
             // each micro-batch dequantizes every weight in the forward and again in the backward (+1 recompute with checkpointing)
             int passes = accum * (2 + (step.settings().checkpointing().enabled() ? 1 : 0));
-            double median = percentile(sorted, 50);
-            q.put("dequantize_seconds_per_pass", dequant);
-            q.put("dequantize_passes_per_step", passes);
-            q.put("dequantize_share_of_step", dequant * passes / median);
-            q.put("note", "one pass = every 4-bit weight dequantized to the compute dtype once, timed alone after the steps (best of 3)");
+            quantization = new BenchResult.Quantization(any.weight().state().type().bnbName(), any.weight().state().nested(),
+                    dev.jtune.util.Tensors.hfName(any.compute()), step.model().frozenLinears().size(), quantizedParams,
+                    (double) quantizedBytes / quantizedParams, dequant, passes, dequant * passes / percentile(sorted, 50),
+                    "one pass = every 4-bit weight dequantized to the compute dtype once, timed alone after the steps (best of 3)");
         }
-        c.put("precision", step.precision().label());
-        c.put("seq_len", seqLen);
-        c.put("micro_batch", micro);
-        c.put("grad_accum", accum);
-        c.put("tokens_per_step", tokensPerStep);
-        c.put("gradient_checkpointing", step.settings().checkpointing().enabled());
-        c.put("method", o.method() == null ? "sft" : o.method().toLowerCase(Locale.ROOT));   // --method: the loss timed
-        c.put("device", device.is_cuda() ? "cuda" : "cpu");
-        c.put("device_name", deviceName);
-        c.put("intra_op_threads", torch.get_num_threads());
-        c.put("attention", "sdpa (LibTorch scaled_dot_product_attention, causal)");
-        ObjectNode k = c.putObject("kernels");
-        k.put("mode", step.model().kernels().mode().key());
-        step.model().kernels().paths(device.is_cuda()).forEach(k::put);
-        ObjectNode s = j.putObject("steps");
-        s.put("warmup", o.warmup());
-        s.put("timed", o.steps());
-        s.put("skipped_non_finite", skipped);
-        ObjectNode st = j.putObject("step_time_s");
-        st.put("median", percentile(sorted, 50));
-        st.put("p10", percentile(sorted, 10));
-        st.put("p90", percentile(sorted, 90));
-        st.put("mean", Arrays.stream(times).average().orElse(Double.NaN));
-        st.put("min", sorted[0]);
-        st.put("max", sorted[sorted.length - 1]);
-        j.put("tokens_per_s", tokensPerS);
-        ObjectNode f = j.putObject("flops_per_token");
-        f.put("full_6n_attn", fullFlops);
-        if (loraFlops != null) f.put("lora_adjusted", loraFlops);
-        else f.putNull("lora_adjusted");
-        f.put("attention", Flops.attention(config, seqLen));
-        f.put("used_for_mfu", loraFlops != null ? "lora_adjusted" : "full_6n_attn");
-        ObjectNode mf = j.putObject("model_tflops");
-        mf.put("full_6n_attn", fullFlops * tokensPerS / 1e12);
-        if (loraFlops != null) mf.put("lora_adjusted", loraFlops * tokensPerS / 1e12);
-        else mf.putNull("lora_adjusted");
-        ObjectNode g = j.putObject("gemm");
-        g.put("size", gemmN);
-        g.put("fp32_tflops", gemmFp32);
-        g.put("bf16_tflops", gemmBf16);
-        g.put("same_dtype", bf16Compute ? "bf16" : "fp32");
-        g.put("faster", gemmBf16 > gemmFp32 ? "bf16" : "fp32");
-        ObjectNode pk = j.putObject("peak");
-        pk.put("device", deviceName);
-        if (datasheet != null) pk.put("datasheet_bf16_dense_tflops", datasheet);
-        else pk.putNull("datasheet_bf16_dense_tflops");
-        pk.put("note", device.is_cuda() ? (datasheet == null ? "device not in the datasheet table" : "NVIDIA datasheet, dense (no sparsity)")
-                : "no datasheet peak for CPUs; use the measured GEMM");
+        Map<String, String> kernels = new LinkedHashMap<>();
+        kernels.put("mode", step.model().kernels().mode().key());
+        kernels.putAll(step.model().kernels().paths(device.is_cuda()));
+        BenchResult.Config config = new BenchResult.Config(source, o.shape(), modelConfig.modelType(), Flops.parameters(modelConfig),
+                Flops.matmulParameters(modelConfig), trainable, step.lora() ? "lora" : "full", loraR, loraModules, baseBytes,
+                baseBytes == null ? null : (double) baseBytes / Flops.parameters(modelConfig), quantization, step.precision().label(),
+                seqLen, micro, accum, tokensPerStep, step.settings().checkpointing().enabled(),
+                o.method() == null ? "sft" : o.method().toLowerCase(Locale.ROOT),   // --method: the loss timed
+                device.is_cuda() ? "cuda" : "cpu", deviceName, torch.get_num_threads(), "sdpa (LibTorch scaled_dot_product_attention, causal)",
+                kernels);
+        double mean = Arrays.stream(times).average().orElse(Double.NaN);
         double model = mfuFlops * tokensPerS / 1e12;
-        ObjectNode mfu = j.putObject("mfu");
-        mfu.put("flops", loraFlops != null ? "lora_adjusted" : "full_6n_attn");
-        if (datasheet != null) mfu.put("vs_datasheet", model / datasheet);
-        else mfu.putNull("vs_datasheet");
-        mfu.put("vs_gemm_same_dtype", model / gemmSame);
-        mfu.put("vs_gemm_best", model / gemmBest);
-        mfu.put("full_6n_attn_vs_gemm_same_dtype", fullFlops * tokensPerS / 1e12 / gemmSame);
-        ObjectNode m = j.putObject("memory");
-        m.put("kind", mem.kind());
-        if (mem.peakBytes() != null) m.put("peak_bytes", mem.peakBytes());
-        else m.putNull("peak_bytes");
-        if (mem.peakReservedBytes() != null) m.put("peak_reserved_bytes", mem.peakReservedBytes());
-        else m.putNull("peak_reserved_bytes");
-        m.put("note", mem.note() + "; measured after the warm-up steps, before the timed ones (load + warm-up)");
         // the timed steps alone: the peak since the window was reset after warm-up
-        Long stepPeak = window.resetNote() == null ? stepMem.peakBytes() : null;
-        if (stepPeak != null) m.put("step_peak_bytes", stepPeak);
-        else m.putNull("step_peak_bytes");
-        if (window.resetNote() == null && stepMem.peakReservedBytes() != null) m.put("step_peak_reserved_bytes", stepMem.peakReservedBytes());
-        else m.putNull("step_peak_reserved_bytes");
-        if (window.startBytes() != null) m.put("step_start_bytes", window.startBytes());
-        else m.putNull("step_start_bytes");
-        m.put("step_note", window.resetNote() != null ? window.resetNote()
-                : device.is_cuda() ? "peak allocated bytes over the timed steps (peak statistics reset after warm-up); step_start_bytes: allocated then"
-                : "VmHWM over the timed steps (reset through /proc/self/clear_refs after warm-up): the whole process's resident set, "
-                        + "JVM and LibTorch included; step_start_bytes: VmRSS then");
-        m.put("optimizer_state_bytes", step.optimizer().stateBytes());   // this rank's: under ZeRO stage 1 its shard
-        ObjectNode cpu = j.putObject("cpu_time_s");
-        cpu.put("wall", wall);
-        cpu.put("process", (cpu1 - cpu0) / 1e9);
-        cpu.put("bench_thread", (thread1 - thread0) / 1e9);
-        cpu.put("cores", Runtime.getRuntime().availableProcessors());
-        // CPU the rest of the machine used meanwhile (other processes): a busy neighbour makes the numbers unreliable
-        if (busy0 >= 0 && busy1 >= 0) cpu.put("other_processes", Math.max(0, busy1 - busy0 - (cpu1 - cpu0) / 1e9));
-        ObjectNode l = j.putObject("loss");
-        l.put("first", losses.get(0));
-        l.put("last", losses.get(losses.size() - 1));
-        if (profile != null) j.set("profile", JSON.valueToTree(profile));
+        boolean stepWindow = window.resetNote() == null;
+        BenchResult.Memory memory = new BenchResult.Memory(mem.kind(), mem.peakBytes(), mem.peakReservedBytes(),
+                mem.note() + "; measured after the warm-up steps, before the timed ones (load + warm-up)",
+                stepWindow ? stepMem.peakBytes() : null, stepWindow ? stepMem.peakReservedBytes() : null, window.startBytes(),
+                !stepWindow ? window.resetNote()
+                        : device.is_cuda() ? "peak allocated bytes over the timed steps (peak statistics reset after warm-up); step_start_bytes: allocated then"
+                        : "VmHWM over the timed steps (reset through /proc/self/clear_refs after warm-up): the whole process's resident set, "
+                                + "JVM and LibTorch included; step_start_bytes: VmRSS then",
+                step.optimizer().stateBytes());   // this rank's: under ZeRO stage 1 its shard
+        BenchResult.Distributed distributed = null;
         if (group.active()) {
-            ObjectNode d = j.putObject("distributed");
-            d.put("rank", group.rank());
-            d.put("world_size", group.worldSize());
-            d.put("backend", group.kind());
-            d.put("gradient_buckets", dp.bucketCount());
-            d.put("zero_stage", dp.zero() != null ? 1 : 0);
-            d.put("optimizer_state_bytes_rank", step.optimizer().stateBytes());
-            d.put("optimizer_state_bytes_all_ranks", (long) group.allReduceSum(new double[] {step.optimizer().stateBytes()},
-                    "all-reduce of the optimizer state's bytes")[0]);
-            d.put("tokens_per_s_rank", tokensPerS);
-            d.put("tokens_per_s_global", group.allReduceSum(new double[] {tokensPerS}, "all-reduce of the bench's rates")[0]);
             double comm = Arrays.stream(commTimes).sum() / o.steps();
-            d.put("allreduce_s_per_step", comm);
-            d.put("allreduce_share", comm / Arrays.stream(times).average().orElse(Double.NaN));
             double exposed = Arrays.stream(exposedTimes).sum() / o.steps();
-            d.put("allreduce_exposed_s_per_step", exposed);
-            d.put("allreduce_exposed_share", exposed / Arrays.stream(times).average().orElse(Double.NaN));
-            d.put("buckets_started_during_backward", (double) startedEarly / o.steps());
-            d.put("tokens_per_s_alone", aloneTokensPerS);
-            d.put("scaling_efficiency", tokensPerS / aloneTokensPerS);
-            d.put("note", "tokens_per_s_alone: the same steps on this rank without the all-reduce, all ranks running at once "
+            distributed = new BenchResult.Distributed(group.rank(), group.worldSize(), group.kind(), dp.bucketCount(), dp.zero() != null ? 1 : 0,
+                    step.optimizer().stateBytes(), (long) group.allReduceSum(new double[] {step.optimizer().stateBytes()},
+                    "all-reduce of the optimizer state's bytes")[0], tokensPerS,
+                    group.allReduceSum(new double[] {tokensPerS}, "all-reduce of the bench's rates")[0], comm, comm / mean, exposed,
+                    exposed / mean, (double) startedEarly / o.steps(), aloneTokensPerS, tokensPerS / aloneTokensPerS,
+                    "tokens_per_s_alone: the same steps on this rank without the all-reduce, all ranks running at once "
                     + "(the 1-rank rate when each rank has a device of its own; on a shared CPU the ranks also share the cores); "
                     + "scaling_efficiency = tokens_per_s_rank / tokens_per_s_alone; allreduce time runs from the first bucket's "
                     + "packing to the last one's unpacking, partly during the backward; allreduce_exposed is the part the step "
@@ -514,7 +417,24 @@ public final class BenchRunner {
                     + "this rank's shard)");
             dp.close();
         }
-        return j;
+        return new BenchResult("jtune", 1, windowStart, config, new BenchResult.Steps(o.warmup(), o.steps(), skipped),
+                new BenchResult.StepTime(percentile(sorted, 50), percentile(sorted, 10), percentile(sorted, 90), mean, sorted[0],
+                        sorted[sorted.length - 1]),
+                tokensPerS,
+                new BenchResult.FlopsPerToken(fullFlops, loraFlops, Flops.attention(modelConfig, seqLen),
+                        loraFlops != null ? "lora_adjusted" : "full_6n_attn"),
+                new BenchResult.ModelTflops(fullFlops * tokensPerS / 1e12, loraFlops == null ? null : loraFlops * tokensPerS / 1e12),
+                new BenchResult.Gemm(gemmN, gemmFp32, gemmBf16, bf16Compute ? "bf16" : "fp32", gemmBf16 > gemmFp32 ? "bf16" : "fp32"),
+                new BenchResult.Peak(deviceName, datasheet, device.is_cuda()
+                        ? (datasheet == null ? "device not in the datasheet table" : "NVIDIA datasheet, dense (no sparsity)")
+                        : "no datasheet peak for CPUs; use the measured GEMM"),
+                new BenchResult.Mfu(loraFlops != null ? "lora_adjusted" : "full_6n_attn", datasheet == null ? null : model / datasheet,
+                        model / gemmSame, model / gemmBest, fullFlops * tokensPerS / 1e12 / gemmSame),
+                memory,
+                // CPU the rest of the machine used meanwhile (other processes): a busy neighbour makes the numbers unreliable
+                new BenchResult.CpuTime(wall, (cpu1 - cpu0) / 1e9, (thread1 - thread0) / 1e9, Runtime.getRuntime().availableProcessors(),
+                        busy0 >= 0 && busy1 >= 0 ? Math.max(0, busy1 - busy0 - (cpu1 - cpu0) / 1e9) : null),
+                new BenchResult.Loss(losses.get(0), losses.get(losses.size() - 1)), profile, distributed);
     }
 
     /** Busy CPU seconds of the whole machine since boot (/proc/stat: all but idle and iowait), or -1. */
@@ -536,100 +456,87 @@ public final class BenchRunner {
         return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
     }
 
-    /** The result as a table for people. */
-    public static String table(ObjectNode j) {
+    /** The result as a table for people, drawn from the same records {@code --json} writes. */
+    public static String table(BenchResult j) {
         StringBuilder b = new StringBuilder();
-        var c = j.get("config");
-        row(b, "model", c.get("source").asText() + ": " + c.get("model_type").asText() + ", "
-                + String.format(Locale.ROOT, "%,d", c.get("parameters").asLong()) + " parameters ("
-                + String.format(Locale.ROOT, "%,d", c.get("matmul_parameters").asLong()) + " in matrix products)");
-        row(b, "training", c.get("mode").asText() + (c.has("lora_r") ? " r=" + c.get("lora_r").asInt() + " on " + c.get("lora_modules").asInt() + " modules" : "")
-                + ", " + String.format(Locale.ROOT, "%,d", c.get("trainable_parameters").asLong()) + " trainable, " + c.get("precision").asText());
-        if (c.has("frozen_base_bytes")) {
-            row(b, "frozen base", String.format(Locale.ROOT, "%.1f MiB (%.3f B/parameter)%s", c.get("frozen_base_bytes").asLong() / 1048576.0,
-                    c.get("frozen_base_bytes_per_parameter").asDouble(), !c.has("quantization") ? ""
+        BenchResult.Config c = j.config();
+        row(b, "model", c.source() + ": " + c.modelType() + ", " + String.format(Locale.ROOT, "%,d", c.parameters()) + " parameters ("
+                + String.format(Locale.ROOT, "%,d", c.matmulParameters()) + " in matrix products)");
+        row(b, "training", c.mode() + (c.loraR() != null ? " r=" + c.loraR() + " on " + c.loraModules() + " modules" : "")
+                + ", " + String.format(Locale.ROOT, "%,d", c.trainableParameters()) + " trainable, " + c.precision());
+        BenchResult.Quantization q = c.quantization();
+        if (c.frozenBaseBytes() != null) {
+            row(b, "frozen base", String.format(Locale.ROOT, "%.1f MiB (%.3f B/parameter)%s", c.frozenBaseBytes() / 1048576.0,
+                    c.frozenBaseBytesPerParameter(), q == null ? ""
                             : String.format(Locale.ROOT, ", %s%s on %d linear layers (%.4f B/quantized parameter, compute %s)",
-                            c.get("quantization").get("type").asText(), c.get("quantization").get("double_quant").asBoolean() ? " + double quant" : "",
-                            c.get("quantization").get("quantized_linear_layers").asInt(),
-                            c.get("quantization").get("quantized_bytes_per_parameter").asDouble(), c.get("quantization").get("compute_dtype").asText())));
+                            q.type(), q.doubleQuant() ? " + double quant" : "", q.quantizedLinearLayers(), q.quantizedBytesPerParameter(),
+                            q.computeDtype())));
         }
-        if (c.has("quantization")) {
-            var q = c.get("quantization");
+        if (q != null) {
             row(b, "dequantization", String.format(Locale.ROOT, "%.4f s per pass × %d passes per step = %.1f%% of the median step",
-                    q.get("dequantize_seconds_per_pass").asDouble(), q.get("dequantize_passes_per_step").asInt(),
-                    100 * q.get("dequantize_share_of_step").asDouble()));
+                    q.dequantizeSecondsPerPass(), q.dequantizePassesPerStep(), 100 * q.dequantizeShareOfStep()));
         }
         row(b, "batch", String.format(Locale.ROOT, "%d × %d tokens × %d accumulation = %,d tokens/step",
-                c.get("micro_batch").asInt(), c.get("seq_len").asInt(), c.get("grad_accum").asInt(), c.get("tokens_per_step").asLong()));
-        row(b, "device", c.get("device_name").asText() + " (" + c.get("device").asText() + ", " + c.get("intra_op_threads").asInt() + " intra-op threads)");
-        var kernels = c.get("kernels");
-        if (kernels != null) {
-            var paths = new java.util.ArrayList<String>();
-            kernels.fields().forEachRemaining(e -> { if (!e.getKey().equals("mode")) paths.add(e.getKey() + ": " + e.getValue().asText()); });
-            row(b, "kernels", kernels.get("mode").asText() + "; " + String.join("; ", paths));
-        }
-        var st = j.get("step_time_s");
+                c.microBatch(), c.seqLen(), c.gradAccum(), c.tokensPerStep()));
+        row(b, "device", c.deviceName() + " (" + c.device() + ", " + c.intraOpThreads() + " intra-op threads)");
+        var paths = new java.util.ArrayList<String>();
+        c.kernels().forEach((k, v) -> { if (!k.equals("mode")) paths.add(k + ": " + v); });
+        row(b, "kernels", c.kernels().get("mode") + "; " + String.join("; ", paths));
+        BenchResult.StepTime st = j.stepTimeS();
         row(b, "step time", String.format(Locale.ROOT, "median %.4f s (p10 %.4f, p90 %.4f) over %d steps after %d warm-up",
-                st.get("median").asDouble(), st.get("p10").asDouble(), st.get("p90").asDouble(),
-                j.get("steps").get("timed").asInt(), j.get("steps").get("warmup").asInt()));
-        row(b, "tokens/s", String.format(Locale.ROOT, "%,.0f per device", j.get("tokens_per_s").asDouble()));
-        var f = j.get("flops_per_token");
-        row(b, "FLOPs/token", String.format(Locale.ROOT, "%s (6N + attention)%s", sci(f.get("full_6n_attn").asDouble()),
-                f.get("lora_adjusted").isNull() ? "" : ", " + sci(f.get("lora_adjusted").asDouble()) + " (LoRA-adjusted: 4N + adapters + attention)"));
-        var mf = j.get("model_tflops");
-        row(b, "model FLOP/s", String.format(Locale.ROOT, "%.4f TFLOP/s (6N)%s", mf.get("full_6n_attn").asDouble(),
-                mf.get("lora_adjusted").isNull() ? "" : String.format(Locale.ROOT, ", %.4f TFLOP/s (LoRA-adjusted)", mf.get("lora_adjusted").asDouble())));
-        var g = j.get("gemm");
-        row(b, "measured GEMM", String.format(Locale.ROOT, "%d³: fp32 %.3f TFLOP/s, bf16 %.3f TFLOP/s", g.get("size").asInt(),
-                g.get("fp32_tflops").asDouble(), g.get("bf16_tflops").asDouble()));
-        var pk = j.get("peak");
-        row(b, "datasheet peak", pk.get("datasheet_bf16_dense_tflops").isNull() ? "none (" + pk.get("note").asText() + ")"
-                : pk.get("datasheet_bf16_dense_tflops").asDouble() + " TFLOP/s bf16 dense");
-        var mfu = j.get("mfu");
+                st.median(), st.p10(), st.p90(), j.steps().timed(), j.steps().warmup()));
+        row(b, "tokens/s", String.format(Locale.ROOT, "%,.0f per device", j.tokensPerS()));
+        BenchResult.FlopsPerToken f = j.flopsPerToken();
+        row(b, "FLOPs/token", String.format(Locale.ROOT, "%s (6N + attention)%s", sci(f.full6nAttn()),
+                f.loraAdjusted() == null ? "" : ", " + sci(f.loraAdjusted()) + " (LoRA-adjusted: 4N + adapters + attention)"));
+        BenchResult.ModelTflops mf = j.modelTflops();
+        row(b, "model FLOP/s", String.format(Locale.ROOT, "%.4f TFLOP/s (6N)%s", mf.full6nAttn(),
+                mf.loraAdjusted() == null ? "" : String.format(Locale.ROOT, ", %.4f TFLOP/s (LoRA-adjusted)", mf.loraAdjusted())));
+        BenchResult.Gemm g = j.gemm();
+        row(b, "measured GEMM", String.format(Locale.ROOT, "%d³: fp32 %.3f TFLOP/s, bf16 %.3f TFLOP/s", g.size(), g.fp32Tflops(), g.bf16Tflops()));
+        BenchResult.Peak pk = j.peak();
+        row(b, "datasheet peak", pk.datasheetBf16DenseTflops() == null ? "none (" + pk.note() + ")"
+                : pk.datasheetBf16DenseTflops() + " TFLOP/s bf16 dense");
+        BenchResult.Mfu mfu = j.mfu();
         row(b, "MFU", String.format(Locale.ROOT, "%.1f%% of the %s GEMM, %.1f%% of the best GEMM%s (%s FLOPs)",
-                100 * mfu.get("vs_gemm_same_dtype").asDouble(), g.get("same_dtype").asText(), 100 * mfu.get("vs_gemm_best").asDouble(),
-                mfu.get("vs_datasheet").isNull() ? "" : String.format(Locale.ROOT, ", %.1f%% of the datasheet", 100 * mfu.get("vs_datasheet").asDouble()),
-                mfu.get("flops").asText()));
-        var m = j.get("memory");
-        row(b, "load memory", m.get("peak_bytes").isNull() ? "unknown (" + m.get("note").asText() + ")"
-                : String.format(Locale.ROOT, "%.1f MiB peak, load and warm-up, %s%s", m.get("peak_bytes").asLong() / 1048576.0, m.get("kind").asText(),
-                m.get("peak_reserved_bytes").isNull() ? "" : String.format(Locale.ROOT, " (%.1f MiB reserved)", m.get("peak_reserved_bytes").asLong() / 1048576.0)));
-        row(b, "step memory", m.path("step_peak_bytes").isNull() ? "unknown (" + m.path("step_note").asText() + ")"
+                100 * mfu.vsGemmSameDtype(), g.sameDtype(), 100 * mfu.vsGemmBest(),
+                mfu.vsDatasheet() == null ? "" : String.format(Locale.ROOT, ", %.1f%% of the datasheet", 100 * mfu.vsDatasheet()),
+                mfu.flops()));
+        BenchResult.Memory m = j.memory();
+        row(b, "load memory", m.peakBytes() == null ? "unknown (" + m.note() + ")"
+                : String.format(Locale.ROOT, "%.1f MiB peak, load and warm-up, %s%s", m.peakBytes() / 1048576.0, m.kind(),
+                m.peakReservedBytes() == null ? "" : String.format(Locale.ROOT, " (%.1f MiB reserved)", m.peakReservedBytes() / 1048576.0)));
+        row(b, "step memory", m.stepPeakBytes() == null ? "unknown (" + m.stepNote() + ")"
                 : String.format(Locale.ROOT, "%.1f MiB peak over the timed steps (%.1f MiB in use when they started)",
-                m.get("step_peak_bytes").asLong() / 1048576.0, m.path("step_start_bytes").asLong() / 1048576.0));
-        var cpu = j.get("cpu_time_s");
+                m.stepPeakBytes() / 1048576.0, m.stepStartBytes() == null ? 0.0 : m.stepStartBytes() / 1048576.0));
+        BenchResult.CpuTime cpu = j.cpuTimeS();
         row(b, "CPU time", String.format(Locale.ROOT, "process %.2f s, bench thread %.2f s, other processes %.2f s, over %.2f s wall on %d cores",
-                cpu.get("process").asDouble(), cpu.get("bench_thread").asDouble(), cpu.path("other_processes").asDouble(Double.NaN),
-                cpu.get("wall").asDouble(), cpu.get("cores").asInt()));
-        row(b, "loss", String.format(Locale.ROOT, "%.4f -> %.4f", j.get("loss").get("first").asDouble(), j.get("loss").get("last").asDouble()));
-        if (j.has("distributed")) {
-            var d = j.get("distributed");
+                cpu.process(), cpu.benchThread(), cpu.otherProcesses() == null ? Double.NaN : cpu.otherProcesses(), cpu.wall(), cpu.cores()));
+        row(b, "loss", String.format(Locale.ROOT, "%.4f -> %.4f", j.loss().first(), j.loss().last()));
+        BenchResult.Distributed d = j.distributed();
+        if (d != null) {
             row(b, "data parallel", String.format(Locale.ROOT, "rank %d of %d (%s, %d gradient buckets, %.1f started during the backward): "
                             + "%,.0f tokens/s on this rank, %,.0f all ranks; all-reduce %.2f ms/step (%.1f%% of the step), exposed after "
                             + "the backward %.2f ms/step (%.1f%%); alone %,.0f tokens/s: scaling efficiency %.1f%%",
-                    d.get("rank").asInt(), d.get("world_size").asInt(), d.get("backend").asText(), d.get("gradient_buckets").asInt(),
-                    d.path("buckets_started_during_backward").asDouble(Double.NaN),
-                    d.get("tokens_per_s_rank").asDouble(), d.get("tokens_per_s_global").asDouble(), 1e3 * d.get("allreduce_s_per_step").asDouble(),
-                    100 * d.get("allreduce_share").asDouble(), 1e3 * d.path("allreduce_exposed_s_per_step").asDouble(Double.NaN),
-                    100 * d.path("allreduce_exposed_share").asDouble(Double.NaN), d.get("tokens_per_s_alone").asDouble(),
-                    100 * d.get("scaling_efficiency").asDouble()));
-            long rank = d.get("optimizer_state_bytes_rank").asLong(), all = d.get("optimizer_state_bytes_all_ranks").asLong();
-            row(b, "optimizer state", d.get("zero_stage").asInt() == 1
+                    d.rank(), d.worldSize(), d.backend(), d.gradientBuckets(), d.bucketsStartedDuringBackward(), d.tokensPerSRank(),
+                    d.tokensPerSGlobal(), 1e3 * d.allreduceSPerStep(), 100 * d.allreduceShare(), 1e3 * d.allreduceExposedSPerStep(),
+                    100 * d.allreduceExposedShare(), d.tokensPerSAlone(), 100 * d.scalingEfficiency()));
+            long rank = d.optimizerStateBytesRank(), all = d.optimizerStateBytesAllRanks();
+            row(b, "optimizer state", d.zeroStage() == 1
                     ? String.format(Locale.ROOT, "%.1f MiB on this rank, %.1f MiB on all %d ranks together (ZeRO stage 1: sharded, %.1f%% here)",
-                            rank / 1048576.0, all / 1048576.0, d.get("world_size").asInt(), 100.0 * rank / all)
+                            rank / 1048576.0, all / 1048576.0, d.worldSize(), 100.0 * rank / all)
                     : String.format(Locale.ROOT, "%.1f MiB on this rank, the whole state (plain data parallel: every rank keeps all of it)", rank / 1048576.0));
-        } else if (j.path("memory").has("optimizer_state_bytes")) {
-            row(b, "optimizer state", String.format(Locale.ROOT, "%.1f MiB (AdamW's two moments)", j.get("memory").get("optimizer_state_bytes").asLong() / 1048576.0));
+        } else {
+            row(b, "optimizer state", String.format(Locale.ROOT, "%.1f MiB (AdamW's two moments)", m.optimizerStateBytes() / 1048576.0));
         }
-        if (j.has("profile")) {
-            var p = j.get("profile");
+        JfrProfile.Result p = j.profile();
+        if (p != null) {
             row(b, "profile", String.format(Locale.ROOT, "%d samples of the bench thread: LibTorch ops %d, freeing tensors %d, Java %d, "
                     + "JavaCPP %d, other native %d; Java-side %.1f%% (%.1f%% counting the frees) (%s)",
-                    p.get("samples").asLong(), p.get("libtorch").asLong(), p.get("free").asLong(), p.get("java").asLong(), p.get("javacpp").asLong(),
-                    p.get("otherNative").asLong(), 100 * p.get("javaSideFraction").asDouble(), 100 * p.get("javaSideFractionWithFree").asDouble(),
-                    p.get("file").asText()));
-            for (String k : new String[] {"topLibtorch", "topJava", "topOther"}) {
-                p.get(k).fields().forEachRemaining(e -> b.append(String.format(Locale.ROOT, "  %6d  %s%n", e.getValue().asLong(), e.getKey())));
+                    p.samples(), p.libtorch(), p.free(), p.java(), p.javacpp(), p.otherNative(), 100 * p.javaSideFraction(),
+                    100 * p.javaSideFractionWithFree(), p.file()));
+            for (Map<String, Long> top : List.of(p.topLibtorch(), p.topJava(), p.topOther())) {
+                top.forEach((k, v) -> b.append(String.format(Locale.ROOT, "  %6d  %s%n", v, k)));
             }
         }
         return b.toString();

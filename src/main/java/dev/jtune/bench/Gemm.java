@@ -11,7 +11,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * A square matrix product measured in the benchmark's own process (same thread pool, same device): the rate the
  * hardware actually reaches on the easiest dense work, to set a training step's model FLOP/s against.
  */
-public final class Gemm {
+final class Gemm {
     private Gemm() {}
 
     /**

@@ -130,7 +130,7 @@ final class BenchCommand implements Runnable, CommandLine.IExitCodeGenerator {
         }
         var result = BenchRunner.run(new BenchRunner.Options(experiment, shape, arch, precision, loraR, loraTargets, seqLen, microBatch,
                 gradAccum, device, steps, warmup, gemmSize, profile, profilePeriodMs, seed, kernels, gradientCheckpointing, quantization, zeroStage,
-                method));
+                method, dev.jtune.distributed.LaunchEnv.fromEnvironment(System.getenv())));
         if (json) JsonOut.print(result);
         else System.out.print(BenchRunner.table(result));
     }

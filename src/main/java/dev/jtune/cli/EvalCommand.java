@@ -7,12 +7,12 @@ import dev.jtune.config.TrainingSection;
 import dev.jtune.data.AnswerPrompt;
 import dev.jtune.eval.AnswerEvaluator;
 import dev.jtune.eval.AnswerMetric;
-import dev.jtune.train.Autocast;
+import dev.jtune.train.step.Autocast;
 import dev.jtune.data.DatasetPreparer;
 import dev.jtune.data.PreparedData;
 import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
-import dev.jtune.peft.Adapters;
+import dev.jtune.peft.AdapterLoader;
 import dev.jtune.tokenizer.HfTokenizer;
 import dev.jtune.train.Evaluator;
 import dev.jtune.train.Trainer;
@@ -78,10 +78,10 @@ final class EvalCommand implements Runnable {
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("model", dir.toString());
         // an adapter directory (LoRA fine-tune) is applied to the experiment's base model
-        boolean adapter = Adapters.isAdapterDir(dir);
+        boolean adapter = AdapterLoader.isAdapterDir(dir);
         Path modelDir = adapter ? exp.model().path() : dir;
         try (HfTokenizer tok = HfTokenizer.load(exp.model().tokenizer());
-             CausalLM model = Adapters.load(modelDir, adapter ? dir : null, ScalarType.Float, device, Ops.of(exp.training().kernels()))) {
+             CausalLM model = AdapterLoader.load(modelDir, adapter ? dir : null, ScalarType.Float, device, Ops.of(exp.training().kernels()))) {
             PreparedData data = DatasetPreparer.prepareCached(exp.data(), exp.training().seed(), tok, log,
                     exp.training().dataloaderNumWorkers());
             long pad = tok.paddingId();

@@ -1,6 +1,6 @@
 package dev.jtune.cli;
 
-import dev.jtune.dist.Launcher;
+import dev.jtune.distributed.Launcher;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -17,7 +17,7 @@ final class LaunchOptions {
             description = "Start N processes of this command on this node for data-parallel training, with the variables torchrun "
                     + "sets (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR=127.0.0.1, MASTER_PORT); rank 0 prints here, "
                     + "the others write logs/rankK.log. SIGINT/SIGTERM pass on to them; when one fails the others are stopped and "
-                    + "jtune exits with its code. For several nodes use torchrun, srun or a PyTorchJob (README).")
+                    + "jtune exits with its code. For several nodes use torchrun, srun or a PyTorchJob (docs/distributed.md).")
     Integer nprocPerNode;
 
     @Option(names = "--master-port", paramLabel = "PORT",

@@ -37,7 +37,7 @@ public final class Main implements Runnable {
             System.err.println("jtune: error: " + e.getMessage());
             System.exit(EXIT_USER_ERROR);
         }
-        dev.jtune.dist.Launcher.exitWithLauncher();   // a rank of `--nproc-per-node` does not outlive its launcher
+        dev.jtune.distributed.Launcher.exitWithLauncher();   // a rank of `--nproc-per-node` does not outlive its launcher
         System.exit(run(args));
     }
 
@@ -62,7 +62,7 @@ public final class Main implements Runnable {
             return EXIT_USER_ERROR;
         }
         for (Throwable c = ex; c != null; c = c.getCause()) {
-            if (c instanceof dev.jtune.dist.DistributedFailure d) {   // another rank died or hung: not a bug, no stack trace
+            if (c instanceof dev.jtune.distributed.DistributedFailure d) {   // another rank died or hung: not a bug, no stack trace
                 err.println("jtune: error: " + d.getMessage());
                 return EXIT_INTERNAL_ERROR;
             }

@@ -1,6 +1,6 @@
 package dev.jtune.cli;
 
-import dev.jtune.peft.Adapters;
+import dev.jtune.peft.AdapterLoader;
 import dev.jtune.peft.LoraMerge;
 import dev.jtune.peft.PeftAdapter;
 import dev.jtune.peft.QuantizedMerge;
@@ -37,7 +37,7 @@ final class MergeCommand implements Runnable {
     @Override
     public void run() {
         var st = dtype == null ? null : Tensors.parseDtype(dtype, "--dtype");
-        if (!Adapters.isAdapterDir(adapter)) throw new UserError("--adapter: no adapter_config.json in " + adapter + "; expected a PEFT adapter directory");
+        if (!AdapterLoader.isAdapterDir(adapter)) throw new UserError("--adapter: no adapter_config.json in " + adapter + "; expected a PEFT adapter directory");
         boolean fourBit = QuantizedMerge.fourBitBase(model, adapter);
         if (base != null) {
             if (!fourBit) {

@@ -3,7 +3,7 @@ package dev.jtune.cli;
 import dev.jtune.kernels.KernelMode;
 import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
-import dev.jtune.peft.Adapters;
+import dev.jtune.peft.AdapterLoader;
 import dev.jtune.util.UserError;
 import dev.jtune.util.Devices;
 import dev.jtune.util.Tensors;
@@ -35,18 +35,18 @@ final class ModelOptions {
         Tensors.parseDtype(dtype, "--dtype");
         Devices.parse(device, "--device");
         kernels(kernels);
-        if (adapter != null && !Adapters.isAdapterDir(adapter)) {
+        if (adapter != null && !AdapterLoader.isAdapterDir(adapter)) {
             throw new UserError("--adapter: no adapter_config.json in " + adapter + "; expected a PEFT adapter directory");
         }
     }
 
     /** The adapter's tokenizer files when fine-tuning saved them with it (its chat template), else the model's. */
     Path tokenizerDir() {
-        return Adapters.tokenizerDir(model, adapter);
+        return AdapterLoader.tokenizerDir(model, adapter);
     }
 
     CausalLM load() {
-        return Adapters.load(model, adapter, Tensors.parseDtype(dtype, "--dtype"), Devices.parse(device, "--device"), kernels(kernels));
+        return AdapterLoader.load(model, adapter, Tensors.parseDtype(dtype, "--dtype"), Devices.parse(device, "--device"), kernels(kernels));
     }
 
     /** The --kernels value as Ops, or exit 2 naming the option (also `jtune serve`'s, whose other options differ). */

@@ -64,7 +64,7 @@ final class SweepCommand implements Runnable {
                 throw new UserError("--resume " + resume + " continues the sweep as it was defined (in " + resume.resolve("sweep.json")
                         + "); give no experiment or other option with it");
             }
-            SweepRunner.resume(resume, System.out).run();
+            run(SweepRunner.resume(resume, System.out));
             return;
         }
         if (experiment == null) throw new UserError("expected EXPERIMENT.yaml (or --resume DIR)");
@@ -79,7 +79,14 @@ final class SweepCommand implements Runnable {
                 direction == null ? s.direction() : choice(SweepSection.Direction.class, "--direction", direction),
                 seed == null ? s.seed() : seed,
                 eta == null ? s.eta() : (eta < 2 ? fail("--eta must be at least 2, got " + eta) : eta));
-        SweepRunner.plan(spec, out.toAbsolutePath().normalize(), System.out).run();
+        run(SweepRunner.plan(spec, out.toAbsolutePath().normalize(), System.out));
+    }
+
+    /** Runs the trials with SIGTERM/SIGINT asking the running trial to checkpoint and stop (the sweep resumes). */
+    private static void run(SweepRunner runner) {
+        try (SignalStop signals = SignalStop.install(System.out)) {
+            runner.run(signals::requested);
+        }
     }
 
     private static Integer positive(String option, int v) {

@@ -1,7 +1,6 @@
 package dev.jtune.cli;
 
 import dev.jtune.api.Experiment;
-import dev.jtune.plan.MemoryCheck;
 import dev.jtune.api.Trainer;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -51,7 +50,9 @@ final class TrainCommand implements Runnable, CommandLine.IExitCodeGenerator {
         try {
             Trainer trainer = Trainer.of(exp).overwrite(overwrite);   // the library's run: the API and the CLI train alike
             if (resume != null) trainer.resume(resume);
-            trainer.train();
+            try (SignalStop signals = SignalStop.install(System.out)) {   // SIGTERM: finish the step, checkpoint, exit 0
+                trainer.preemption(signals::requested).train();
+            }
         } finally {
             if (noCache) System.clearProperty(dev.jtune.data.DataCache.DISABLE_PROPERTY);
         }

@@ -23,7 +23,7 @@ import java.util.Set;
  * A key reports at most one problem: once a key is wrong (say, not a number), checks that involve it are skipped
  * instead of piling up consequences.
  */
-public final class Problems {
+final class Problems {
     private record Entry(int line, String text) {}
 
     private static final class Shared {

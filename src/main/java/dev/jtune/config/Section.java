@@ -9,7 +9,7 @@ package dev.jtune.config;
  * and add it as a component of {@link Experiment} (the component name is the section name). Nothing else needs to
  * know about it; until then {@code lora:} in a file is refused as an unknown section.
  */
-public interface Section {
+interface Section {
     /**
      * This section with defaults that depend on other keys of the same section filled in (for example the
      * tokenizer defaults to the model path). Called after binding and before {@link #validate}; must accept nulls

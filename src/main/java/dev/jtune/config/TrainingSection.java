@@ -10,7 +10,7 @@ import java.util.regex.Pattern;
 
 /**
  * The {@code training:} section. Keys and defaults follow Hugging Face's {@code TrainingArguments} (and
- * {@code EarlyStoppingCallback} for the early-stopping keys); the README's {@code training:} key table gives the mapping.
+ * {@code EarlyStoppingCallback} for the early-stopping keys); docs/configuration.md's {@code training:} key table gives the mapping.
  *
  * <p>Paths are absolute: relative paths in the file resolve against the working directory (as in Hugging Face
  * scripts and axolotl), not against the experiment file's directory.

@@ -12,11 +12,11 @@ import dev.jtune.data.PreparedData;
 import dev.jtune.eval.AnswerEvaluator;
 import dev.jtune.eval.AnswerMetric;
 import dev.jtune.config.TrainingSection;
-import dev.jtune.train.Autocast;
+import dev.jtune.train.step.Autocast;
 import dev.jtune.infer.Perplexity;
 import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
-import dev.jtune.peft.Adapters;
+import dev.jtune.peft.AdapterLoader;
 import dev.jtune.tokenizer.HfTokenizer;
 import dev.jtune.train.Evaluator;
 import dev.jtune.util.Devices;
@@ -143,8 +143,8 @@ public final class DriftAnalysis {
                     Distributions.unseenShare(Distributions.counts(newPrompts), seen), unseenBase,
                     thresholds.getOrDefault("unseen_token_share", Math.max(0.02, 2 * unseenBase)), true));
 
-            Path adapterDir = Adapters.isAdapterDir(fin) ? fin : null;
-            try (CausalLM model = Adapters.load(adapterDir != null ? exp.model().path() : fin, adapterDir, ScalarType.Float, device,
+            Path adapterDir = AdapterLoader.isAdapterDir(fin) ? fin : null;
+            try (CausalLM model = AdapterLoader.load(adapterDir != null ? exp.model().path() : fin, adapterDir, ScalarType.Float, device,
                     Ops.of(exp.training().kernels()))) {
                 model.setTraining(false);
                 if (log != null) log.println("drift: scoring the prompts with " + fin);

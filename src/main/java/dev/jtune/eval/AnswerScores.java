@@ -5,7 +5,7 @@ import java.util.List;
 import java.util.Map;
 
 /** Scores a list of generated answers against their references with the chosen {@link AnswerMetric}s. */
-public final class AnswerScores {
+final class AnswerScores {
     private AnswerScores() {}
 
     /** Each chosen metric's corpus score, 0..100, in {@code metrics}' order; empty for no answers. */

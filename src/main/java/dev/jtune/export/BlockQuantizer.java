@@ -6,7 +6,7 @@ import java.nio.ByteBuffer;
  * One of ggml's block quantization formats: a row of floats to blocks of bytes and back, as ggml's reference
  * {@code quantize_row_*_ref} / {@code dequantize_row_*} in ggml-quants.c do.
  */
-public interface BlockQuantizer {
+interface BlockQuantizer {
     GgmlType type();
 
     /** Quantizes {@code x[off .. off+n)} (n a multiple of the block size) into {@code out}, advancing its position. */

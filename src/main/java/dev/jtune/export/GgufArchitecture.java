@@ -13,7 +13,7 @@ import java.util.List;
  * {@code llama}; Qwen2 and Qwen3 as their own (NeoX-style RoPE, so no q/k permutation).
  * What llama.cpp would compute differently is refused here, before anything is written.
  */
-public final class GgufArchitecture {
+final class GgufArchitecture {
     private GgufArchitecture() {}
 
     /** llama.cpp's {@code general.architecture} for this model. */

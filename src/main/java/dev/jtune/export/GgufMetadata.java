@@ -9,7 +9,7 @@ import java.util.Map;
  * The typed key/value pairs of a GGUF header, in insertion order. Value types are GGUF's
  * ({@code gguf_type}: UINT32 4, INT32 5, FLOAT32 6, BOOL 7, STRING 8, ARRAY 9, UINT64 10).
  */
-public final class GgufMetadata {
+final class GgufMetadata {
     /** One value; {@code value} is Integer/Long/Float/Boolean/String, or a String[]/float[]/int[] for arrays. */
     public record Value(int type, int elementType, Object value) {}
 

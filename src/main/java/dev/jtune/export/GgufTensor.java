@@ -7,7 +7,7 @@ import java.nio.channels.WritableByteChannel;
  * One tensor of a GGUF file before it is written: its llama.cpp name, its shape in PyTorch order (outermost
  * first; GGUF stores the reverse, {@code ne[0]} the innermost), its ggml type, and what writes its bytes.
  */
-public record GgufTensor(String name, long[] shape, GgmlType type, Data data) {
+record GgufTensor(String name, long[] shape, GgmlType type, Data data) {
 
     /** Writes exactly {@link #byteSize()} bytes, when the writer reaches this tensor (not before: streaming). */
     @FunctionalInterface

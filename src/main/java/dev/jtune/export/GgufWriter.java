@@ -24,7 +24,7 @@ import java.util.function.IntConsumer;
  * The header is built in memory (it is small next to the weights); tensor data streams one tensor at a time
  * into a temporary file that is renamed into place only when complete.
  */
-public final class GgufWriter {
+final class GgufWriter {
     public static final int VERSION = 3;
     /** general.alignment's default; jtune does not write the key, so readers use this. */
     public static final int ALIGNMENT = 32;

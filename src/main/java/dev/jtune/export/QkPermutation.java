@@ -10,7 +10,7 @@ import org.bytedeco.pytorch.Tensor;
  * Same as convert_hf_to_gguf.py's {@code LlamaModel.permute}:
  * {@code w.reshape(H, 2, D/2, ...).swapaxes(1, 2).reshape(w.shape)}. Works for weights (H·D, in) and biases (H·D).
  */
-public final class QkPermutation {
+final class QkPermutation {
     private QkPermutation() {}
 
     /** @param heads H: attention heads for q, key/value heads for k */

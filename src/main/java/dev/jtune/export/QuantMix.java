@@ -18,7 +18,7 @@ import java.util.regex.Pattern;
  *       Q8_0, then F16 when even 32 does not divide them); where llama.cpp gives up (Q8_0, Q4_0) the export is refused.</li>
  * </ul>
  */
-public final class QuantMix {
+final class QuantMix {
     private static final Pattern LAYER = Pattern.compile("blk\\.(\\d+)\\..*");
 
     private final ExportType type;

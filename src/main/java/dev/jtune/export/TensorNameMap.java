@@ -12,7 +12,7 @@ import java.util.regex.Pattern;
  * with what must happen to the weight on the way: GPT-2's Conv1D weights are stored (in, out) and llama.cpp
  * wants (out, in); Llama/Mistral q and k rows are permuted ({@link QkPermutation}).
  */
-public final class TensorNameMap {
+final class TensorNameMap {
     /** How a stored tensor becomes the GGUF tensor. */
     public enum Transform { NONE, TRANSPOSE, PERMUTE_Q, PERMUTE_K }
 

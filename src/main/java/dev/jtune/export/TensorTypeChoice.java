@@ -5,7 +5,7 @@ package dev.jtune.export;
  * tensors (norms, biases) in F32 as convert_hf_to_gguf.py does. Quantized types follow llama.cpp's
  * {@code llama_tensor_get_type} (src/llama-quant.cpp); see {@link QuantMix}.
  */
-public final class TensorTypeChoice {
+final class TensorTypeChoice {
     private TensorTypeChoice() {}
 
     /**

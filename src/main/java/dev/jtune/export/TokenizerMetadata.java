@@ -33,7 +33,7 @@ import java.util.regex.Pattern;
  * Anything else (another regex, a normalizer llama.cpp lacks, WordPiece/Unigram) is refused with the reason:
  * a GGUF whose tokenizer silently differs from training would be worse than none.
  */
-public final class TokenizerMetadata {
+final class TokenizerMetadata {
     /** llama.cpp's token types (llama_token_type). */
     static final int NORMAL = 1, UNKNOWN = 2, CONTROL = 3, USER_DEFINED = 4, BYTE = 6;
 

@@ -1,11 +1,11 @@
 package dev.jtune.plan;
 
 import dev.jtune.bench.Flops;
-import dev.jtune.dist.ZeroPartition;
+import dev.jtune.distributed.ZeroPartition;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.peft.LoraTargets;
 import dev.jtune.config.Precision;
-import dev.jtune.train.CausalLmLoss;
+import dev.jtune.train.step.CausalLmLoss;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;

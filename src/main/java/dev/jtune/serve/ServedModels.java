@@ -4,7 +4,7 @@ import dev.jtune.data.ChatTemplate;
 import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
 import dev.jtune.model.ProjectionAdapter;
-import dev.jtune.peft.Adapters;
+import dev.jtune.peft.AdapterLoader;
 import dev.jtune.peft.LoraAdapter;
 import dev.jtune.peft.PeftAdapter;
 import dev.jtune.tokenizer.HfTokenizer;
@@ -58,7 +58,7 @@ public final class ServedModels implements AutoCloseable {
         Map<String, Entry> entries = new LinkedHashMap<>();
         List<Map<String, LoraAdapter>> sets = new ArrayList<>();
         List<HfTokenizer> tokenizers = new ArrayList<>();
-        CausalLM model = Adapters.load(modelDir, null, dtype, device, kernels);
+        CausalLM model = AdapterLoader.load(modelDir, null, dtype, device, kernels);
         try {
             HfTokenizer baseTok = HfTokenizer.load(modelDir);
             tokenizers.add(baseTok);
@@ -66,11 +66,11 @@ public final class ServedModels implements AutoCloseable {
             for (Map.Entry<String, Path> a : adapters.entrySet()) {
                 String name = a.getKey();
                 if (entries.containsKey(name)) throw new UserError("--adapter " + name + "=" + a.getValue() + ": the name '" + name + "' is already served");
-                if (!Adapters.isAdapterDir(a.getValue())) {
+                if (!AdapterLoader.isAdapterDir(a.getValue())) {
                     throw new UserError("--adapter " + name + "=" + a.getValue() + ": no adapter_config.json there; expected a PEFT adapter directory");
                 }
                 sets.add(PeftAdapter.load(a.getValue(), model.config(), device, false).adapters());
-                Path tokDir = Adapters.tokenizerDir(modelDir, a.getValue());
+                Path tokDir = AdapterLoader.tokenizerDir(modelDir, a.getValue());
                 HfTokenizer tok = baseTok;
                 if (!tokDir.equals(modelDir)) {
                     tok = HfTokenizer.load(tokDir);

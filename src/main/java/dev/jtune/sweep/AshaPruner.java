@@ -19,7 +19,7 @@ import java.util.TreeMap;
  * <p>Trials run one after another, so the values of a rung are those of the finished trials; they are read back from
  * each trial's metrics.jsonl ({@link #record}), which makes a resumed sweep decide exactly as an uninterrupted one.
  */
-public final class AshaPruner {
+final class AshaPruner {
     private final int eta;
     private final boolean minimize;
     private final String metric;

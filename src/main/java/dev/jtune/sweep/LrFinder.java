@@ -8,7 +8,7 @@ import dev.jtune.data.DatasetPreparer;
 import dev.jtune.data.PreparedData;
 import dev.jtune.kernels.Ops;
 import dev.jtune.tokenizer.HfTokenizer;
-import dev.jtune.train.TrainStep;
+import dev.jtune.train.step.TrainStep;
 import dev.jtune.util.UserError;
 
 import java.io.PrintStream;
@@ -26,7 +26,7 @@ import java.util.Locale;
  * <p>The suggestion is fastai's "steepest" point: where the smoothed loss falls fastest per unit of log(lr), found
  * with central differences away from the noisy first points and the diverging last ones.
  */
-public final class LrFinder {
+final class LrFinder {
     static final double BETA = 0.98;
     static final double DIVERGED = 4.0;
 
@@ -49,7 +49,7 @@ public final class LrFinder {
             List<Double> lrs = new ArrayList<>(), losses = new ArrayList<>(), smoothed = new ArrayList<>();
             String stop = "reached --end";
             double avg = 0, best = Double.POSITIVE_INFINITY;
-            try (TrainStep step = TrainStep.forExperiment(exp, Ops.of(t.kernels()), dev.jtune.dist.DistGroup.single(), x -> x)) {
+            try (TrainStep step = TrainStep.forExperiment(exp, Ops.of(t.kernels()), dev.jtune.distributed.DistGroup.single(), x -> x)) {
                 int epoch = 0;
                 Batcher.BatchIterator it = batcher.epoch(epoch, 0);
                 try {

@@ -14,7 +14,8 @@ import java.util.regex.Pattern;
 /**
  * One searched key, {@code KEY=SPEC} as {@code --param} (and {@code sweep.params}) write it:
  * {@code [a,b,c]} a choice, {@code uniform(lo,hi)}, {@code loguniform(lo,hi)}, {@code int(lo,hi)} (both ends included).
- * Values are YAML text, applied to each trial as {@code --set KEY=VALUE} would be.
+ * The plan keeps values as YAML text (sweep.json, the leaderboard); {@link #typed} gives the value a trial applies to its
+ * experiment ({@link dev.jtune.api.Experiment#with(java.util.Map)}).
  *
  * @param raw     the entry as written, for messages ({@code --param training.learning_rate=loguniform(1e-5,1e-3)})
  * @param key     {@code section.key}
@@ -23,7 +24,7 @@ import java.util.regex.Pattern;
  * @param lo      the lower end (ranges only)
  * @param hi      the upper end (ranges only)
  */
-public record ParamSpec(String raw, String key, Kind kind, List<String> choices, double lo, double hi) {
+record ParamSpec(String raw, String key, Kind kind, List<String> choices, double lo, double hi) {
     public enum Kind { CHOICE, UNIFORM, LOGUNIFORM, INT }
 
     private static final Pattern RANGE = Pattern.compile("(uniform|loguniform|int)\\s*\\(\\s*([^,()]*?)\\s*,\\s*([^,()]*?)\\s*\\)",
@@ -122,6 +123,34 @@ public record ParamSpec(String raw, String key, Kind kind, List<String> choices,
     public List<String> ends() {
         if (kind == Kind.CHOICE) return List.of();
         return kind == Kind.INT ? List.of(Long.toString((long) lo), Long.toString((long) hi)) : List.of(format(lo), format(hi));
+    }
+
+    private static final com.fasterxml.jackson.databind.ObjectMapper YAML =
+            new com.fasterxml.jackson.databind.ObjectMapper(new com.fasterxml.jackson.dataformat.yaml.YAMLFactory());
+
+    /**
+     * A planned value ({@link #sample}, {@link #gridValues}, {@link #ends}) as the typed value a trial sets: a Long for
+     * int(lo,hi), a Double for uniform and loguniform, a choice as YAML reads it (a String, Number, Boolean or List; a
+     * plain scalar that is a number in exponent form, {@code 1e-4}, is a Double).
+     */
+    public Object typed(String text) {
+        return switch (kind) {
+            case INT -> Long.parseLong(text);
+            case UNIFORM, LOGUNIFORM -> Double.parseDouble(text);
+            case CHOICE -> {
+                Object v;
+                try {
+                    v = YAML.readValue(text, Object.class);
+                } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                    throw new UserError("--param " + raw + ": the choice " + text + " is not YAML: " + e.getOriginalMessage(), e);
+                }
+                if (v instanceof String str && !text.strip().startsWith("\"") && !text.strip().startsWith("'")
+                        && str.matches("[-+]?(\\d+\\.?\\d*|\\.\\d+)[eE][-+]?\\d+")) {
+                    v = Double.parseDouble(str);   // YAML 1.1 wants a dot in 1.0e-4; --set reads 1e-4 as a number too
+                }
+                yield v;
+            }
+        };
     }
 
     /** 4 significant digits, then Double.toString: a value that YAML reads back as this double. */

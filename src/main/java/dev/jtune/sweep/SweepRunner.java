@@ -1,12 +1,9 @@
 package dev.jtune.sweep;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.config.Experiment;
 import dev.jtune.config.SweepSection;
 import dev.jtune.metrics.EvalPoint;
 import dev.jtune.metrics.MetricsLog;
-import dev.jtune.train.Trainer;
 import dev.jtune.util.UserError;
 
 import java.io.PrintStream;
@@ -26,8 +23,6 @@ import java.util.stream.Collectors;
  * with ASHA when asked, records each one's fate in sweep.json and rewrites the leaderboard after each.
  */
 public final class SweepRunner {
-    private static final ObjectMapper JSON = new ObjectMapper();
-
     private final Path dir;
     private final SweepState state;
     private final PrintStream out;
@@ -96,23 +91,20 @@ public final class SweepRunner {
         }
     }
 
-    /** The experiment of trial {@code number}: the file, the sweep's --set, the values, DIR/trial-NNN/ as output. */
-    static Experiment trialExperiment(SweepSpec spec, Path dir, int number, Map<String, String> values) {
+    /**
+     * The experiment of trial {@code number}: the file with the sweep's --set, then the trial's typed values
+     * ({@link ParamSpec#typed}), DIR/trial-NNN/ as output and no sweep of its own, validated once.
+     */
+    static dev.jtune.api.Experiment trialExperiment(SweepSpec spec, Path dir, int number, Map<String, String> values) {
         Path out = dir.resolve(String.format(Locale.ROOT, "trial-%03d", number)).toAbsolutePath().normalize();
-        List<String> sets = new ArrayList<>(spec.sets());
-        values.forEach((k, v) -> sets.add(k + "=" + v));
-        sets.add("training.output_dir=" + quoted(out.toString()));
-        sets.add("training.logging_dir=" + quoted(out.resolve("runs").toString()));
-        sets.add("sweep.params=[]");   // a trial is a plain run; its resolved file holds no sweep
-        return Experiment.load(spec.experiment(), sets);
-    }
-
-    private static String quoted(String s) {
-        try {
-            return JSON.writeValueAsString(s);   // a JSON string is a YAML double-quoted scalar
-        } catch (JsonProcessingException e) {
-            throw new IllegalStateException(e);
+        Map<String, Object> set = new LinkedHashMap<>();
+        for (ParamSpec p : spec.params()) {
+            if (values.containsKey(p.key())) set.put(p.key(), p.typed(values.get(p.key())));
         }
+        set.put("training.output_dir", out);
+        set.put("training.logging_dir", out.resolve("runs"));
+        set.put("sweep.params", List.of());   // a trial is a plain run; its resolved file holds no sweep
+        return dev.jtune.api.Experiment.load(spec.experiment(), spec.sets()).with(set);
     }
 
     static String describe(Map<String, String> values) {
@@ -120,11 +112,14 @@ public final class SweepRunner {
     }
 
     /**
-     * Trains every unfinished trial, then writes the leaderboard, best.yaml and sweep.html.
+     * Trains every unfinished trial through the library's {@link dev.jtune.api.Trainer}, then writes the leaderboard,
+     * best.yaml and sweep.html.
      *
-     * @return false when a signal stopped the sweep (it can be resumed), true when every trial is finished
+     * @param preemption asked after each step ({@link dev.jtune.api.Trainer#preemption}): a reason stops the trial with a
+     *                   checkpoint and the sweep with it
+     * @return false when preemption stopped the sweep (it can be resumed), true when every trial is finished
      */
-    public boolean run() {
+    public boolean run(java.util.function.Supplier<String> preemption) {
         SweepSpec spec = state.spec;
         AshaPruner pruner = spec.prune() == SweepSection.Prune.ASHA ? new AshaPruner(spec.eta(), spec.minimize(), spec.metric()) : null;
         for (SweepState.Trial t : state.trials) {
@@ -139,16 +134,18 @@ public final class SweepRunner {
             out.printf(Locale.ROOT, "%n== trial %d of %d%s: %s -> %s%n", t.number, state.trials.size(), resume ? " (resumed)" : "",
                     describe(t.values), trialDir);
             try {
-                Experiment exp = trialExperiment(spec, dir, t.number, t.values);
-                List<dev.jtune.api.TrainerCallback> callbacks = pruner == null ? List.of() : List.of(pruner.callback(resume ? firstEvalStep(trialDir) : 0));
-                Trainer.Outcome o = new Trainer(exp, out, resume ? "auto" : null, false).withCallbacks(callbacks).run();
-                if (o.finalDir() == null) {   // stopped by a signal, with a checkpoint: the trial stays "running"
+                dev.jtune.api.Trainer trainer = dev.jtune.api.Trainer.of(trialExperiment(spec, dir, t.number, t.values))
+                        .console(out).preemption(preemption);
+                if (pruner != null) trainer.callback(pruner.callback(resume ? firstEvalStep(trialDir) : 0));
+                if (resume) trainer.resume("auto");
+                dev.jtune.api.TrainResult o = trainer.train();
+                if (o.finalModel() == null) {   // stopped by a signal, with a checkpoint: the trial stays "running"
                     out.printf(Locale.ROOT, "sweep stopped during trial %d; continue with: jtune sweep --resume %s%n", t.number, dir);
                     return false;
                 }
                 t.status = o.stopReason().startsWith("pruned by ASHA") ? SweepState.Status.PRUNED : SweepState.Status.COMPLETE;
                 t.note = o.stopReason();
-                t.steps = o.steps();
+                t.steps = o.globalStep();
             } catch (RuntimeException | OutOfMemoryError e) {   // an out-of-memory error, a bad value: the sweep goes on
                 t.status = SweepState.Status.FAILED;
                 t.note = e instanceof UserError ? e.getMessage() : e.toString();

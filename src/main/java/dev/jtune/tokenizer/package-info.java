@@ -9,5 +9,7 @@
  * and pings the EC2 metadata service and a telemetry URL on each tokenizer creation. The CPU library bundled in the
  * jar is extracted once to {@code ~/.djl.ai/tokenizers/0.21.0-0.38.0-cpu-linux-x86_64/} ({@code DJL_CACHE_DIR}
  * moves it). Truncation is off (DJL's default cuts at 512 silently) and so is padding.
+ *
+ * <p>Internal: not a stable API.
  */
 package dev.jtune.tokenizer;

@@ -1,5 +1,6 @@
 package dev.jtune.train;
 
+import dev.jtune.train.step.Autocast;
 import dev.jtune.config.Precision;
 import dev.jtune.config.TrainingSection;
 import dev.jtune.data.AnswerPrompt;

@@ -1,9 +1,13 @@
 package dev.jtune.train;
 
+import dev.jtune.train.checkpoint.Checkpoints;
+import dev.jtune.train.checkpoint.RngStates;
+import dev.jtune.train.optim.AdamW;
+import dev.jtune.train.step.TrainStep;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jtune.config.Experiment;
-import dev.jtune.dist.DistGroup;
-import dev.jtune.dist.ZeroSharding;
+import dev.jtune.distributed.DistGroup;
+import dev.jtune.distributed.ZeroSharding;
 
 import java.nio.file.Path;
 import java.util.List;
@@ -39,11 +43,11 @@ final class CheckpointWriter {
      */
     Path save(long atStep, ObjectNode trainerState) {
         var rng = RngStates.gather(group, manifestBase.path("device").asText());
-        ZeroSharding zero = step.dp.zero();
-        try (ZeroSharding.Gathered opt = zero == null ? new ZeroSharding.Gathered(step.optimizer.state(), List.of())
-                : zero.gatherToMain(step.optimizer.state(), step.optimizer.allStateKeys(), AdamW::parameterOf)) {
+        ZeroSharding zero = step.dataParallel().zero();
+        try (ZeroSharding.Gathered opt = zero == null ? new ZeroSharding.Gathered(step.optimizer().state(), List.of())
+                : zero.gatherToMain(step.optimizer().state(), step.optimizer().allStateKeys(), AdamW::parameterOf)) {
             if (group.isMain()) {
-                checkpoints.save(atStep, step.trained, opt.state(), step.optimizer.stepCount(), step.scaler, trainerState,
+                checkpoints.save(atStep, step.trained(), opt.state(), step.optimizer().stepCount(), step.scaler(), trainerState,
                         exp.model().path(), exp.model().tokenizer(), chatTemplate, exp.toYaml(), manifestBase, rng);
                 checkpoints.rotate(trainerState.has("best_global_step") ? trainerState.get("best_global_step").asLong() : null);
             }

@@ -4,7 +4,7 @@ import dev.jtune.config.Precision;
 import dev.jtune.data.Example;
 import dev.jtune.model.CausalLM;
 
-import dev.jtune.dist.DistGroup;
+import dev.jtune.distributed.DistGroup;
 
 import java.util.ArrayList;
 import java.util.List;

@@ -1,5 +1,7 @@
 package dev.jtune.train;
 
+import dev.jtune.train.step.Autocast;
+import dev.jtune.train.step.CausalLmLoss;
 import dev.jtune.config.Precision;
 import dev.jtune.data.Batch;
 import dev.jtune.data.Batcher;

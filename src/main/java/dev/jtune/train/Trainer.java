@@ -1,5 +1,11 @@
 package dev.jtune.train;
 
+import dev.jtune.train.checkpoint.OutputDir;
+import dev.jtune.train.checkpoint.RngStates;
+import dev.jtune.train.checkpoint.RunManifest;
+import dev.jtune.train.step.StepLoss;
+import dev.jtune.train.step.TrainStep;
+import dev.jtune.train.step.Trainable;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jtune.config.Experiment;
 import dev.jtune.config.ModelChecks;
@@ -8,11 +14,11 @@ import dev.jtune.config.TrainingSection;
 import dev.jtune.data.Batcher;
 import dev.jtune.data.DatasetPreparer;
 import dev.jtune.data.PreparedData;
-import dev.jtune.dist.DataParallel;
-import dev.jtune.dist.ZeroSharding;
-import dev.jtune.dist.DistGroup;
-import dev.jtune.dist.LaunchEnv;
-import dev.jtune.dist.WeightCheck;
+import dev.jtune.distributed.DataParallel;
+import dev.jtune.distributed.ZeroSharding;
+import dev.jtune.distributed.DistGroup;
+import dev.jtune.distributed.LaunchEnv;
+import dev.jtune.distributed.WeightCheck;
 import dev.jtune.kernels.Ops;
 import dev.jtune.metrics.AnswerReport;
 import dev.jtune.metrics.EvalPoint;
@@ -65,21 +71,15 @@ public final class Trainer {
                           Double bestEvalLoss, Long bestStep, Path finalDir, Evaluator.Result test,
                           String stopReason, List<String> warnings, Path report, long skippedSteps) {}
 
-    /** Where tests reach into a run: steps whose loss is made NaN, and a decorator of evaluation (none in real runs). */
-    record Seams(java.util.function.LongPredicate poisonSteps, UnaryOperator<Evaluation> evaluation) {
-        static final Seams NONE = new Seams(s -> false, e -> e);
-    }
-
     private final Experiment exp;
     private final PrintStream out;
     private final String resume;
     private final boolean overwrite;
-    private final Seams seams;
+    /** Wraps the step's loss (identity in real runs; a test in this package makes chosen steps' losses NaN). */
+    private final UnaryOperator<StepLoss> lossWrapper;
     private List<dev.jtune.api.TrainerCallback> callbacks = List.of();
-
-    public Trainer(Experiment exp, PrintStream out) {
-        this(exp, out, null, false);
-    }
+    private java.util.function.Supplier<String> preemption = () -> null;
+    private Optional<LaunchEnv> launch = Optional.empty();
 
     /**
      * @param resume    null (a new run), "auto" (the newest intact checkpoint in output_dir, or a new run when there
@@ -87,15 +87,16 @@ public final class Trainer {
      * @param overwrite start over in an output_dir that holds another run's outputs, deleting only files jtune writes
      */
     public Trainer(Experiment exp, PrintStream out, String resume, boolean overwrite) {
-        this(exp, out, resume, overwrite, Seams.NONE);
+        this(exp, out, resume, overwrite, UnaryOperator.identity());
     }
 
-    Trainer(Experiment exp, PrintStream out, String resume, boolean overwrite, Seams seams) {
+    /** As the public constructor, with the step's loss wrapped by {@code lossWrapper} (used from this package's tests). */
+    Trainer(Experiment exp, PrintStream out, String resume, boolean overwrite, UnaryOperator<StepLoss> lossWrapper) {
         this.exp = exp;
         this.out = out;
         this.resume = resume;
         this.overwrite = overwrite;
-        this.seams = seams;
+        this.lossWrapper = lossWrapper;
     }
 
     /** Tells {@code callbacks} of the run's events, in order; they may stop it, or ask for an evaluation or a checkpoint. */
@@ -104,12 +105,26 @@ public final class Trainer {
         return this;
     }
 
+    /**
+     * Where preemption requests come from (the CLI's SIGTERM/SIGINT handlers): when {@code requested} returns a reason
+     * ("SIGTERM"), every rank finishes the current step, writes a checkpoint and the run returns without a final model.
+     */
+    public Trainer withPreemption(java.util.function.Supplier<String> requested) {
+        this.preemption = java.util.Objects.requireNonNull(requested, "requested");
+        return this;
+    }
+
+    /** The launcher's description of this process's rank (torchrun's, SLURM's, ...): the run joins its ranks; none: one process. */
+    public Trainer launchedAs(Optional<LaunchEnv> launch) {
+        this.launch = java.util.Objects.requireNonNull(launch, "launch");
+        return this;
+    }
+
     public Outcome run() {
         // ---- set up: nothing is read or written before the output directory's policy has spoken
         TrainingSection t = exp.training();
         long started = System.nanoTime();
         Device parsed = Devices.parse(t.device(), "training.device");
-        Optional<LaunchEnv> launch = LaunchEnv.fromEnvironment(System.getenv());
         // under a launcher each rank takes the GPU of its LOCAL_RANK on its node, or the one GPU it sees
         // (SLURM's --gpus-per-task=1 gives each task CUDA_VISIBLE_DEVICES of one device)
         Device device = launch.isPresent() && parsed.is_cuda()
@@ -152,12 +167,15 @@ public final class Trainer {
                     settings = settings.withLoss((policy, lora) -> dev.jtune.train.preference.PreferenceSetup.stepLoss(exp, policy,
                             lora, precision, data, pairs.desirable(), padId, out));
                 }
+                StepLoss.Factory chosen = settings.loss() != null ? settings.loss()
+                        : (m, lora) -> StepLoss.causalLm(t.labelSmoothingFactor());
+                settings = settings.withLoss((m, lora) -> lossWrapper.apply(chosen.create(m, lora)));
                 step = TrainStep.assemble(trained, settings, group);
                 Map<String, Double>[] lastEvalMetrics = newMetricsHolder();
-                Evaluation evaluation = seams.evaluation().apply(!preference
+                Evaluation evaluation = !preference
                         ? Evaluation.of(model, t.perDeviceEvalBatchSize(), exp.data().maxSeqLength(), padId, precision, group)
                         : preferenceEvaluation((dev.jtune.train.preference.PreferenceStepLoss) step.loss(), model,
-                                t.perDeviceEvalBatchSize(), exp.data().maxSeqLength(), padId, precision, lastEvalMetrics));
+                                t.perDeviceEvalBatchSize(), exp.data().maxSeqLength(), padId, precision, lastEvalMetrics);
                 Batcher batcher = new Batcher(data.train(), preference ? 2 : 1, t.perDeviceTrainBatchSize(), true, t.seed(),
                         exp.data().packing(), exp.data().maxSeqLength(), padId, group.rank(), group.worldSize());
                 TrainingPlan plan = TrainingPlan.of(t, batcher.batchesPerEpoch());
@@ -166,20 +184,19 @@ public final class Trainer {
                 Files.createDirectories(outDir);
                 if (group.isMain()) exp.writeResolved(outDir.resolve("config.resolved.yaml"));
                 printPlan(config, trained, precision, device, plan, group);
-                ZeroSharding zero = step.dp.zero();
+                ZeroSharding zero = step.dataParallel().zero();
                 if (zero != null) {
                     long all = 0;
                     for (org.bytedeco.pytorch.Tensor p : trained.parameters().values()) all += 8 * p.numel();   // two fp32 moments
                     out.printf(Locale.ROOT, "ZeRO stage 1: optimizer state sharded over %d ranks; rank %d keeps %d of %d tensors' state, %s of %s%n",
                             group.worldSize(), group.rank(), zero.partition().ownedBy(group.rank()).size(), trained.parameters().size(),
-                            dev.jtune.plan.MemoryPlanner.human(step.optimizer.stateBytes()), dev.jtune.plan.MemoryPlanner.human(all));
+                            dev.jtune.plan.MemoryPlanner.human(step.optimizer().stateBytes()), dev.jtune.plan.MemoryPlanner.human(all));
                 }
 
                 MetricSinks sinks = new MetricSinks();
                 ObjectNode manifest = RunManifest.base(device, dataHashes);
                 TrainingLoop loop = new TrainingLoop(exp, plan, batcher, data, step, evaluation, sinks, chatTemplate, manifest, group);
                 loop.evalMetrics = () -> lastEvalMetrics[0];
-                loop.poisonAt = seams.poisonSteps();
                 loop.withCallbacks(callbacks);
                 // generated answers: rank 0 alone answers and scores (the others wait at the next collective)
                 loop.answers = group.isMain() ? AnswerRounds.of(model, precision, tok, t, data, out) : AnswerRounds.NONE;
@@ -193,8 +210,7 @@ public final class Trainer {
 
                 // ---- train: rank 0 writes the metrics, TensorBoard events and the report; the others only train
                 try (MetricsLog metrics = group.isMain() ? new MetricsLog(outDir.resolve("metrics.jsonl"), resumeFrom != null) : null;
-                     TensorBoardWriter tb = group.isMain() ? new TensorBoardWriter(t.loggingDir()) : null;
-                     Preemption preemption = Preemption.install(out)) {
+                     TensorBoardWriter tb = group.isMain() ? new TensorBoardWriter(t.loggingDir()) : null) {
                     sinks.open(metrics, tb);
                     if (tb != null) tb.text("config", 0, "```yaml\n" + exp.toYaml() + "\n```");
                     if (resumeFrom == null) loop.answers.base(sinks);   // before the first step: the base model's answers

@@ -1,5 +1,7 @@
 package dev.jtune.train;
 
+import dev.jtune.train.checkpoint.Checkpoints;
+import dev.jtune.train.step.TrainStep;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -56,15 +58,15 @@ final class TrainerState {
      */
     static void restore(Path ck, TrainStep step, LoopState s, MetricSinks sinks, Path metricsFile,
                         PrintStream out) throws IOException {
-        step.trained.restore(ck);
+        step.trained().restore(ck);
         try (SafetensorsFile f = SafetensorsFile.open(ck.resolve("optimizer.safetensors"))) {
             Map<String, Tensor> opt = new LinkedHashMap<>(), sc = new LinkedHashMap<>();
             for (String k : f.tensors().keySet()) {
                 if (k.startsWith("loss_scaler.")) sc.put(k.substring("loss_scaler.".length()), f.tensor(k).clone());
                 else opt.put(k, f.tensor(k));
             }
-            step.optimizer.load(opt, Long.parseLong(f.metadata().get("step")));
-            if (!sc.isEmpty()) step.scaler.load(sc);
+            step.optimizer().load(opt, Long.parseLong(f.metadata().get("step")));
+            if (!sc.isEmpty()) step.scaler().load(sc);
         }
         JsonNode st = JSON.readTree(ck.resolve("trainer_state.json").toFile());
         s.read(st.path("global_step").asLong(), st.path("jtune"));

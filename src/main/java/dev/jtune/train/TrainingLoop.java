@@ -1,12 +1,14 @@
 package dev.jtune.train;
 
+import dev.jtune.train.checkpoint.Checkpoints;
+import dev.jtune.train.step.TrainStep;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jtune.config.Experiment;
 import dev.jtune.config.TrainingSection;
 import dev.jtune.data.Batch;
 import dev.jtune.data.Batcher;
 import dev.jtune.data.PreparedData;
-import dev.jtune.dist.DistGroup;
+import dev.jtune.distributed.DistGroup;
 import dev.jtune.metrics.EvalPoint;
 import dev.jtune.util.UserError;
 
@@ -41,7 +43,6 @@ final class TrainingLoop {
     private String preempted;   // the signal that stopped the run, or null
     private boolean pathsReported;
     String phase = "training";   // what the run is doing, for an out-of-memory message
-    java.util.function.LongPredicate poisonAt = s -> false;   // tests: steps whose loss is made NaN (a corrupt batch)
     RunCallbacks callbacks;   // the sinks, then the user's callbacks (and jtune sweep's pruner)
     AnswerRounds answers = AnswerRounds.NONE;        // predict_with_generate: answers at each evaluation and at the end
     private final DistGroup group;   // the ranks of a data-parallel run: rank 0 writes, all decide alike
@@ -97,7 +98,7 @@ final class TrainingLoop {
                   Double bestLoss, Long bestStep, long skippedSteps) {}
 
     /** Trains ({@link #train}), then, unless a signal stopped the run, {@link #finish}es it. */
-    Result run(Preemption preemption, java.io.PrintStream out) throws IOException {
+    Result run(java.util.function.Supplier<String> preemption, java.io.PrintStream out) throws IOException {
         String stopReason = train(preemption);
         Path finalDir = null;
         if (preempted == null) finalDir = finish(out);
@@ -150,7 +151,7 @@ final class TrainingLoop {
     }
 
     /** Runs optimizer steps until the plan is done, early stopping fires or a signal arrives; returns why it stopped. */
-    String train(Preemption preemption) {
+    String train(java.util.function.Supplier<String> preemption) {
         LoopState.Position pos = state.position;
         sinks.startProgress(plan.totalSteps(), pos.step);
         state.window.startNanos = System.nanoTime();
@@ -184,12 +185,12 @@ final class TrainingLoop {
     private void optimizerStep(List<Batch> micro) {
         LoopState.Position pos = state.position;
         double lr = plan.schedule().at(pos.step - state.bad.skipped);
-        step.dp.startStep(pos.step + 1);   // names the step in a failed collective's message
-        TrainStep.Result r = step.run(micro, lr, poisonAt.test(pos.step + 1), step.dp);
+        step.dataParallel().startStep(pos.step + 1);   // names the step in a failed collective's message
+        TrainStep.Result r = step.step(micro, lr);
         state.bad.record(r.skipped());
         if (r.skipped()) {
             sinks.message(String.format(Locale.ROOT, "step %d skipped: non-finite gradients%s", pos.step + 1,
-                    step.scaler.enabled() ? String.format(Locale.ROOT, " (fp16 loss scale %.0f, backing off)", step.scaler.scaleValue()) : ""));
+                    step.scaler().enabled() ? String.format(Locale.ROOT, " (fp16 loss scale %.0f, backing off)", step.scaler().scaleValue()) : ""));
         }
         if (state.bad.streak >= t.maxBadSteps()) {
             List<Path> saved = Checkpoints.list(t.outputDir());
@@ -210,7 +211,7 @@ final class TrainingLoop {
         }
         LoopState.LossWindow w = state.window;
         w.add(r.loss(), r.tokens());
-        step.loss.stepMetrics().forEach((k, v) -> {
+        step.loss().stepMetrics().forEach((k, v) -> {
             double[] s = metricWindow.computeIfAbsent(k, x -> new double[2]);
             s[0] += v;
             s[1]++;
@@ -226,7 +227,7 @@ final class TrainingLoop {
             logs.put("epoch", epochs());
             logs.put("tokens_per_second", w.tokensPerSecond());
             logs.put("skipped_steps", (double) state.bad.skipped);
-            if (step.scaler.enabled()) logs.put("loss_scale", step.scaler.scaleValue());
+            if (step.scaler().enabled()) logs.put("loss_scale", step.scaler().scaleValue());
             // the method's metrics (preference tuning: rewards/chosen, ...), the means over the window's steps as TRL logs them
             metricWindow.forEach((k, s) -> logs.put(k, s[0] / s[1]));
             metricWindow.clear();
@@ -236,7 +237,7 @@ final class TrainingLoop {
     }
 
     /** Evaluation, checkpoint and stop decisions after a step; returns why the run stops now, or null. */
-    private String afterStep(boolean epochEnd, Preemption preemption) {
+    private String afterStep(boolean epochEnd, java.util.function.Supplier<String> preemption) {
         long now = state.position.step;
         callbacks.stepEnd();
         boolean evalNow = (t.evalSteps() > 0 ? now % t.evalSteps() == 0 : epochEnd) | callbacks.takeEvaluate();
@@ -250,7 +251,7 @@ final class TrainingLoop {
         }
         if (stop != null) return stop;
         // a signal to any rank stops every rank after this same step (one tiny all-reduce per step when distributed)
-        String mine = preemption == null ? null : preemption.requested();
+        String mine = preemption.get();
         if (group.anyTrue(mine != null, String.format(Locale.ROOT, "all-reduce of the stop flag after step %d", now))) {
             preempted = mine != null ? mine : "a signal to another rank";
             if (lastSaved != now) save();
@@ -312,14 +313,14 @@ final class TrainingLoop {
         }
         LoopState.Best best = state.best;
         if (t.loadBestModelAtEnd() && best.step != null && best.step != now) {
-            step.trained.restore(checkpoints.dirFor(best.step));
+            step.trained().restore(checkpoints.dirFor(best.step));
             out.printf(Locale.ROOT, "loaded the best model: step %d, eval_%s %.4f%n", best.step, t.bestModelMetric(),
                     t.largerIsBetter() ? -best.loss : best.loss);
         }
         Path finalDir = t.outputDir().resolve("final");
         if (group.isMain()) {
             Checkpoints.deleteTree(finalDir);
-            step.trained.save(finalDir, exp.model().path(), exp.model().tokenizer(), chatTemplate);
+            step.trained().save(finalDir, exp.model().path(), exp.model().tokenizer(), chatTemplate);
         }
         group.barrier("barrier after rank 0's final model");
         if (!data.test().isEmpty()) {

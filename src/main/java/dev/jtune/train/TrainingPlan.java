@@ -1,5 +1,6 @@
 package dev.jtune.train;
 
+import dev.jtune.train.optim.LrSchedule;
 import dev.jtune.config.TrainingSection;
 
 /**

@@ -19,7 +19,7 @@ import static dev.jtune.config.ConfigFixture.LLAMA;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** configs/example-full.yaml holds every key, loads to exactly the values it shows, and the README documents them all. */
+/** configs/example-full.yaml holds every key, loads to exactly the values it shows, and docs/configuration.md documents them all. */
 class ExperimentExampleTest {
     static final Path EXAMPLE = Path.of("configs/example-full.yaml");
 
@@ -74,10 +74,10 @@ class ExperimentExampleTest {
     }
 
     @Test
-    void keysMdDocumentsEveryKey() throws Exception {
-        String md = Files.readString(Path.of("README.md"));
+    void configurationPageDocumentsEveryKey() throws Exception {
+        String md = Files.readString(Path.of("docs/configuration.md"));
         for (String s : Experiment.sectionNames()) {
-            assertTrue(md.contains("### `" + s + ":`"), s);
+            assertTrue(md.contains("## `" + s + ":`"), s);
             for (String k : Experiment.keys(s)) assertTrue(md.contains("| `" + k + "` |"), s + "." + k);
         }
     }

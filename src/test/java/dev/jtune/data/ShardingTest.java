@@ -18,12 +18,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 /** The data-parallel shards of {@link Batcher}: PyTorch's DistributedSampler's rule, and the global batches of one process. */
 class ShardingTest {
     /**
-     * Against DistributedSampler itself (src/test/resources/dist/distributed_sampler.py and its committed output): the
+     * Against DistributedSampler itself (src/test/resources/distributed/distributed_sampler.py and its committed output): the
      * tail padded with the first rows, then every world-size-th row from the rank on.
      */
     @Test
     void shardsAreDistributedSamplers() throws IOException {
-        JsonNode cases = new ObjectMapper().readTree(Path.of("src/test/resources/dist/distributed_sampler.json").toFile());
+        JsonNode cases = new ObjectMapper().readTree(Path.of("src/test/resources/distributed/distributed_sampler.json").toFile());
         for (JsonNode c : cases) {
             int n = c.get("rows").asInt(), w = c.get("world_size").asInt();
             for (int r = 0; r < w; r++) {

@@ -6,8 +6,8 @@ import dev.jtune.bench.Shapes;
 import dev.jtune.data.Batch;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.peft.LoraSpec;
-import dev.jtune.train.Autocast;
-import dev.jtune.train.TrainStep;
+import dev.jtune.train.step.Autocast;
+import dev.jtune.train.step.TrainStep;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.global.torch;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -36,7 +36,7 @@ class KernelTrainingTest {
         torch.manual_seed(7);
         double[] losses = new double[steps];
         try (TrainStep step = TrainStep.random(config, device, new LoraSpec(8, 16, 0, List.of("all-linear"), false, true), 7, ops, null,
-                TrainStep.Settings.defaults(precision, 0.0, 1.0), dev.jtune.dist.DistGroup.single())) {
+                TrainStep.Settings.defaults(precision, 0.0, 1.0), dev.jtune.distributed.DistGroup.single())) {
             for (int i = 0; i < steps; i++) losses[i] = step.step(batches, 5e-3).loss();
         }
         return losses;

@@ -5,7 +5,7 @@ import dev.jtune.model.ModelLoader;
 import dev.jtune.peft.Lora;
 import dev.jtune.peft.LoraAdapter;
 import dev.jtune.peft.LoraSpec;
-import dev.jtune.train.CausalLmLoss;
+import dev.jtune.train.step.CausalLmLoss;
 import dev.jtune.util.Tensors;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;

@@ -2,7 +2,7 @@ package dev.jtune.kernels;
 
 import dev.jtune.model.CausalLM;
 import dev.jtune.model.ModelLoader;
-import dev.jtune.train.CausalLmLoss;
+import dev.jtune.train.step.CausalLmLoss;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Scalar;
@@ -173,7 +173,7 @@ class OpsReferenceTest {
             Tensor targets = torch.randint(v, new long[] {n}, T.opts(ScalarType.Long, "cpu"));
             Tensor h0 = T.leaf(h), w0 = T.leaf(w), h1 = T.leaf(h), w1 = T.leaf(w);
             Tensor plain, got;
-            try (dev.jtune.train.Autocast a = dev.jtune.train.Autocast.enter(dev.jtune.config.Precision.BF16, new Device("cpu"))) {
+            try (dev.jtune.train.step.Autocast a = dev.jtune.train.step.Autocast.enter(dev.jtune.config.Precision.BF16, new Device("cpu"))) {
                 plain = torch.nll_loss(torch.log_softmax(torch.linear(h0, w0).to(ScalarType.Float), -1), targets,
                         new org.bytedeco.pytorch.TensorOptional(), 2, -100);
                 got = OPS.crossEntropySum(h1, w1, targets, 8);

@@ -85,7 +85,7 @@ class LoraTest {
             assertClose(adapted, logits(m), 1e-5, name + " merged vs adapted");
         }
         // and the adapter loads back onto the base to the same logits
-        try (CausalLM m = Adapters.load(MODELS.resolve(name), adapterDir, ScalarType.Float, CPU)) {
+        try (CausalLM m = AdapterLoader.load(MODELS.resolve(name), adapterDir, ScalarType.Float, CPU)) {
             assertClose(adapted, logits(m), 1e-6, name + " saved and loaded adapter");
         }
     }
@@ -218,7 +218,7 @@ class LoraTest {
                 want = logits(byHand);
             }
         }
-        try (CausalLM m = Adapters.load(base, tmp, ScalarType.Float, CPU)) {
+        try (CausalLM m = AdapterLoader.load(base, tmp, ScalarType.Float, CPU)) {
             assertClose(want, logits(m), 1e-5, "PEFT adapter vs hand-merged weights");
         }
     }
@@ -241,10 +241,10 @@ class LoraTest {
             PeftAdapter.save(adapterDir, spec, Lora.create(m.config(), spec, 1, CPU, "t"), m.config(), "qwen3-tiny");
         }
         // qwen3-tiny's q_proj is 32 -> 64; llama-tiny's is 32 -> 32
-        UserError e = assertThrows(UserError.class, () -> Adapters.load(MODELS.resolve("llama-tiny"), adapterDir, ScalarType.Float, CPU));
+        UserError e = assertThrows(UserError.class, () -> AdapterLoader.load(MODELS.resolve("llama-tiny"), adapterDir, ScalarType.Float, CPU));
         assertTrue(e.getMessage().contains("lora_B.weight") && e.getMessage().contains("[64, 2]") && e.getMessage().contains("another base model"),
                 e.getMessage());
-        UserError gpt = assertThrows(UserError.class, () -> Adapters.load(MODELS.resolve("gpt2-tiny"), adapterDir, ScalarType.Float, CPU));
+        UserError gpt = assertThrows(UserError.class, () -> AdapterLoader.load(MODELS.resolve("gpt2-tiny"), adapterDir, ScalarType.Float, CPU));
         assertTrue(gpt.getMessage().contains("no linear module 'model.layers.0.self_attn.q_proj'"), gpt.getMessage());
     }
 }

@@ -84,7 +84,7 @@ class QuantizedMergeTest {
         assertEquals(0, r.code(), r.err());
 
         float[] fourBitPlusAdapter, fullPlusAdapter, m4, m16;
-        try (CausalLM m = Adapters.load(base, a, ScalarType.Float, CPU, Ops.AUTO)) {   // the adapter's record picks the 4-bit base
+        try (CausalLM m = AdapterLoader.load(base, a, ScalarType.Float, CPU, Ops.AUTO)) {   // the adapter's record picks the 4-bit base
             assertFalse(m.frozenLinears().isEmpty(), "the adapter's base is 4-bit");
             fourBitPlusAdapter = logits(m);
         }
@@ -116,7 +116,7 @@ class QuantizedMergeTest {
         CliTest.Run r = CliTest.run("merge", "--model", q.toString(), "--adapter", a.toString(), "--out", merged.toString());
         assertEquals(0, r.code(), r.err());
         float[] want, got;
-        try (CausalLM m = Adapters.load(q, a, ScalarType.Float, CPU, Ops.AUTO)) {
+        try (CausalLM m = AdapterLoader.load(q, a, ScalarType.Float, CPU, Ops.AUTO)) {
             want = logits(m);
         }
         try (CausalLM m = ModelLoader.load(merged, ScalarType.Float, CPU)) {

@@ -7,7 +7,7 @@ import dev.jtune.util.UserError;
 import dev.jtune.model.ModelInit;
 import dev.jtune.peft.Lora;
 import dev.jtune.peft.LoraSpec;
-import dev.jtune.train.AdamW;
+import dev.jtune.train.optim.AdamW;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;

@@ -6,7 +6,7 @@ import dev.jtune.bench.Shapes;
 import dev.jtune.cli.CliTest;
 import dev.jtune.cli.Main;
 import dev.jtune.config.Precision;
-import dev.jtune.dist.ZeroPartition;
+import dev.jtune.distributed.ZeroPartition;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.model.ParameterSpec;
 import org.junit.jupiter.api.Test;

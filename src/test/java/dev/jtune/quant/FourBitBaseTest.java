@@ -10,7 +10,7 @@ import dev.jtune.model.CausalLM;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.model.ModelLoader;
 import dev.jtune.model.ParameterSpec;
-import dev.jtune.peft.Adapters;
+import dev.jtune.peft.AdapterLoader;
 import dev.jtune.util.Tensors;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
@@ -71,7 +71,7 @@ class FourBitBaseTest {
         JsonNode exp = JSON.readTree(PYTHON.resolve("expected.json").toFile());
         long[] ids = new long[exp.get("input_ids").size()];
         for (int i = 0; i < ids.length; i++) ids[i] = exp.get("input_ids").get(i).asLong();
-        try (CausalLM m = Adapters.load(PYTHON, null, ScalarType.Float, CPU, Ops.AUTO, null); PointerScope s = new PointerScope()) {
+        try (CausalLM m = AdapterLoader.load(PYTHON, null, ScalarType.Float, CPU, Ops.AUTO, null); PointerScope s = new PointerScope()) {
             assertFalse(m.frozenLinears().isEmpty(), "the linear layers are 4-bit");
             assertTrue(m.parameters().keySet().stream().noneMatch(n -> n.contains("_proj.weight")), "no dequantized copy among the parameters");
             Perplexity.Result r = Perplexity.of(m, ids, ids.length, ids.length, e -> {});
@@ -140,7 +140,7 @@ class FourBitBaseTest {
         assertEquals(0, r.code(), r.err());
         QuantizationConfig q = new QuantizationConfig(QuantType.parse(type, "test"), dq, "float32", List.of());
         Tensor ids = Tensors.longs(new long[][] {{1, 5, 9, 2, 7, 3, 8}});
-        try (CausalLM onLoad = Adapters.load(src, null, ScalarType.Float, CPU, Ops.AUTO, q);
+        try (CausalLM onLoad = AdapterLoader.load(src, null, ScalarType.Float, CPU, Ops.AUTO, q);
              CausalLM written = dense(out); CausalLM full = ModelLoader.load(src, ScalarType.Float, CPU);
              PointerScope s = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
             assertEquals(ParameterSpec.of(onLoad.config()).values().stream()

@@ -2,7 +2,7 @@ package dev.jtune.serve;
 
 import dev.jtune.cli.CliTest;
 import dev.jtune.model.CausalLM;
-import dev.jtune.peft.Adapters;
+import dev.jtune.peft.AdapterLoader;
 import dev.jtune.peft.Lora;
 import dev.jtune.peft.LoraAdapter;
 import dev.jtune.peft.LoraSpec;
@@ -28,7 +28,7 @@ final class ServeFixtures {
 
     /** A PEFT adapter for {@code model} on {@code targets} with random B (so it changes the answers), saved in {@code dir}. */
     static Path adapter(Path model, List<String> targets, long seed, Path dir) {
-        try (CausalLM base = Adapters.load(model, null, ScalarType.Float, new Device("cpu"))) {
+        try (CausalLM base = AdapterLoader.load(model, null, ScalarType.Float, new Device("cpu"))) {
             LoraSpec spec = new LoraSpec(4, 16, 0, targets, false, false);
             var a = Lora.create(base.config(), spec, seed, new Device("cpu"), "test");
             PeftAdapter.save(dir, spec, a, base.config(), model.toString());

@@ -1,10 +1,13 @@
 package dev.jtune.train;
 
+import dev.jtune.train.step.ActivationCheckpointing;
+import dev.jtune.train.step.TrainStep;
+import dev.jtune.train.step.Trainable;
 import dev.jtune.config.Precision;
 import dev.jtune.data.Batch;
-import dev.jtune.dist.DataParallel;
-import dev.jtune.dist.DistGroup;
-import dev.jtune.dist.LaunchEnv;
+import dev.jtune.distributed.DataParallel;
+import dev.jtune.distributed.DistGroup;
+import dev.jtune.distributed.LaunchEnv;
 import dev.jtune.kernels.Ops;
 import dev.jtune.model.ModelConfig;
 import dev.jtune.model.ModelInit;

@@ -1,5 +1,7 @@
 package dev.jtune.train;
 
+import dev.jtune.train.checkpoint.Checkpoints;
+import dev.jtune.train.checkpoint.RngStates;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

@@ -1,5 +1,6 @@
 package dev.jtune.train;
 
+import dev.jtune.train.checkpoint.Checkpoints;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.io.SafetensorsFile;

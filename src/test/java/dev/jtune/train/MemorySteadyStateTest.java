@@ -1,5 +1,6 @@
 package dev.jtune.train;
 
+import dev.jtune.train.step.Trainable;
 import dev.jtune.kernels.Ops;
 import dev.jtune.model.CausalLM;
 import dev.jtune.model.ModelConfig;

@@ -1,5 +1,6 @@
 package dev.jtune.train;
 
+import dev.jtune.train.step.CausalLmLoss;
 import dev.jtune.data.Batch;
 import dev.jtune.data.Batcher;
 import dev.jtune.data.Example;

@@ -1,5 +1,7 @@
 package dev.jtune.train;
 
+import dev.jtune.train.step.TrainStep;
+import dev.jtune.train.step.Trainable;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.config.Precision;
@@ -149,7 +151,7 @@ class PreferenceReferenceTest {
         TrainStep.Settings plain = TrainStep.Settings.defaults(Precision.FP32, 0.0, 0.0).withLoss((model, lora) ->
                 new PreferenceStepLoss(new PreferenceLoss(method, settings),
                         ReferenceLogps.frozen(ModelLoader.load(MODEL, ScalarType.Float, cpu, Ops.AUTO)), desirable));
-        try (TrainStep step = TrainStep.assemble(trained, plain, dev.jtune.dist.DistGroup.single())) {
+        try (TrainStep step = TrainStep.assemble(trained, plain, dev.jtune.distributed.DistGroup.single())) {
             Batcher batcher = new Batcher(examples, 2, itemsPerStep, false, 0, false, 64, ref.get("pad_id").asLong(), 0, 1);
             try (Batcher.BatchIterator it = batcher.epoch(0, 0)) {
                 for (int i = 0; i < steps; i++) {

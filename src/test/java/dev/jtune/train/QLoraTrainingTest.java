@@ -67,7 +67,7 @@ class QLoraTrainingTest {
         Experiment e = Experiment.load(experiment("learn"), List.of("training.max_steps=20", "training.learning_rate=2.0e-2",
                 "training.lr_scheduler_type=constant", "training.warmup_steps=0", "training.eval_steps=10", "training.save_steps=10"));
         ByteArrayOutputStream console = new ByteArrayOutputStream();
-        Trainer.Outcome o = new Trainer(e, new PrintStream(console, true, StandardCharsets.UTF_8)).run();
+        Trainer.Outcome o = new Trainer(e, new PrintStream(console, true, StandardCharsets.UTF_8), null, false).run();
         String text = console.toString(StandardCharsets.UTF_8);
         assertTrue(text.contains("base frozen in 4 bits"), text);
         assertArrayEquals(before, Files.readAllBytes(model.resolve("model.safetensors")), "base weights untouched");
@@ -76,7 +76,7 @@ class QLoraTrainingTest {
         assertTrue(last < first - 0.5, "QLoRA learns: " + first + " -> " + last);
         // the saved adapter on the same 4-bit base reproduces the best validation loss
         try (HfTokenizer tok = HfTokenizer.load(o.finalDir());
-             CausalLM m = dev.jtune.peft.Adapters.load(model, o.finalDir(), ScalarType.Float, new Device("cpu"), Ops.AUTO,
+             CausalLM m = dev.jtune.peft.AdapterLoader.load(model, o.finalDir(), ScalarType.Float, new Device("cpu"), Ops.AUTO,
                      e.model().quantization().toConfig())) {
             var data = dev.jtune.data.DatasetPreparer.prepare(e.data(), e.training().seed(), tok,
                     new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8));

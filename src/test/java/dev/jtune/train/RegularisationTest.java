@@ -1,5 +1,6 @@
 package dev.jtune.train;
 
+import dev.jtune.train.step.CausalLmLoss;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.model.BlockContext;

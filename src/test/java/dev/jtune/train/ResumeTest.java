@@ -1,5 +1,9 @@
 package dev.jtune.train;
 
+import dev.jtune.train.checkpoint.Checkpoints;
+import dev.jtune.train.checkpoint.RunManifest;
+import dev.jtune.train.step.StepLoss;
+import dev.jtune.train.step.Trainable;
 import dev.jtune.config.Precision;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -204,17 +208,45 @@ class ResumeTest {
     }
 
     static Trainer.Outcome train(Path yaml, String resume, boolean overwrite, String... sets) {
-        return train(yaml, Trainer.Seams.NONE, resume, overwrite, sets);
+        return train(yaml, java.util.function.UnaryOperator.identity(), resume, overwrite, sets);
     }
 
-    static Trainer.Outcome train(Path yaml, Trainer.Seams seams, String resume, boolean overwrite, String... sets) {
+    static Trainer.Outcome train(Path yaml, java.util.function.UnaryOperator<StepLoss> loss, String resume, boolean overwrite, String... sets) {
         return new Trainer(Experiment.load(yaml, List.of(sets)), new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8),
-                resume, overwrite, seams).run();
+                resume, overwrite, loss).run();
     }
 
-    /** Optimizer steps (1-based) whose loss is made NaN, as a corrupt batch would: a decorator of the run's step. */
-    static Trainer.Seams poisoned(java.util.function.LongPredicate steps) {
-        return new Trainer.Seams(steps, e -> e);
+    /**
+     * The run's loss with the sums of optimizer steps (1-based) in {@code steps} made NaN, as a corrupt batch would make
+     * them: it counts steps by {@link StepLoss#startStep}, which the step calls once before its first micro-batch.
+     */
+    static java.util.function.UnaryOperator<StepLoss> poisoned(java.util.function.LongPredicate steps) {
+        return real -> new StepLoss() {
+            long step;
+
+            @Override
+            public long units(dev.jtune.data.Batch b) {
+                return real.units(b);
+            }
+
+            @Override
+            public org.bytedeco.pytorch.Tensor sum(dev.jtune.model.CausalLM model, org.bytedeco.pytorch.Tensor hidden,
+                                                   dev.jtune.data.Batch b, dev.jtune.data.TensorBatch tb) {
+                org.bytedeco.pytorch.Tensor sum = real.sum(model, hidden, b, tb);
+                return steps.test(step) ? sum.mul(new org.bytedeco.pytorch.Scalar(Double.NaN)) : sum;
+            }
+
+            @Override
+            public void startStep() {
+                step++;
+                real.startStep();
+            }
+
+            @Override
+            public java.util.Map<String, Double> stepMetrics() {
+                return real.stepMetrics();
+            }
+        };
     }
 
     @Test
@@ -300,11 +332,19 @@ class ResumeTest {
     @Test
     void outOfMemoryInTheTestEvaluationIsExplained() throws Exception {
         Path yaml = experiment("oom-test", "  per_device_eval_batch_size: 8");
-        Trainer.Seams seams = new Trainer.Seams(s -> false, e -> (examples, split) -> {
-            if (split.equals("test")) torch.empty(new long[] {1L << 48}, Tensors.options(ScalarType.Float), new org.bytedeco.pytorch.MemoryFormatOptional());
-            return e.run(examples, split);
-        });
-        UserError u = assertThrows(UserError.class, () -> train(yaml, seams, null, false, "training.max_steps=2", "data.test_split=0.2"));
+        // a callback told of the test loss allocates what no host has: a real LibTorch allocation failure in that phase
+        dev.jtune.api.TrainerCallback allocates = new dev.jtune.api.TrainerCallback() {
+            @Override
+            public void onLog(dev.jtune.api.TrainerState state, java.util.Map<String, Double> logs) {
+                if (logs.containsKey("test_loss")) {
+                    torch.empty(new long[] {1L << 48}, Tensors.options(ScalarType.Float), new org.bytedeco.pytorch.MemoryFormatOptional());
+                }
+            }
+        };
+        UserError u = assertThrows(UserError.class, () -> new Trainer(
+                Experiment.load(yaml, List.of("training.max_steps=2", "data.test_split=0.2")),
+                new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8), null, false)
+                .withCallbacks(List.of(allocates)).run());
         assertTrue(u.getMessage().contains("out of host memory in the test evaluation")
                 && u.getMessage().contains("per_device_eval_batch_size=4"), u.getMessage());
     }

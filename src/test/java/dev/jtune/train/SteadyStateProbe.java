@@ -1,5 +1,8 @@
 package dev.jtune.train;
 
+import dev.jtune.train.step.ActivationCheckpointing;
+import dev.jtune.train.step.TrainStep;
+import dev.jtune.train.step.Trainable;
 import dev.jtune.config.Precision;
 import dev.jtune.data.Batch;
 import dev.jtune.data.Batcher;
@@ -51,7 +54,7 @@ public final class SteadyStateProbe {
                 ? new Trainable.Adapters(config, device, ScalarType.Float, new LoraSpec(8, 16, 0.1, List.of("all-linear"), false, false), null, 1, ops, null)
                 : new Trainable.Full(config, device, ops);
         TrainStep step = TrainStep.assemble(t, TrainStep.Settings.defaults(Precision.FP32, 0.01, 1.0)
-                .withCheckpointing(new ActivationCheckpointing.Settings(checkpointing, checkpointing)), dev.jtune.dist.DistGroup.single());
+                .withCheckpointing(new ActivationCheckpointing.Settings(checkpointing, checkpointing)), dev.jtune.distributed.DistGroup.single());
         List<Batch> batches = batches((int) config.vocabSize());
         // once, before the steps: what loading left for the collector (JavaCPP frees unreachable pointers after a GC)
         // would otherwise be freed during some later step and look like the baseline moving. No GC during the steps.

@@ -1,5 +1,9 @@
 package dev.jtune.train;
 
+import dev.jtune.train.optim.LrSchedule;
+import dev.jtune.train.step.ActivationCheckpointing;
+import dev.jtune.train.step.TrainStep;
+import dev.jtune.train.step.Trainable;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.config.Precision;
@@ -54,7 +58,7 @@ class TrainerReferenceTest {
             TrainStep step = TrainStep.assemble(trained, new TrainStep.Settings(Precision.FP32, hp.get("weight_decay").asDouble(),
                     hp.get("adam_beta1").asDouble(), hp.get("adam_beta2").asDouble(), hp.get("adam_epsilon").asDouble(),
                     hp.get("max_grad_norm").asDouble(), ActivationCheckpointing.Settings.OFF, 0.0, 0,
-                    dev.jtune.dist.DataParallel.DEFAULT_BUCKET_CAP_MB, null), dev.jtune.dist.DistGroup.single());
+                    dev.jtune.distributed.DataParallel.DEFAULT_BUCKET_CAP_MB, null), dev.jtune.distributed.DistGroup.single());
             double worstLoss = 0, worstNorm = 0;
             for (int s = 0; s < steps.size(); s++) {
                 JsonNode want = steps.get(s);

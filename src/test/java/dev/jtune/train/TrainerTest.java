@@ -1,5 +1,8 @@
 package dev.jtune.train;
 
+import dev.jtune.train.checkpoint.CheckpointRotation;
+import dev.jtune.train.checkpoint.Checkpoints;
+import dev.jtune.train.step.Trainable;
 import dev.jtune.config.Precision;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -93,7 +96,7 @@ class TrainerTest {
 
     static Trainer.Outcome train(Experiment e) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
-        return new Trainer(e, new PrintStream(out, true, StandardCharsets.UTF_8)).run();
+        return new Trainer(e, new PrintStream(out, true, StandardCharsets.UTF_8), null, false).run();
     }
 
     @Test
@@ -218,7 +221,7 @@ class TrainerTest {
         assertTrue(log.get(log.size() - 1).loss() < log.get(0).loss() - 0.1, "LoRA learns: " + log.get(0).loss() + " -> " + log.get(log.size() - 1).loss());
         // the saved adapter on the base reproduces the best validation loss
         try (HfTokenizer tok = HfTokenizer.load(o.finalDir());
-             CausalLM m = dev.jtune.peft.Adapters.load(model, o.finalDir(), ScalarType.Float, new Device("cpu"))) {
+             CausalLM m = dev.jtune.peft.AdapterLoader.load(model, o.finalDir(), ScalarType.Float, new Device("cpu"))) {
             var data = dev.jtune.data.DatasetPreparer.prepare(e.data(), e.training().seed(), tok,
                     new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8));
             assertEquals(o.bestEvalLoss(), Evaluator.evaluate(m, data.validation(), 8, 64, tok.paddingId(), Precision.FP32).loss(), 1e-5);

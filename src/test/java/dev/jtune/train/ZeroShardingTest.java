@@ -1,5 +1,6 @@
 package dev.jtune.train;
 
+import dev.jtune.train.checkpoint.Checkpoints;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

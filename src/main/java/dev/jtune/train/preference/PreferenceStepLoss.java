@@ -7,7 +7,7 @@ import dev.jtune.data.Example;
 import dev.jtune.data.SequenceKey;
 import dev.jtune.data.TensorBatch;
 import dev.jtune.model.CausalLM;
-import dev.jtune.train.StepLoss;
+import dev.jtune.train.step.StepLoss;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
@@ -113,7 +113,7 @@ public final class PreferenceStepLoss implements StepLoss, AutoCloseable {
         try (NoGradGuard ng = new NoGradGuard(); Batcher.BatchIterator it = batcher.epoch(0, 0)) {
             while (it.hasNext()) {
                 Batch b = it.next();
-                try (PointerScope scope = new PointerScope(); dev.jtune.train.Autocast ac = dev.jtune.train.Autocast.enter(precision, model.device())) {
+                try (PointerScope scope = new PointerScope(); dev.jtune.train.step.Autocast ac = dev.jtune.train.step.Autocast.enter(precision, model.device())) {
                     TensorBatch tb = b.toTensors(model.device());
                     Tensor hidden = model.hidden(tb.inputIds(), tb.positionIds(), tb.attentionMask(), null);
                     sum += sum(model, hidden, b, tb, m, UnaryOperator.identity()).item_double();   // every rank evaluates all
@@ -146,7 +146,7 @@ public final class PreferenceStepLoss implements StepLoss, AutoCloseable {
                 try (Batcher.BatchIterator it = batcher.epoch(0, 0)) {
                     while (it.hasNext()) {
                         Batch b = it.next();
-                        try (PointerScope scope = new PointerScope(); dev.jtune.train.Autocast ac = dev.jtune.train.Autocast.enter(precision, model.device())) {
+                        try (PointerScope scope = new PointerScope(); dev.jtune.train.step.Autocast ac = dev.jtune.train.step.Autocast.enter(precision, model.device())) {
                             SequenceLogps.Rows rows = SequenceLogps.rows(b);
                             double[] v = PreferenceLoss.doubles(source.of(b, b.toTensors(model.device()), rows));
                             for (int r = 0; r < v.length; r++) values.put(new SequenceKey(b.inputIds()[r], rows.length()[r]), v[r]);

@@ -2,7 +2,7 @@ package dev.jtune.train.preference;
 
 import dev.jtune.data.Batch;
 import dev.jtune.model.CausalLM;
-import dev.jtune.train.CausalLmLoss;
+import dev.jtune.train.step.CausalLmLoss;
 import dev.jtune.util.Labels;
 import dev.jtune.util.Tensors;
 import org.bytedeco.pytorch.Tensor;

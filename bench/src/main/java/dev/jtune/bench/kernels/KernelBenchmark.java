@@ -3,7 +3,7 @@ package dev.jtune.bench.kernels;
 import dev.jtune.kernels.KernelLibrary;
 import dev.jtune.kernels.KernelMode;
 import dev.jtune.kernels.Ops;
-import dev.jtune.train.CausalLmLoss;
+import dev.jtune.train.step.CausalLmLoss;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.BoolOptional;
 import org.bytedeco.pytorch.Device;

@@ -5,7 +5,7 @@ import dev.jtune.model.ModelConfig;
 import dev.jtune.model.ModelInit;
 import dev.jtune.peft.Lora;
 import dev.jtune.peft.LoraSpec;
-import dev.jtune.train.AdamW;
+import dev.jtune.train.optim.AdamW;
 import dev.jtune.util.NativeRuntime;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
