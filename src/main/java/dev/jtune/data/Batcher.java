@@ -90,7 +90,8 @@ public final class Batcher {
                 throw new IllegalArgumentException("example " + i + " has " + len + " tokens; expected 1.." + maxSeqLength);
             }
         }
-        this.examples = List.copyOf(examples);
+        // prepared examples are an immutable view of the mapped tokenized data: copying them would read them all
+        this.examples = examples instanceof TokenStore.Examples ? examples : List.copyOf(examples);
         this.batchSize = batchSize;
         this.shuffle = shuffle;
         this.seed = seed;
