@@ -28,8 +28,8 @@ final class TrainCommand implements Runnable, CommandLine.IExitCodeGenerator {
                     + "(a new run when there is none); or name a checkpoint directory.")
     String resume;
 
-    @Option(names = "--no-cache", description = "Prepare the data again instead of reading the tokenized-data cache (data.cache_dir).")
-    boolean noCache;
+    @CommandLine.Mixin
+    NoCacheOption cache = new NoCacheOption();
 
     @Option(names = "--overwrite", description = "Start over in an output_dir that holds an earlier run's outputs (deletes only what jtune wrote there).")
     boolean overwrite;
@@ -47,14 +47,11 @@ final class TrainCommand implements Runnable, CommandLine.IExitCodeGenerator {
             return;
         }
         MemoryCheck.before(exp.settings());   // the memory plan, before anything loads: refuses a run that cannot fit (exit 2)
-        if (noCache) System.setProperty(dev.jtune.data.DataCache.DISABLE_PROPERTY, "true");
-        try {
+        cache.around(() -> {
             Trainer trainer = Trainer.of(exp).overwrite(overwrite);   // the library's run: the API and the CLI train alike
             if (resume != null) trainer.resume(resume);
             trainer.train();
-        } finally {
-            if (noCache) System.clearProperty(dev.jtune.data.DataCache.DISABLE_PROPERTY);
-        }
+        });
     }
 
     @Override
