@@ -33,18 +33,19 @@ for rows in "${sizes[@]}"; do
   if [ ! -f "$csv" ]; then
     echo "generating $csv ..." >&2
     python3 - "$rows" "$csv" <<'PY'
-import random, sys
+import os, random, sys
 rows, path = int(sys.argv[1]), sys.argv[2]
 rng = random.Random(28)
 words = ("data model train loss token batch learning rate value test split answer question file row column "
          "memory cache time fast slow large small first second result number graph table label mask chat "
          "turn system user assistant parquet arrow json line text word weight seed epoch step").split()
-with open(path, "w") as f:
+with open(path + ".part", "w") as f:
     f.write("prompt,response\n")
     for i in range(rows):
         p = " ".join(rng.choices(words, k=rng.randint(5, 60)))
         r = " ".join(rng.choices(words, k=rng.randint(5, 60)))
         f.write(f"{p} {i}?,{r}.\n")
+os.rename(path + ".part", path)   # a generation cut short is not taken for the file
 PY
   fi
   cache="$work/cache-$rows"
