@@ -64,6 +64,11 @@ public final class DatasetPreparer {
             }
             return cached;
         }
+        if (Files.isDirectory(entry)) {
+            // entries are renamed into place whole, so one that cannot be read was damaged outside jtune: replace it
+            if (log != null) log.println("data: note: the tokenized-data cache entry " + entry + " cannot be read; preparing it again");
+            DataCache.deleteTree(entry);
+        }
         Path tmp;
         try {
             Files.createDirectories(entry.getParent());

@@ -139,6 +139,12 @@ class StreamingPreparationTest {
             assertEquals(text(expected), text(small.split(split)));
         }
         assertEquals(first.testPrompts().get(5).reference(), small.prompts(2).get(5).reference());
+
+        // a damaged entry (a file deleted outside jtune; deleting keeps the runs that map it readable, where
+        // truncating a mapped file would not) is prepared again, not trusted and not fatal
+        Files.delete(entry.resolve("splits.bin"));
+        assertSame(fresh, cached(d));
+        assertEquals(1, entries(cache));
     }
 
     private long entries(Path cache) throws IOException {
