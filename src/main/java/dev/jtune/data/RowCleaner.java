@@ -112,11 +112,25 @@ final class RowCleaner {
      */
     static String normalize(String s, boolean collapse) {
         String t = s.indexOf('\r') >= 0 ? s.replace("\r\n", "\n").replace('\r', '\n') : s;
-        if (collapse) {
+        if (collapse && hasBlanksToCollapse(t)) {   // most rows have none: skip the two regex passes
             t = TRAILING_BLANKS.matcher(t).replaceAll("");
             t = INNER_BLANKS.matcher(t).replaceAll(" ");
         }
         return t.strip();
+    }
+
+    /**
+     * Whether either pattern of {@link #normalize} could match: a tab, two spaces in a row, or a space before a
+     * newline or at the end (a superset of their matches, so skipping them otherwise changes nothing).
+     */
+    private static boolean hasBlanksToCollapse(String t) {
+        int n = t.length();
+        for (int i = 0; i < n; i++) {
+            char c = t.charAt(i);
+            if (c == '\t') return true;
+            if (c == ' ' && (i + 1 == n || t.charAt(i + 1) == ' ' || t.charAt(i + 1) == '\n')) return true;
+        }
+        return false;
     }
 
     /** A value that makes the row unreadable (a bad row). */
