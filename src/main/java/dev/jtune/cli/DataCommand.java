@@ -34,8 +34,8 @@ final class DataCommand implements Runnable {
     @Option(names = "--set", paramLabel = "SECTION.KEY=VALUE", description = "Override a key (repeatable).")
     List<String> overrides = new ArrayList<>();
 
-    @Option(names = "--no-cache", description = "Prepare the data again instead of reading the tokenized-data cache (and write no entry).")
-    boolean noCache;
+    @picocli.CommandLine.Mixin
+    NoCacheOption cache = new NoCacheOption();
 
     @Option(names = "--json", description = "Print JSON: the summary lines and the examples (ids, labels, text, runs).")
     boolean json;
@@ -45,12 +45,7 @@ final class DataCommand implements Runnable {
 
     @Override
     public void run() {
-        if (noCache) System.setProperty(dev.jtune.data.DataCache.DISABLE_PROPERTY, "true");
-        try {
-            show();
-        } finally {
-            if (noCache) System.clearProperty(dev.jtune.data.DataCache.DISABLE_PROPERTY);
-        }
+        cache.around(this::show);
     }
 
     private void show() {

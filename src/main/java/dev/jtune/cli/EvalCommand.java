@@ -47,6 +47,9 @@ final class EvalCommand implements Runnable {
     @Option(names = "--set", paramLabel = "SECTION.KEY=VALUE", description = "Override a key (repeatable).")
     List<String> overrides = new ArrayList<>();
 
+    @picocli.CommandLine.Mixin
+    NoCacheOption cache = new NoCacheOption();
+
     @Option(names = "--json", description = "Print JSON.")
     boolean json;
 
@@ -60,6 +63,10 @@ final class EvalCommand implements Runnable {
 
     @Override
     public void run() {
+        cache.around(this::runCommand);
+    }
+
+    private void runCommand() {
         Experiment exp = Experiment.load(experiment, overrides);
         if (base && checkpoint != null) throw new UserError("--base and --checkpoint: give one of them (--base evaluates model.path)");
         if (generate && exp.data().format() == DataSection.Format.TEXT) {

@@ -31,11 +31,18 @@ final class LrFindCommand implements Runnable {
     @Option(names = "--steps", paramLabel = "N", description = "Optimizer steps from --start to --end (default ${DEFAULT-VALUE}).", defaultValue = "100")
     int steps;
 
+    @picocli.CommandLine.Mixin
+    NoCacheOption cache = new NoCacheOption();
+
     @Option(names = "--out", paramLabel = "DIR", description = "Where the plots go (default: training.output_dir/lr-find).")
     Path out;
 
     @Override
     public void run() {
+        cache.around(this::runCommand);
+    }
+
+    private void runCommand() {
         if (!(start > 0) || !Double.isFinite(start)) throw new UserError("--start must be a positive number, got " + start);
         if (!(end > start) || !Double.isFinite(end)) throw new UserError("--end must be larger than --start (" + start + "), got " + end);
         if (steps < 10) throw new UserError("--steps must be at least 10, got " + steps);

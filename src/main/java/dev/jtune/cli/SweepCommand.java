@@ -53,11 +53,18 @@ final class SweepCommand implements Runnable {
     @Option(names = "--eta", paramLabel = "N", description = "ASHA's reduction factor (default 3): the best 1/N of a rung go on.")
     Integer eta;
 
+    @picocli.CommandLine.Mixin
+    NoCacheOption cache = new NoCacheOption();
+
     @Option(names = "--resume", paramLabel = "DIR", description = "Continue a killed sweep: finished trials are kept, the interrupted one resumes from its checkpoint.")
     Path resume;
 
     @Override
     public void run() {
+        cache.around(this::runCommand);
+    }
+
+    private void runCommand() {
         if (resume != null) {
             if (experiment != null || !params.isEmpty() || !sets.isEmpty() || out != null || trials != null || method != null
                     || prune != null || metric != null || direction != null || seed != null || eta != null) {

@@ -27,8 +27,8 @@ final class TrainCommand implements Runnable, CommandLine.IExitCodeGenerator {
                     + "(a new run when there is none); or name a checkpoint directory.")
     String resume;
 
-    @Option(names = "--no-cache", description = "Prepare the data again instead of reading the tokenized-data cache (data.cache_dir).")
-    boolean noCache;
+    @CommandLine.Mixin
+    NoCacheOption cache = new NoCacheOption();
 
     @Option(names = "--overwrite", description = "Start over in an output_dir that holds an earlier run's outputs (deletes only what jtune wrote there).")
     boolean overwrite;
@@ -46,16 +46,13 @@ final class TrainCommand implements Runnable, CommandLine.IExitCodeGenerator {
             return;
         }
         MemoryCheck.before(exp.settings());   // the memory plan, before anything loads: refuses a run that cannot fit (exit 2)
-        if (noCache) System.setProperty(dev.jtune.data.DataCache.DISABLE_PROPERTY, "true");
-        try {
+        cache.around(() -> {
             Trainer trainer = Trainer.of(exp).overwrite(overwrite);   // the library's run: the API and the CLI train alike
             if (resume != null) trainer.resume(resume);
             try (SignalStop signals = SignalStop.install(System.out)) {   // SIGTERM: finish the step, checkpoint, exit 0
                 trainer.preemption(signals::requested).train();
             }
-        } finally {
-            if (noCache) System.clearProperty(dev.jtune.data.DataCache.DISABLE_PROPERTY);
-        }
+        });
     }
 
     @Override

@@ -74,39 +74,43 @@ final class ArrowRows {
     }
 
     /** @param shownAs the name in messages (the .gz file a temporary copy was unpacked from) */
-    static List<Row> read(Path fileOrDir, Path shownAs, List<String> required) {
-        List<Row> rows = new ArrayList<>();
-        Map<String, String> columns = null;
+    static void read(Path fileOrDir, Path shownAs, List<String> required, java.util.function.Consumer<Row> sink) {
+        int[] rowNumber = {0};
+        ColumnarRows.TypeCheck[] types = {null};
         try (BufferAllocator alloc = new RootAllocator()) {
             for (Path shard : shards(fileOrDir)) {
-                Map<String, String> c = readShard(shard, alloc, required, rows);
-                if (columns == null) columns = c;
+                readShard(shard, alloc, required, rowNumber, row -> {
+                    types[0].check(row);
+                    sink.accept(row);
+                }, columns -> {
+                    if (types[0] == null) types[0] = new ColumnarRows.TypeCheck(shownAs, columns, required);
+                });
             }
         }
-        ColumnarRows.requireTextOrLists(shownAs, columns, required, rows);
-        return rows;
     }
 
-    private static Map<String, String> readShard(Path shard, BufferAllocator alloc, List<String> required, List<Row> rows) {
-        int before = rows.size();
+    private static void readShard(Path shard, BufferAllocator alloc, List<String> required, int[] rowNumber,
+                                  java.util.function.Consumer<Row> sink,
+                                  java.util.function.Consumer<Map<String, String>> schema) {
+        int before = rowNumber[0];
         try (FileChannel ch = FileChannel.open(shard, StandardOpenOption.READ);
              ArrowReader reader = isFile(shard) ? new ArrowFileReader(ch, alloc) : new ArrowStreamReader(ch, alloc)) {
             VectorSchemaRoot root = reader.getVectorSchemaRoot();
             Map<String, String> columns = new LinkedHashMap<>();
             for (Field f : root.getSchema().getFields()) columns.put(f.getName(), f.getType().toString());
             ColumnarRows.requireColumns(shard, columns, required);
+            schema.accept(columns);
             while (reader.loadNextBatch()) {
                 List<FieldVector> vectors = root.getFieldVectors();
                 for (int i = 0; i < root.getRowCount(); i++) {
                     Map<String, JsonNode> values = new LinkedHashMap<>();
                     for (FieldVector v : vectors) values.put(v.getName(), node(v.getObject(i)));
-                    rows.add(Row.good(rows.size() + 1, values));
+                    sink.accept(Row.good(++rowNumber[0], values));
                 }
             }
-            return columns;
         } catch (IOException | RuntimeException e) {
             if (e instanceof UserError u) throw u;
-            throw new UserError(shard + ": not a readable Arrow IPC file or stream after row " + (rows.size() - before)
+            throw new UserError(shard + ": not a readable Arrow IPC file or stream after row " + (rowNumber[0] - before)
                     + " of this file: " + e.getMessage(), e);
         }
     }

@@ -5,7 +5,6 @@ import dev.jtune.util.Labels;
 import java.lang.ref.Cleaner;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
@@ -43,7 +42,7 @@ public final class Batcher {
     private final boolean packing;
     private final int maxSeqLength;
     private final long padId;
-    private final Map<Integer, List<int[]>> rowsCache = new ConcurrentHashMap<>();
+    private final Map<Integer, Rows> rowsCache = new ConcurrentHashMap<>();
     private final int rank;
     private final int worldSize;
     private final int itemSize;
@@ -90,7 +89,8 @@ public final class Batcher {
                 throw new IllegalArgumentException("example " + i + " has " + len + " tokens; expected 1.." + maxSeqLength);
             }
         }
-        this.examples = List.copyOf(examples);
+        // prepared examples are an immutable view of the mapped tokenized data: copying them would read them all
+        this.examples = examples instanceof TokenStore.Examples ? examples : List.copyOf(examples);
         this.batchSize = batchSize;
         this.shuffle = shuffle;
         this.seed = seed;
@@ -111,13 +111,34 @@ public final class Batcher {
 
     /** The example order of that epoch (of items, when they hold several examples). */
     public List<Integer> order(int epoch) {
+        int[] order = orderOf(epoch);
+        return new java.util.AbstractList<>() {
+            @Override
+            public Integer get(int i) {
+                return order[i];
+            }
+
+            @Override
+            public int size() {
+                return order.length;
+            }
+        };
+    }
+
+    /** The order as primitive ints: a million examples cost 4 MB, not a million boxed Integers. */
+    private int[] orderOf(int epoch) {
         int n = examples.size() / itemSize;
-        List<Integer> order = new ArrayList<>(n);
-        for (int i = 0; i < n; i++) order.add(i);
-        if (shuffle) {
-            Collections.shuffle(order, new Random(mix(seed, epoch)));
+        int[] order = new int[n];
+        for (int i = 0; i < n; i++) order[i] = i;
+        if (shuffle) {   // Collections.shuffle's swaps with the same Random: the same order as before
+            Random rnd = new Random(mix(seed, epoch));
+            for (int i = n; i > 1; i--) {
+                int j = rnd.nextInt(i), t = order[i - 1];
+                order[i - 1] = order[j];
+                order[j] = t;
+            }
         }
-        return Collections.unmodifiableList(order);
+        return order;
     }
 
     private static long mix(long seed, int epoch) {
@@ -127,59 +148,90 @@ public final class Batcher {
         return z ^ (z >>> 31);
     }
 
+    /**
+     * The rows of one epoch as primitive arrays: row r holds the examples {@code items[from(r) .. to(r))};
+     * without packing ({@code starts} null) each row is one example.
+     */
+    record Rows(int[] items, int[] starts) {
+        int size() {
+            return starts == null ? items.length : starts.length - 1;
+        }
+
+        int from(int r) {
+            return starts == null ? r : starts[r];
+        }
+
+        int to(int r) {
+            return starts == null ? r + 1 : starts[r + 1];
+        }
+
+        /** Row r's example indices. */
+        int[] row(int r) {
+            return java.util.Arrays.copyOfRange(items, from(r), to(r));
+        }
+    }
+
     /** The example indices of each row of that epoch (one per row without packing); this rank's rows when sharded. */
-    List<int[]> rows(int epoch) {
+    Rows rows(int epoch) {
         return rowsCache.computeIfAbsent(epoch, e -> {
-            List<Integer> order = order(e);
-            List<int[]> rows = new ArrayList<>();
-            if (!packing) {
-                for (int i : order) rows.add(new int[] {i});
-                return shard(rows);
-            }
-            List<Integer> current = new ArrayList<>();
+            int[] order = orderOf(e);
+            if (!packing) return shard(new Rows(order, null));
+            int[] starts = new int[order.length + 1];
+            int rows = 0;
             int fill = 0;
-            for (int i : order) {
-                int len = examples.get(i).length();
-                if (fill + len > maxSeqLength && !current.isEmpty()) {
-                    rows.add(current.stream().mapToInt(Integer::intValue).toArray());
-                    current.clear();
+            for (int k = 0; k < order.length; k++) {
+                int len = examples.get(order[k]).length();
+                if (fill + len > maxSeqLength && fill > 0) {
+                    starts[++rows] = k;
                     fill = 0;
                 }
-                current.add(i);
                 fill += len;
             }
-            if (!current.isEmpty()) rows.add(current.stream().mapToInt(Integer::intValue).toArray());
-            return shard(rows);
+            if (order.length > 0) starts[++rows] = order.length;
+            return shard(new Rows(order, java.util.Arrays.copyOf(starts, rows + 1)));
         });
     }
 
     /** This rank's rows of the epoch's rows (all of them in a single process); see the sharding constructor. */
-    private List<int[]> shard(List<int[]> rows) {
+    private Rows shard(Rows rows) {
         if (worldSize == 1) return rows;
-        int total = (rows.size() + worldSize - 1) / worldSize * worldSize;
-        List<int[]> mine = new ArrayList<>(total / worldSize);
-        for (int i = rank; i < total; i += worldSize) mine.add(rows.get(i % rows.size()));   // the tail wraps to the start
-        return mine;
+        int n = rows.size();
+        int total = (n + worldSize - 1) / worldSize * worldSize;
+        int mine = total / worldSize;
+        int[] starts = new int[mine + 1];
+        int items = 0;
+        for (int k = 0, i = rank; i < total; i += worldSize, k++) {   // the tail wraps to the start
+            items += rows.to(i % n) - rows.from(i % n);
+            starts[k + 1] = items;
+        }
+        int[] out = new int[items];
+        int p = 0;
+        for (int i = rank; i < total; i += worldSize) {
+            for (int j = rows.from(i % n); j < rows.to(i % n); j++) out[p++] = rows.items()[j];
+        }
+        return new Rows(out, starts);
     }
 
     /** Builds batch {@code index} of {@code epoch}. */
     Batch batch(int epoch, int index) {
-        List<int[]> rows = rows(epoch);
+        Rows epochRows = rows(epoch);
         int from = index * batchSize;
-        int to = Math.min(rows.size(), from + batchSize);
-        if (from < 0 || from >= rows.size()) {
+        int to = Math.min(epochRows.size(), from + batchSize);
+        if (from < 0 || from >= epochRows.size()) {
             throw new IndexOutOfBoundsException("batch " + index + " of epoch " + epoch + " (it has "
                     + batchesInEpoch(epoch) + ")");
         }
+        // this batch's rows as lists of example indices
+        List<int[]> rows = new ArrayList<>((to - from) * itemSize);
         if (itemSize > 1) {   // the items' k-th examples, k = 0..itemSize-1: rows of examples from here on
-            List<int[]> physical = new ArrayList<>((to - from) * itemSize);
             for (int k = 0; k < itemSize; k++) {
-                for (int r = from; r < to; r++) physical.add(new int[] {rows.get(r)[0] * itemSize + k});
+                for (int r = from; r < to; r++) rows.add(new int[] {epochRows.items()[epochRows.from(r)] * itemSize + k});
             }
-            rows = physical;
-            from = 0;
-            to = physical.size();
+        } else {
+            for (int r = from; r < to; r++) rows.add(epochRows.row(r));
         }
+        from = 0;
+        to = rows.size();
         int n = to - from;
         int T = 0;
         for (int r = from; r < to; r++) {

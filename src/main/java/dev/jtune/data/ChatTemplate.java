@@ -3,7 +3,12 @@ package dev.jtune.data;
 import com.hubspot.jinjava.Jinjava;
 import com.hubspot.jinjava.JinjavaConfig;
 import com.hubspot.jinjava.LegacyOverrides;
+import com.hubspot.jinjava.interpret.Context;
+import com.hubspot.jinjava.interpret.InterpretException;
+import com.hubspot.jinjava.interpret.InvalidArgumentException;
+import com.hubspot.jinjava.interpret.InvalidInputException;
 import com.hubspot.jinjava.interpret.JinjavaInterpreter;
+import com.hubspot.jinjava.interpret.TemplateSyntaxException;
 import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
@@ -129,7 +134,7 @@ public final class ChatTemplate {
         ctx.put("eos_token", eosToken);
         RenderResult result;
         try {
-            result = JINJAVA.renderForResult(translated, ctx);
+            result = renderForResult(ctx);
         } catch (RuntimeException e) {
             throw new UserError(name + ": cannot render: " + e.getMessage(), e);
         }
@@ -139,6 +144,45 @@ public final class ChatTemplate {
             }
         }
         return result.getOutput();
+    }
+
+    /** Each thread's copy of jinjava's global context (functions, filters, tags), made once instead of per render. */
+    private static final ThreadLocal<Context> GLOBALS = ThreadLocal.withInitial(JINJAVA::getGlobalContextCopy);
+    /** Each thread's parse of this template (parsed once per thread, not per render). */
+    private final ThreadLocal<Node> parsed = new ThreadLocal<>();
+
+    /**
+     * What {@link Jinjava#renderForResult(String, Map)} does, the same errors for the same exceptions, without its
+     * two costs per call that made rendering most of data preparation's time: a fresh copy of the global context
+     * (registering every filter and function again) and parsing the template again.
+     */
+    private RenderResult renderForResult(Map<String, Object> bindings) {
+        JinjavaConfig config = JINJAVA.getGlobalConfig();
+        JinjavaInterpreter interpreter = new JinjavaInterpreter(JINJAVA,
+                new Context(GLOBALS.get(), bindings, config.getDisabled()), config);
+        JinjavaInterpreter.pushCurrent(interpreter);
+        try {
+            Node root = parsed.get();
+            if (root == null) {
+                root = interpreter.parse(translated);
+                if (!interpreter.getErrors().isEmpty()) {
+                    return new RenderResult(interpreter.render(root, true), interpreter.getContext(), interpreter.getErrorsCopy());
+                }
+                parsed.set(root);
+            }
+            return new RenderResult(interpreter.render(root, true), interpreter.getContext(), interpreter.getErrorsCopy());
+        } catch (InterpretException e) {
+            TemplateError err = e instanceof TemplateSyntaxException t ? TemplateError.fromException(t) : TemplateError.fromSyntaxError(e);
+            return new RenderResult(err, interpreter.getContext(), interpreter.getErrorsCopy());
+        } catch (InvalidArgumentException e) {
+            return new RenderResult(TemplateError.fromInvalidArgumentException(e), interpreter.getContext(), interpreter.getErrorsCopy());
+        } catch (InvalidInputException e) {
+            return new RenderResult(TemplateError.fromInvalidInputException(e), interpreter.getContext(), interpreter.getErrorsCopy());
+        } catch (Exception e) {
+            return new RenderResult(TemplateError.fromException(e), interpreter.getContext(), interpreter.getErrorsCopy());
+        } finally {
+            JinjavaInterpreter.popCurrent();
+        }
     }
 
     private static String describe(TemplateError err) {

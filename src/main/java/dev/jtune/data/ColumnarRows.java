@@ -28,12 +28,23 @@ final class ColumnarRows {
 
     /**
      * A UserError when a required column of the first row with a value holds a number or a boolean: formats read
-     * text, or lists of messages.
+     * text, or lists of messages. Told each row as it is read; checks each column once.
      */
-    static void requireTextOrLists(Path file, Map<String, String> columns, List<String> required, List<Row> rows) {
-        for (String r : required) {
-            for (Row row : rows) {
-                if (row.isBad()) continue;
+    static final class TypeCheck {
+        private final Path file;
+        private final Map<String, String> columns;
+        private final java.util.Set<String> unchecked;
+
+        TypeCheck(Path file, Map<String, String> columns, List<String> required) {
+            this.file = file;
+            this.columns = columns;
+            this.unchecked = new java.util.LinkedHashSet<>(required);
+        }
+
+        void check(Row row) {
+            if (unchecked.isEmpty() || row.isBad()) return;
+            for (java.util.Iterator<String> it = unchecked.iterator(); it.hasNext(); ) {
+                String r = it.next();
                 JsonNode v = row.values().get(r);
                 if (v == null || v.isNull()) continue;
                 JsonNodeType t = v.getNodeType();
@@ -41,7 +52,7 @@ final class ColumnarRows {
                     throw new UserError(file + ": column \"" + r + "\" is " + columns.get(r) + " (row " + row.line()
                             + " holds " + v + "); expected text, or for chat data a list of {role, content}");
                 }
-                break;
+                it.remove();
             }
         }
     }

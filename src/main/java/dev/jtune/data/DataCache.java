@@ -4,25 +4,16 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.config.DataSection;
 import dev.jtune.tokenizer.HfTokenizer;
-import dev.jtune.util.Labels;
 
-import java.io.BufferedOutputStream;
-import java.io.DataOutputStream;
 import java.io.IOException;
-import java.io.OutputStream;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HexFormat;
 import java.util.List;
@@ -38,15 +29,15 @@ import java.util.stream.Stream;
  * never stale; a second run, {@code --resume}, {@code eval}, {@code lr-find} and every sweep trial map it instead
  * of preparing again.
  *
- * <p>Layout of an entry: {@code tokens.bin} (little-endian; per split train, validation, test: int count,
- * long[count + 1] offsets, int[] ids, byte[] trained flags; labels are the id where trained, -100 elsewhere) is
- * memory-mapped when read; {@code meta.json} holds the summary report and the held-out prompts. An entry is
- * written to a temporary directory and renamed into place, so concurrent runs (ranks, sweep trials) never see half
- * of one.
+ * <p>An entry is a {@link TokenStore} (token ids with their trained flags, example offsets, the splits' example
+ * indices, the held-out answer prompts), memory-mapped when read: examples are read from the mapping on demand,
+ * never copied into Java arrays as a whole. {@code meta.json} holds the summary report. An entry is prepared into a
+ * temporary directory beside it and renamed into place, so concurrent runs (ranks, sweep trials) never see half of
+ * one.
  */
 public final class DataCache {
     /** Bump when preparation changes what it produces from the same inputs. */
-    static final int FORMAT = 1;
+    static final int FORMAT = 2;
     /** Set (to anything but "false") to prepare without the cache: {@code --no-cache}. */
     public static final String DISABLE_PROPERTY = "jtune.no_data_cache";
     private static final int MAGIC = 0x4a544443; // "JTDC"
@@ -86,94 +77,49 @@ public final class DataCache {
         return root(d).resolve(sha256(k.toString()).substring(0, 32));
     }
 
-    /** The cached result, or null when there is none (or it cannot be read: it is then prepared again). */
+    /** The cached result, mapped; null when there is none (or it cannot be read: it is then prepared again). */
     static PreparedData load(Path entry, ChatTemplate template) {
-        Path tokens = entry.resolve("tokens.bin"), meta = entry.resolve("meta.json");
-        if (!Files.isRegularFile(tokens) || !Files.isRegularFile(meta)) return null;
-        try (FileChannel ch = FileChannel.open(tokens, StandardOpenOption.READ)) {
-            ByteBuffer b = ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size()).order(ByteOrder.LITTLE_ENDIAN);
-            if (b.getInt() != MAGIC || b.getInt() != FORMAT) return null;
-            List<List<Example>> splits = new ArrayList<>();
-            for (int s = 0; s < 3; s++) splits.add(readSplit(b));
+        Path meta = entry.resolve("meta.json");
+        if (!Files.isRegularFile(meta)) return null;
+        try {
+            TokenStore store = TokenStore.open(entry, FORMAT);
             Meta m = JSON.readValue(meta.toFile(), Meta.class);
-            return new PreparedData(splits.get(0), splits.get(1), splits.get(2), m.report(), template,
-                    m.validationPrompts(), m.testPrompts());
+            return mapped(store, m.report(), template);
         } catch (IOException | RuntimeException e) {
             return null;
         }
     }
 
-    private static List<Example> readSplit(ByteBuffer b) {
-        int n = b.getInt();
-        long[] offsets = new long[n + 1];
-        for (int i = 0; i <= n; i++) offsets[i] = b.getLong();
-        int idsAt = b.position();
-        long total = offsets[n];
-        int flagsAt = Math.toIntExact(idsAt + 4 * total);
-        List<Example> out = new ArrayList<>(n);
-        for (int i = 0; i < n; i++) {
-            int len = (int) (offsets[i + 1] - offsets[i]);
-            long[] ids = new long[len], labels = new long[len];
-            for (int t = 0; t < len; t++) {
-                long at = offsets[i] + t;
-                ids[t] = b.getInt(Math.toIntExact(idsAt + 4 * at));
-                labels[t] = b.get(Math.toIntExact(flagsAt + at)) != 0 ? ids[t] : Labels.IGNORE_INDEX;
-            }
-            out.add(new Example(ids, labels));
-        }
-        b.position(Math.toIntExact(flagsAt + total));
-        return List.copyOf(out);
+    /** The splits and answer prompts of {@code store}, read from the mapping on demand. */
+    static PreparedData mapped(TokenStore store, DataReport report, ChatTemplate template) {
+        return new PreparedData(store.split(0), store.split(1), store.split(2), report, template,
+                store.prompts(1), store.prompts(2));
     }
 
     /** What meta.json holds. */
-    record Meta(DataReport report, List<AnswerPrompt> validationPrompts, List<AnswerPrompt> testPrompts) {}
+    record Meta(DataReport report) {}
 
-    /** Writes the entry; a failure to write only costs the next run a preparation, so it is reported, not thrown. */
-    static String store(Path entry, PreparedData data) {
-        Path tmp = null;
+    static void writeMeta(Path dir, DataReport report) throws IOException {
+        JSON.writeValue(dir.resolve("meta.json").toFile(), new Meta(report));
+    }
+
+    /**
+     * Moves a prepared directory into place as {@code entry}; when another run (a rank, a sweep trial) wrote the
+     * same entry first, theirs is kept and {@code tmp} deleted. Returns the entry.
+     */
+    static Path publish(Path tmp, Path entry) throws IOException {
         try {
-            Files.createDirectories(entry.getParent());
-            tmp = Files.createTempDirectory(entry.getParent(), ".tmp-" + entry.getFileName());
-            try (OutputStream os = Files.newOutputStream(tmp.resolve("tokens.bin"));
-                 DataOutputStream out = new DataOutputStream(new BufferedOutputStream(os, 1 << 20))) {
-                out.writeInt(Integer.reverseBytes(MAGIC));
-                out.writeInt(Integer.reverseBytes(FORMAT));
-                for (List<Example> split : List.of(data.train(), data.validation(), data.test())) writeSplit(out, split);
-            }
-            JSON.writeValue(tmp.resolve("meta.json").toFile(),
-                    new Meta(data.report(), data.validationPrompts(), data.testPrompts()));
-            try {
-                Files.move(tmp, entry, StandardCopyOption.ATOMIC_MOVE);
-            } catch (FileAlreadyExistsException | AtomicMoveNotSupportedException e) {
-                // another run (a rank, a sweep trial) wrote the same entry first: keep theirs
-            } catch (IOException e) {
-                if (!Files.isDirectory(entry)) throw e;
-            }
-            return null;
+            Files.move(tmp, entry, StandardCopyOption.ATOMIC_MOVE);
+        } catch (FileAlreadyExistsException | AtomicMoveNotSupportedException e) {
+            deleteTree(tmp);
         } catch (IOException e) {
-            return "cannot write the tokenized-data cache " + entry + ": " + e.getMessage();
-        } finally {
-            if (tmp != null && Files.exists(tmp)) deleteTree(tmp);
+            if (!Files.isDirectory(entry)) throw e;
+            deleteTree(tmp);
         }
+        return entry;
     }
 
-    private static void writeSplit(DataOutputStream out, List<Example> split) throws IOException {
-        out.writeInt(Integer.reverseBytes(split.size()));
-        long off = 0;
-        out.writeLong(Long.reverseBytes(0));
-        for (Example e : split) {
-            off += e.length();
-            out.writeLong(Long.reverseBytes(off));
-        }
-        for (Example e : split) {
-            for (long id : e.inputIds()) out.writeInt(Integer.reverseBytes(Math.toIntExact(id)));
-        }
-        for (Example e : split) {
-            for (long l : e.labels()) out.writeByte(l == Labels.IGNORE_INDEX ? 0 : 1);
-        }
-    }
-
-    private static void deleteTree(Path p) {
+    static void deleteTree(Path p) {
         try (Stream<Path> s = Files.walk(p)) {
             s.sorted(Comparator.reverseOrder()).forEach(f -> {
                 try {

@@ -4,8 +4,7 @@ import dev.jtune.util.UserError;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Collections;
-import java.util.LinkedHashMap;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -24,29 +23,54 @@ final class DataSplitter {
      * @return three lists: train, validation, test
      */
     static List<List<Candidate>> split(List<Candidate> all, double validation, double test, long seed, Path file) {
-        Map<String, List<Integer>> groups = new LinkedHashMap<>();
+        Map<String, Integer> groups = new HashMap<>();
+        int[] groupOf = new int[all.size()];
         for (int i = 0; i < all.size(); i++) {
-            groups.computeIfAbsent(all.get(i).key(), k -> new ArrayList<>()).add(i);
+            Integer fresh = groups.size();
+            Integer g = groups.putIfAbsent(all.get(i).key(), fresh);
+            groupOf[i] = g == null ? fresh : g;
         }
-        List<List<Integer>> order = new ArrayList<>(groups.values());
-        Collections.shuffle(order, new Random(seed));
-        int n = all.size();
+        byte[] where = assign(groupOf, all.size(), groups.size(), validation, test, seed, file);
+        List<List<Candidate>> parts = List.of(new ArrayList<>(), new ArrayList<>(), new ArrayList<>());
+        for (int i = 0; i < all.size(); i++) parts.get(where[i]).add(all.get(i));
+        return parts;
+    }
+
+    /**
+     * The split of {@code n} rows by their groups (numbered 0.. in order of first appearance; the rows of a group
+     * are identical): the groups in a seeded shuffle, test rows first, then validation, the rest train.
+     *
+     * @param groupOf each row's group (only the first {@code n} entries are read)
+     * @return each row's part: 0 train, 1 validation, 2 test
+     */
+    static byte[] assign(int[] groupOf, int n, int groups, double validation, double test, long seed, Path file) {
         int nTest = holdOut(n, test);
         int nVal = holdOut(n, validation);
         if (n > 0 && nTest + nVal >= n) {
             throw new UserError(file + ": only " + n + " usable rows; validation_split " + validation + " and test_split "
                     + test + " would leave nothing to train on");
         }
-        int[] where = new int[n]; // 0 train, 1 validation, 2 test
-        int taken = 0;
-        for (List<Integer> g : order) {
-            int part = taken < nTest ? 2 : taken < nTest + nVal ? 1 : 0;
-            for (int i : g) where[i] = part;
-            taken += g.size();
+        byte[] where = new byte[n];
+        if (nTest + nVal == 0) return where;
+        int[] size = new int[groups];
+        for (int i = 0; i < n; i++) size[groupOf[i]]++;
+        // the groups in Collections.shuffle's order (its swaps, with the same Random), without boxing them
+        int[] order = new int[groups];
+        for (int g = 0; g < groups; g++) order[g] = g;
+        Random rnd = new Random(seed);
+        for (int i = groups; i > 1; i--) {
+            int j = rnd.nextInt(i), t = order[i - 1];
+            order[i - 1] = order[j];
+            order[j] = t;
         }
-        List<List<Candidate>> parts = List.of(new ArrayList<>(), new ArrayList<>(), new ArrayList<>());
-        for (int i = 0; i < n; i++) parts.get(where[i]).add(all.get(i));
-        return parts;
+        byte[] partOf = new byte[groups];
+        int taken = 0;
+        for (int g : order) {
+            partOf[g] = (byte) (taken < nTest ? 2 : taken < nTest + nVal ? 1 : 0);
+            taken += size[g];
+        }
+        for (int i = 0; i < n; i++) where[i] = partOf[groupOf[i]];
+        return where;
     }
 
     /** Rows held out for a fraction: at least one when the fraction is positive. */

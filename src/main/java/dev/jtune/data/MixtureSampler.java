@@ -3,7 +3,6 @@ package dev.jtune.data;
 import dev.jtune.config.DataSection;
 
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.List;
 import java.util.Locale;
 import java.util.Random;
@@ -16,13 +15,13 @@ import java.util.Random;
  * grouped by source here; the Batcher shuffles them every epoch.
  */
 final class MixtureSampler {
-    /** The drawn examples and how many came from each source. */
-    record Mixture(List<Example> examples, int[] drawn, int[] available) {
+    /** The drawn examples (indices into the prepared store) and how many came from each source. */
+    record Mixture(int[] examples, int[] drawn, int[] available) {
         /** One note per source: {@code mixture: chat.parquet: 120 of 100 examples (weight 0.6, 60.0%)}. */
         List<String> lines(List<DataSection> sources, List<Double> weights) {
             double sum = weights.stream().mapToDouble(Double::doubleValue).sum();
             List<String> out = new ArrayList<>();
-            int total = examples.size();
+            int total = examples.length;
             for (int i = 0; i < sources.size(); i++) {
                 out.add(String.format(Locale.ROOT, "mixture: %s (%s): %d train examples drawn from %d (weight %s, %.1f%% of %d)",
                         sources.get(i).trainFile().getFileName(), sources.get(i).format().name().toLowerCase(Locale.ROOT),
@@ -39,26 +38,37 @@ final class MixtureSampler {
 
     private MixtureSampler() {}
 
-    static Mixture draw(List<List<Example>> sources, List<Double> weights, long seed) {
+    /** @param sources each source's training examples, as indices into the prepared store */
+    static Mixture draw(List<int[]> sources, List<Double> weights, long seed) {
         int n = sources.size();
         int[] available = new int[n];
         int total = 0;
         for (int i = 0; i < n; i++) {
-            available[i] = sources.get(i).size();
+            available[i] = sources.get(i).length;
             total += available[i];
         }
         int[] drawn = shares(total, weights, available);
         if (n == 1) return new Mixture(sources.get(0), drawn, available);
-        List<Example> out = new ArrayList<>(total);
+        int[] out = new int[total];
+        int k = 0;
         Random rng = new Random(seed ^ 0x6d697874L);   // "mixt": its own stream, not the split's
         for (int i = 0; i < n; i++) {
-            List<Example> src = sources.get(i);
-            if (src.isEmpty()) continue;
+            int[] src = sources.get(i);
+            if (src.length == 0) continue;
             int want = drawn[i];
-            for (int k = 0; k < want / src.size(); k++) out.addAll(src);
-            List<Example> rest = new ArrayList<>(src);
-            Collections.shuffle(rest, rng);
-            out.addAll(rest.subList(0, want % src.size()));
+            for (int r = 0; r < want / src.length; r++) {
+                System.arraycopy(src, 0, out, k, src.length);
+                k += src.length;
+            }
+            // a seeded sample of the remainder: Collections.shuffle's swaps on a copy, its first ones taken
+            int[] rest = src.clone();
+            for (int j = rest.length; j > 1; j--) {
+                int x = rng.nextInt(j), t = rest[j - 1];
+                rest[j - 1] = rest[x];
+                rest[x] = t;
+            }
+            System.arraycopy(rest, 0, out, k, want % src.length);
+            k += want % src.length;
         }
         return new Mixture(out, drawn, available);
     }

@@ -12,7 +12,6 @@ import java.sql.DriverManager;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
-import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -29,7 +28,7 @@ final class ParquetRows {
 
     private ParquetRows() {}
 
-    static List<Row> read(Path file, Path shownAs, List<String> required) {
+    static void read(Path file, Path shownAs, List<String> required, java.util.function.Consumer<Row> sink) {
         String source = "read_parquet('" + file.toAbsolutePath().toString().replace("'", "''") + "')";
         int rowNumber = 0;
         try (Connection c = DriverManager.getConnection("jdbc:duckdb:");
@@ -39,15 +38,15 @@ final class ParquetRows {
                 while (rs.next()) columns.put(rs.getString("column_name"), rs.getString("column_type"));
             }
             ColumnarRows.requireColumns(shownAs, columns, required);
-            List<Row> rows = new ArrayList<>();
+            ColumnarRows.TypeCheck types = new ColumnarRows.TypeCheck(shownAs, columns, required);
             try (ResultSet rs = s.executeQuery("SELECT to_json(t)::VARCHAR FROM " + source + " t")) {
                 while (rs.next()) {
                     rowNumber++;
-                    rows.add(Row.good(rowNumber, values(rs.getString(1))));
+                    Row row = Row.good(rowNumber, values(rs.getString(1)));
+                    types.check(row);
+                    sink.accept(row);
                 }
             }
-            ColumnarRows.requireTextOrLists(shownAs, columns, required, rows);
-            return rows;
         } catch (SQLException e) {
             String where = rowNumber == 0 ? "" : " after row " + rowNumber;
             throw new UserError(shownAs + ": not a readable Parquet file" + where + ": " + firstLine(e.getMessage()), e);

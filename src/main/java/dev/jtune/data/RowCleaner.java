@@ -47,53 +47,64 @@ final class RowCleaner {
         };
     }
 
+    /**
+     * What cleaning made of one row: a {@link Candidate} whose key is the 128-bit hash of its text (also as the
+     * two longs {@code hashHi}, {@code hashLo}), or the reason it is not one: a bad row (a {@link Reason#badRow}
+     * reason: counted or fatal by {@code on_bad_row}) or a dropped one, with its line and what was wrong.
+     */
+    record Cleaned(Candidate candidate, long hashHi, long hashLo, Reason reason, int line, String detail) {
+        /** Counts the row in {@code tally} when it is not a candidate; returns whether it is one. */
+        boolean tallied(FileTally tally) {
+            if (candidate != null) return true;
+            if (reason.badRow) tally.badRow(reason, line, detail);
+            else tally.drop(reason, line);
+            return false;
+        }
+    }
+
     /** Reads {@code file} and returns its usable rows in file order; counts the others in {@code tally}. */
     List<Candidate> clean(Path file, FileTally tally) {
-        List<Row> rows = RowReader.read(file, requiredColumns());
-        tally.rowsRead = rows.size();
         List<Candidate> out = new ArrayList<>();
         Set<String> seen = new HashSet<>();
-        for (Row row : rows) {
-            if (row.isBad()) {
-                tally.badRow(row.bad(), row.badLine(), row.detail());
-                continue;
-            }
-            Candidate c;
-            try {
-                c = candidate(row);
-            } catch (BadValue e) {
-                tally.badRow(e.reason, row.line(), e.getMessage());
-                continue;
-            } catch (Dropped dropped) {
-                tally.drop(dropped.reason, row.line());
-                continue;
-            }
-            // duplicates and split groups go by a 128-bit hash of the row's text, not a copy of it
-            c = new Candidate(c.line(), c.text(), c.messages(), digest(c.key()));
-            if (d.dropDuplicates() && !seen.add(c.key())) {
+        RowReader.forEach(file, requiredColumns(), row -> {
+            tally.rowsRead++;
+            Cleaned c = clean(row);
+            if (!c.tallied(tally)) return;
+            if (d.dropDuplicates() && !seen.add(c.candidate().key())) {
                 tally.drop(Reason.DUPLICATE, row.line());
-                continue;
+                return;
             }
-            out.add(c);
-        }
+            out.add(c.candidate());
+        });
         return out;
     }
 
-    private final java.security.MessageDigest sha256 = newSha256();
+    /** Cleans one row (thread-safe: rows are cleaned on the tokenising threads). */
+    Cleaned clean(Row row) {
+        if (row.isBad()) return new Cleaned(null, 0, 0, row.bad(), row.badLine(), row.detail());
+        Candidate c;
+        try {
+            c = candidate(row);
+        } catch (BadValue e) {
+            return new Cleaned(null, 0, 0, e.reason, row.line(), e.getMessage());
+        } catch (Dropped dropped) {
+            return new Cleaned(null, 0, 0, dropped.reason, row.line(), null);
+        }
+        // duplicates and split groups go by a 128-bit hash of the row's text, not a copy of it
+        byte[] h = SHA256.get().digest(c.key().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(h);
+        long hi = b.getLong(), lo = b.getLong();
+        return new Cleaned(new Candidate(c.line(), c.text(), c.messages(),
+                new String(h, 0, 16, java.nio.charset.StandardCharsets.ISO_8859_1)), hi, lo, null, row.line(), null);
+    }
 
-    private static java.security.MessageDigest newSha256() {
+    private static final ThreadLocal<java.security.MessageDigest> SHA256 = ThreadLocal.withInitial(() -> {
         try {
             return java.security.MessageDigest.getInstance("SHA-256");
         } catch (java.security.NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
         }
-    }
-
-    /** The first 128 bits of the SHA-256 of {@code key}'s UTF-8, as a 16-char Latin-1 string (16 bytes held). */
-    private String digest(String key) {
-        byte[] h = sha256.digest(key.getBytes(java.nio.charset.StandardCharsets.UTF_8));
-        return new String(h, 0, 16, java.nio.charset.StandardCharsets.ISO_8859_1);
-    }
+    });
 
     /**
      * Line endings to \n, then (with {@code collapse}) trailing blanks removed and runs of spaces/tabs inside a line
@@ -101,11 +112,25 @@ final class RowCleaner {
      */
     static String normalize(String s, boolean collapse) {
         String t = s.indexOf('\r') >= 0 ? s.replace("\r\n", "\n").replace('\r', '\n') : s;
-        if (collapse) {
+        if (collapse && hasBlanksToCollapse(t)) {   // most rows have none: skip the two regex passes
             t = TRAILING_BLANKS.matcher(t).replaceAll("");
             t = INNER_BLANKS.matcher(t).replaceAll(" ");
         }
         return t.strip();
+    }
+
+    /**
+     * Whether either pattern of {@link #normalize} could match: a tab, two spaces in a row, or a space before a
+     * newline or at the end (a superset of their matches, so skipping them otherwise changes nothing).
+     */
+    private static boolean hasBlanksToCollapse(String t) {
+        int n = t.length();
+        for (int i = 0; i < n; i++) {
+            char c = t.charAt(i);
+            if (c == '\t') return true;
+            if (c == ' ' && (i + 1 == n || t.charAt(i + 1) == ' ' || t.charAt(i + 1) == '\n')) return true;
+        }
+        return false;
     }
 
     /** A value that makes the row unreadable (a bad row). */

@@ -27,6 +27,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.Consumer;
 
 /**
  * Reads the rows of a CSV (RFC 4180, header row) or JSON-lines file. Every record comes back, either with its
@@ -86,33 +87,48 @@ final class RowReader {
     }
 
     /**
-     * Reads all rows. {@code required} are the columns the format needs: a CSV header, Parquet or Arrow schema
-     * without one of them, or a JSON file where no object has it, is a UserError.
+     * Reads all rows into a list (small files, tests); {@link #forEach} streams them. {@code required} are the columns
+     * the format needs: a CSV header, Parquet or Arrow schema without one of them, or a JSON file where no object
+     * has it, is a UserError.
      */
     static List<Row> read(Path file, List<String> required) {
-        if (!Files.exists(file)) throw new UserError(file + ": data file not found");
-        Kind kind = kindOf(file);
-        if (kind == Kind.PARQUET || kind == Kind.ARROW) return readColumnar(file, kind, required);
-        byte[] bytes;
-        try {
-            bytes = gzipped(file) ? gunzip(file) : Files.readAllBytes(file);
-        } catch (IOException e) {
-            throw new UserError(file + ": cannot read: " + e.getMessage(), e);
-        }
-        List<Line> lines = splitLines(bytes, kind == Kind.CSV);
-        return kind == Kind.CSV ? readCsv(file, lines, required) : readJsonl(file, lines, required);
+        List<Row> rows = new ArrayList<>();
+        forEach(file, required, rows::add);
+        return rows;
     }
 
-    private static byte[] gunzip(Path file) throws IOException {
-        try (InputStream in = new GZIPInputStream(Files.newInputStream(file), 1 << 16)) {
-            return in.readAllBytes();
+    /**
+     * Hands each row of {@code file} to {@code sink} in file order, holding only the current record (CSV, JSON
+     * lines, Parquet, Arrow; a JSON array is parsed whole). A file-level problem is a UserError, possibly after
+     * rows were handed on (a JSON file none of whose objects has a required key is found out at its end).
+     */
+    static void forEach(Path file, List<String> required, Consumer<Row> sink) {
+        if (!Files.exists(file)) throw new UserError(file + ": data file not found");
+        Kind kind = kindOf(file);
+        if (kind == Kind.PARQUET || kind == Kind.ARROW) {
+            readColumnar(file, kind, required, sink);
+            return;
+        }
+        try (InputStream raw = Files.newInputStream(file);
+             InputStream in = gzipped(file) ? new GZIPInputStream(raw, 1 << 16) : raw) {
+            LineSource lines = new LineSource(in, kind == Kind.CSV);
+            if (kind == Kind.CSV) readCsv(file, lines, required, sink);
+            else readJsonl(file, lines, required, sink);
         } catch (java.util.zip.ZipException | java.io.EOFException e) {
             throw new UserError(file + ": not a complete gzip file: " + e.getMessage(), e);
+        } catch (java.io.UncheckedIOException e) {
+            Throwable c = e.getCause();
+            if (c instanceof java.util.zip.ZipException || c instanceof java.io.EOFException) {
+                throw new UserError(file + ": not a complete gzip file: " + c.getMessage(), e);
+            }
+            throw new UserError(file + ": cannot read: " + c.getMessage(), e);
+        } catch (IOException e) {
+            throw new UserError(file + ": cannot read: " + e.getMessage(), e);
         }
     }
 
     /** Parquet and Arrow; a {@code .gz} one is unpacked to a temporary file first (both formats need random access). */
-    private static List<Row> readColumnar(Path file, Kind kind, List<String> required) {
+    private static void readColumnar(Path file, Kind kind, List<String> required, Consumer<Row> sink) {
         Path plain = file;
         try {
             if (gzipped(file)) {
@@ -123,7 +139,8 @@ final class RowReader {
                     throw new UserError(file + ": not a complete gzip file: " + e.getMessage(), e);
                 }
             }
-            return kind == Kind.PARQUET ? ParquetRows.read(plain, file, required) : ArrowRows.read(plain, file, required);
+            if (kind == Kind.PARQUET) ParquetRows.read(plain, file, required, sink);
+            else ArrowRows.read(plain, file, required, sink);
         } catch (IOException e) {
             throw new UserError(file + ": cannot read: " + e.getMessage(), e);
         } finally {
@@ -140,51 +157,6 @@ final class RowReader {
     /** A physical line (without its \n and a trailing \r), decoded; {@code utf8Error} when the bytes were invalid. */
     record Line(int number, String text, String utf8Error) {}
 
-    /**
-     * Splits at \n (dropping a \r before it). With {@code loneCrEndsLine} (CSV) a \r not followed by \n ends a
-     * line too, as in Python's csv module, pandas and Jackson's CsvParser (old Mac line ends, a stray \r in a row).
-     */
-    static List<Line> splitLines(byte[] bytes, boolean loneCrEndsLine) {
-        List<Line> out = new ArrayList<>();
-        int start = 0;
-        if (bytes.length >= 3 && (bytes[0] & 0xff) == 0xEF && (bytes[1] & 0xff) == 0xBB && (bytes[2] & 0xff) == 0xBF) {
-            start = 3; // UTF-8 byte order mark
-        }
-        int number = 1;
-        CharsetDecoder strict = StandardCharsets.UTF_8.newDecoder()
-                .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT);
-        while (start < bytes.length) {
-            int end = start;
-            while (end < bytes.length && bytes[end] != '\n'
-                    && !(loneCrEndsLine && bytes[end] == '\r' && (end + 1 == bytes.length || bytes[end + 1] != '\n'))) {
-                end++;
-            }
-            int stop = end > start && bytes[end - 1] == '\r' ? end - 1 : end;
-            String text;
-            String error = null;
-            try {
-                strict.reset();
-                CharBuffer cb = strict.decode(ByteBuffer.wrap(bytes, start, stop - start));
-                text = cb.toString();
-            } catch (CharacterCodingException e) {
-                text = new String(bytes, start, stop - start, StandardCharsets.UTF_8); // replacement chars
-                error = "invalid UTF-8 byte sequence at byte " + (firstInvalid(bytes, start, stop) + 1) + " of the line";
-            }
-            out.add(new Line(number++, text, error));
-            start = end + 1;
-        }
-        return out;
-    }
-
-    private static int firstInvalid(byte[] b, int from, int to) {
-        CharsetDecoder d = StandardCharsets.UTF_8.newDecoder()
-                .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT);
-        ByteBuffer in = ByteBuffer.wrap(b, from, to - from);
-        CharBuffer out = CharBuffer.allocate(to - from + 1);
-        d.decode(in, out, true);
-        return in.position() - from;
-    }
-
     // ---------------------------------------------------------------- CSV
 
     private static final class CsvError extends Exception {
@@ -197,7 +169,7 @@ final class RowReader {
     }
 
     /** Parses one record starting at lines[index]; returns the fields and sets next[0] to the following line index. */
-    private static List<String> parseRecord(List<Line> lines, int index, int[] next) throws CsvError {
+    private static List<String> parseRecord(LineSource lines, int index, int[] next) throws CsvError {
         List<String> fields = new ArrayList<>();
         StringBuilder field = new StringBuilder();
         final int start = 0, unquoted = 1, quoted = 2, quoteInQuoted = 3;
@@ -254,7 +226,7 @@ final class RowReader {
             }
             if (state == quoted) {
                 // a quoted field goes on over the newline
-                if (i + 1 >= lines.size()) {
+                if (!lines.has(i + 1)) {
                     throw new CsvError(lines.get(index).number(), "quoted field of column " + (fields.size() + 1)
                             + " is never closed");
                 }
@@ -275,7 +247,7 @@ final class RowReader {
      * scanner's split of the same text; the two must agree (they implement the same grammar), and a
      * disagreement is a bug worth a loud failure rather than a silently different value.
      */
-    private static List<String> decodeFields(List<Line> lines, int from, int to, List<String> scanned) {
+    private static List<String> decodeFields(LineSource lines, int from, int to, List<String> scanned) {
         StringBuilder text = new StringBuilder();
         for (int k = from; k < to; k++) {
             if (k > from) text.append('\n');
@@ -294,10 +266,10 @@ final class RowReader {
         return fields;
     }
 
-    private static List<Row> readCsv(Path file, List<Line> lines, List<String> required) {
+    private static void readCsv(Path file, LineSource lines, List<String> required, Consumer<Row> sink) {
         int i = 0;
-        while (i < lines.size() && lines.get(i).text().isBlank() && lines.get(i).utf8Error() == null) i++;
-        if (i >= lines.size()) {
+        while (lines.has(i) && lines.get(i).text().isBlank() && lines.get(i).utf8Error() == null) i++;
+        if (!lines.has(i)) {
             throw new UserError(file + ": empty CSV file; expected a header row naming the columns " + required);
         }
         int[] next = new int[1];
@@ -319,9 +291,9 @@ final class RowReader {
                         + "); it has " + names);
             }
         }
-        List<Row> rows = new ArrayList<>();
         i = next[0];
-        while (i < lines.size()) {
+        while (lines.has(i)) {
+            lines.dropBefore(i);
             Line first = lines.get(i);
             if (first.text().isEmpty() && first.utf8Error() == null) {
                 i++; // blank line between records: not a row
@@ -331,7 +303,7 @@ final class RowReader {
             try {
                 fields = parseRecord(lines, i, next);
             } catch (CsvError e) {
-                rows.add(Row.bad(first.number(), Reason.BAD_QUOTING, e.line, e.getMessage()));
+                sink.accept(Row.bad(first.number(), Reason.BAD_QUOTING, e.line, e.getMessage()));
                 i++; // resume on the next physical line: a stray quote spoils one record, not the rest of the file
                 continue;
             }
@@ -345,48 +317,50 @@ final class RowReader {
                 }
             }
             if (badUtf8 != null) {
-                rows.add(Row.bad(first.number(), Reason.INVALID_UTF8, badUtf8.number(), badUtf8.utf8Error()));
+                sink.accept(Row.bad(first.number(), Reason.INVALID_UTF8, badUtf8.number(), badUtf8.utf8Error()));
             } else if (fields.size() != names.size()) {
-                rows.add(Row.bad(first.number(), Reason.WRONG_COLUMN_COUNT, first.number(),
+                sink.accept(Row.bad(first.number(), Reason.WRONG_COLUMN_COUNT, first.number(),
                         fields.size() + " fields, the header has " + names.size()));
             } else {
                 Map<String, JsonNode> values = new LinkedHashMap<>();
                 for (int k = 0; k < names.size(); k++) {
                     values.putIfAbsent(names.get(k), TextNode.valueOf(fields.get(k)));
                 }
-                rows.add(Row.good(first.number(), values));
+                sink.accept(Row.good(first.number(), values));
             }
             i = end;
         }
-        return rows;
     }
 
     // ---------------------------------------------------------------- JSON lines
 
-    private static List<Row> readJsonl(Path file, List<Line> lines, List<String> required) {
-        for (Line l : lines) {
-            String t = l.text().strip();
-            if (t.isEmpty()) continue;
-            if (t.startsWith("[")) return checkKeys(file, readJsonArray(file, lines), required);
-            break;
+    private static void readJsonl(Path file, LineSource lines, List<String> required, Consumer<Row> sink) {
+        int first = 0;
+        while (lines.has(first) && lines.get(first).text().strip().isEmpty()) first++;
+        KeyCheck keys = new KeyCheck(file, required, sink);
+        if (lines.has(first) && lines.get(first).text().strip().startsWith("[")) {
+            readJsonArray(file, lines).forEach(keys::accept);
+            keys.end();
+            return;
         }
-        List<Row> rows = new ArrayList<>();
-        for (Line l : lines) {
+        for (int i = 0; lines.has(i); i++) {
+            lines.dropBefore(i);
+            Line l = lines.get(i);
             if (l.text().isBlank() && l.utf8Error() == null) continue;
             if (l.utf8Error() != null) {
-                rows.add(Row.bad(l.number(), Reason.INVALID_UTF8, l.number(), l.utf8Error()));
+                keys.accept(Row.bad(l.number(), Reason.INVALID_UTF8, l.number(), l.utf8Error()));
                 continue;
             }
             JsonNode node;
             try {
                 node = JSON.readTree(l.text());
             } catch (JacksonException e) {
-                rows.add(Row.bad(l.number(), Reason.BAD_JSON, l.number(), e.getOriginalMessage()
+                keys.accept(Row.bad(l.number(), Reason.BAD_JSON, l.number(), e.getOriginalMessage()
                         + (e.getLocation() == null ? "" : " at column " + e.getLocation().getColumnNr())));
                 continue;
             }
             if (node == null || !node.isObject()) {
-                rows.add(Row.bad(l.number(), Reason.BAD_JSON, l.number(), "not a JSON object"));
+                keys.accept(Row.bad(l.number(), Reason.BAD_JSON, l.number(), "not a JSON object"));
                 continue;
             }
             Map<String, JsonNode> values = new LinkedHashMap<>();
@@ -394,32 +368,52 @@ final class RowReader {
                 Map.Entry<String, JsonNode> e = it.next();
                 values.put(e.getKey(), e.getValue());
             }
-            rows.add(Row.good(l.number(), values));
+            keys.accept(Row.good(l.number(), values));
         }
-        return checkKeys(file, rows, required);
+        keys.end();
     }
 
-    /** A UserError when no good row has one of the required keys. */
-    private static List<Row> checkKeys(Path file, List<Row> rows, List<String> required) {
-        Map<String, Boolean> seen = new LinkedHashMap<>();
-        for (String r : required) seen.put(r, false);
-        List<String> firstKeys = null;
-        for (Row row : rows) {
-            if (row.isBad()) continue;
-            if (firstKeys == null) firstKeys = new ArrayList<>(row.values().keySet());
-            for (String r : required) {
-                if (row.values().containsKey(r)) seen.put(r, true);
-            }
+    /**
+     * A UserError when no good row of a JSON file has one of the required keys. Rows are held back only until
+     * every key has been seen (the first row, in a well-formed file), then passed on as they come.
+     */
+    private static final class KeyCheck {
+        private final Path file;
+        private final Consumer<Row> sink;
+        private final java.util.Set<String> unseen;
+        private final List<Row> held = new ArrayList<>();
+        private List<String> firstKeys;
+
+        KeyCheck(Path file, List<String> required, Consumer<Row> sink) {
+            this.file = file;
+            this.sink = sink;
+            this.unseen = new java.util.LinkedHashSet<>(required);
         }
-        if (firstKeys != null) {
-            for (Map.Entry<String, Boolean> e : seen.entrySet()) {
-                if (!e.getValue()) {
-                    throw new UserError(file + ": no object has the key \"" + e.getKey() + "\"; the first one has "
-                            + firstKeys);
+
+        void accept(Row row) {
+            if (!unseen.isEmpty() && !row.isBad()) {
+                if (firstKeys == null) firstKeys = new ArrayList<>(row.values().keySet());
+                unseen.removeIf(k -> row.values().containsKey(k));
+            }
+            if (unseen.isEmpty()) {
+                if (!held.isEmpty()) {
+                    held.forEach(sink);
+                    held.clear();
                 }
+                sink.accept(row);
+            } else {
+                held.add(row);
             }
         }
-        return rows;
+
+        void end() {
+            if (!unseen.isEmpty() && firstKeys != null) {
+                throw new UserError(file + ": no object has the key \"" + unseen.iterator().next() + "\"; the first one has "
+                        + firstKeys);
+            }
+            held.forEach(sink);   // only bad rows: no object to check
+            held.clear();
+        }
     }
 
     /**
@@ -427,9 +421,10 @@ final class RowReader {
      * is a row numbered by the line it starts on. An element that is not an object is a bad row; broken JSON
      * syntax ends the array, so it is the file's error, with its line.
      */
-    private static List<Row> readJsonArray(Path file, List<Line> lines) {
+    private static List<Row> readJsonArray(Path file, LineSource lines) {
         StringBuilder text = new StringBuilder();
-        for (Line l : lines) {
+        for (int i = 0; lines.has(i); i++) {
+            Line l = lines.get(i);
             if (l.utf8Error() != null) throw new UserError(file + ":" + l.number() + ": " + l.utf8Error());
             text.append(l.text()).append('\n');
         }

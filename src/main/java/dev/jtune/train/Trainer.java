@@ -333,7 +333,7 @@ public final class Trainer {
                            TrainingPlan plan, TrainingLoop.Result done, AnswerReport answers, MetricSinks sinks, long started) {
         TrainingSection t = exp.training();
         double wall = (System.nanoTime() - started) / 1e9;
-        long trainTokens = data.train().stream().mapToLong(e -> e.inputIds().length).sum();
+        long trainTokens = data.train().stream().mapToLong(e -> e.length()).sum();
         Map<String, String> facts = new LinkedHashMap<>();
         facts.put("model", exp.model().path() + " (" + config.modelType() + ", "
                 + String.format(Locale.ROOT, "%,d", trained.model.parameterCount()) + " parameters)");

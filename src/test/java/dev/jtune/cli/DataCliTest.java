@@ -15,6 +15,7 @@ import java.util.List;
 import static dev.jtune.cli.CliTest.assertUserError;
 import static dev.jtune.cli.CliTest.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -56,6 +57,28 @@ class DataCliTest {
                 + "    - {path: " + sharegpt + ", format: sharegpt, weight: 1}\n"
                 + "training:\n  output_dir: " + tmp.resolve(name + "-run") + "\n  max_steps: 2\n"
                 + "  per_device_train_batch_size: 2\n  logging_steps: 1\n  device: cpu\n  precision: fp32\n");
+    }
+
+    @Test
+    void everyCommandThatPreparesDataTakesNoCache() throws IOException {
+        for (String command : List.of("train", "data", "eval", "lr-find", "sweep")) {
+            CliTest.Run help = run(command, "--help");
+            assertTrue(help.out().contains("--no-cache"), command + ": " + help.out());
+        }
+        Path cache = tmp.resolve("cli-cache");
+        Path chat = Path.of("src/test/resources/data-formats/chat.snappy.parquet").toAbsolutePath();
+        Path exp = Files.writeString(tmp.resolve("cached.yaml"), Files.readString(experiment("cached", chat))
+                .replace("data:\n", "data:\n  cache_dir: " + cache + "\n"));
+        CliTest.Run none = run("data", exp.toString(), "--no-cache");
+        assertEquals(0, none.code(), none.err());
+        assertFalse(Files.exists(cache), "--no-cache writes no entry");
+        CliTest.Run first = run("data", exp.toString());
+        assertTrue(first.out().contains("data: tokenized data cached in " + cache), first.out());
+        CliTest.Run second = run("data", exp.toString());
+        assertTrue(second.out().contains("data: mapped the tokenized-data cache " + cache), second.out());
+        CliTest.Run again = run("data", exp.toString(), "--no-cache");
+        assertFalse(again.out().contains("tokenized-data cache"), again.out());
+        assertEquals(second.out().lines().skip(1).toList(), again.out().lines().toList());
     }
 
     @Test

@@ -50,7 +50,7 @@ class DataCacheTest {
         Out first = prepare(d);
         assertTrue(first.log().contains("data: tokenized data cached in " + cache), first.log());
         Out second = prepare(d);
-        assertTrue(second.log().contains("data: read from the tokenized-data cache " + cache), second.log());
+        assertTrue(second.log().contains("data: mapped the tokenized-data cache " + cache), second.log());
         PreparedData a = first.data(), b = second.data();
         assertEquals(a.train(), b.train());
         assertEquals(a.validation(), b.validation());

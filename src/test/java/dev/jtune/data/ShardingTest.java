@@ -29,7 +29,8 @@ class ShardingTest {
             for (int r = 0; r < w; r++) {
                 Batcher b = new Batcher(BatcherTest.examples(n), 1, false, 0, false, 64, 0, r, w);
                 List<Integer> got = new ArrayList<>();
-                for (int[] row : b.rows(0)) got.add(row[0]);
+                Batcher.Rows rows = b.rows(0);
+                for (int i = 0; i < rows.size(); i++) got.add(rows.row(i)[0]);
                 List<Integer> want = new ArrayList<>();
                 c.get("shards").get(r).forEach(x -> want.add(x.asInt()));
                 assertEquals(want, got, n + " rows, rank " + r + " of " + w);
@@ -49,15 +50,15 @@ class ShardingTest {
         int world = 3, perDevice = 2;
         Batcher one = new Batcher(ex, perDevice * world, true, 7, packing, 24, 0);
         for (int epoch = 0; epoch < 2; epoch++) {
-            List<int[]> all = one.rows(epoch);
+            Batcher.Rows all = one.rows(epoch);
             int steps = all.size() / (perDevice * world);   // whole global batches: the padded tail is the sampler test's
             for (int k = 0; k < steps; k++) {
                 Set<Integer> want = new TreeSet<>(), got = new TreeSet<>();
-                for (int i = k * perDevice * world; i < (k + 1) * perDevice * world; i++) for (int e : all.get(i)) want.add(e);
+                for (int i = k * perDevice * world; i < (k + 1) * perDevice * world; i++) for (int e : all.row(i)) want.add(e);
                 for (int r = 0; r < world; r++) {
                     Batcher mine = new Batcher(ex, perDevice, true, 7, packing, 24, 0, r, world);
-                    List<int[]> rows = mine.rows(epoch);
-                    for (int i = k * perDevice; i < (k + 1) * perDevice; i++) for (int e : rows.get(i)) assertEquals(true, got.add(e), "example " + e + " twice");
+                    Batcher.Rows rows = mine.rows(epoch);
+                    for (int i = k * perDevice; i < (k + 1) * perDevice; i++) for (int e : rows.row(i)) assertEquals(true, got.add(e), "example " + e + " twice");
                 }
                 assertEquals(want, got, "epoch " + epoch + ", step " + k);
             }
