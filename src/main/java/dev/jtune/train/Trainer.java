@@ -122,6 +122,7 @@ public final class Trainer {
 
         try (DistGroup group = launch.map(e -> DistGroup.join(e, device, Duration.ofSeconds(t.ddpTimeout()), out)).orElse(DistGroup.single());
              HfTokenizer tok = HfTokenizer.load(exp.model().tokenizer())) {
+            tok.requireFitsModel(config.vocabSize(), config.where());   // before any output is written or data read
             Path resumeFrom = prepareOutputDir(t, group);
             Map<String, String> dataHashes = RunManifest.dataHashes(exp.data());
             if (resumeFrom != null) RunManifest.checkSameData(resumeFrom, dataHashes);
