@@ -1,5 +1,8 @@
 package dev.jtune.cli;
 
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jtune.util.UserError;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -9,7 +12,10 @@ import java.nio.file.Path;
 
 import static dev.jtune.cli.CliTest.assertUserError;
 import static dev.jtune.cli.CliTest.run;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * A tokenizer with more ids than the model has embedding rows (the llama-tiny fixture, vocab_size 128, with GPT-2's
@@ -19,6 +25,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 class VocabularyMismatchCliTest {
     static final Path LLAMA_TINY = Path.of("src/test/resources/models/llama-tiny").toAbsolutePath();
     static final Path GPT2_TOKENIZER = Path.of("configs/tokenizers/gpt2").toAbsolutePath();
+    static final Path TORCHTUNE_TINY = Path.of("src/test/resources/tokenizers/torchtune-tiny").toAbsolutePath();
 
     @TempDir
     Path tmp;
@@ -42,9 +49,9 @@ class VocabularyMismatchCliTest {
         assertMismatch(run(concat(new String[] {"eval", "configs/demo.yaml", "--checkpoint", LLAMA_TINY.toString()}, keys)));
     }
 
-    /** A model directory whose tokenizer.json is not its own (generate, perplexity and serve read the model's). */
+    /** A model directory whose tokenizer.json is not its own (generate, perplexity, serve and the Java API read the model's). */
     @Test
-    void generateRefusesAModelDirectoryWithAForeignTokenizer() throws IOException {
+    void aModelDirectoryWithAForeignTokenizerIsRefused() throws IOException {
         Path model = tmp.resolve("llama-tiny-with-gpt2-tokenizer");
         Files.createDirectories(model);
         for (String f : new String[] {"config.json", "generation_config.json", "model.safetensors"}) {
@@ -55,6 +62,30 @@ class VocabularyMismatchCliTest {
         assertUserError(r, model.resolve("tokenizer.json").toString(), "needs 50257 embedding rows", "vocab_size 128",
                 model.resolve("config.json").toString());
         assertFalse(r.err().contains("index out of range"), r.err());
+        UserError api = assertThrows(UserError.class, () -> dev.jtune.api.Model.load(model));
+        assertTrue(api.getMessage().contains("needs 50257 embedding rows"), api.getMessage());
+        UserError serve = assertThrows(UserError.class, () -> dev.jtune.serve.ServedModels.load(model, "base", java.util.Map.of(),
+                org.bytedeco.pytorch.global.torch.ScalarType.Float, new org.bytedeco.pytorch.Device("cpu"), dev.jtune.kernels.Ops.AUTO));
+        assertTrue(serve.getMessage().contains("needs 50257 embedding rows"), serve.getMessage());
+    }
+
+    /**
+     * A tokenizer whose ids have a gap (an added token far above the vocabulary, 2,000 BPE tokens and id 2,999): init-model
+     * sizes the embedding by the highest id + 1, not the token count, so the model it makes takes every id.
+     */
+    @Test
+    void initModelCoversTheHighestIdOfATokenizerWithGaps() throws IOException {
+        ObjectNode json = (ObjectNode) CliTest.JSON.readTree(TORCHTUNE_TINY.resolve("tokenizer.json").toFile());
+        ((ArrayNode) json.withArray("added_tokens")).addObject().put("id", 2999).put("content", "<|far|>").put("single_word", false)
+                .put("lstrip", false).put("rstrip", false).put("normalized", false).put("special", true);
+        Path tok = Files.createDirectories(tmp.resolve("gapped-tokenizer"));
+        CliTest.JSON.writeValue(tok.resolve("tokenizer.json").toFile(), json);
+        Path model = tmp.resolve("gapped-model");
+        CliTest.Run init = run("init-model", "--arch", "llama", "--preset", "tiny", "--tokenizer", tok.toString(), "--out", model.toString());
+        assertEquals(0, init.code(), init.err());
+        assertEquals(3000, CliTest.JSON.readTree(model.resolve("config.json").toFile()).get("vocab_size").asInt());
+        CliTest.Run gen = run("generate", "--model", model.toString(), "--prompt", "hello <|far|>", "--max-new-tokens", "2");
+        assertEquals(0, gen.code(), gen.err());
     }
 
     private static String[] concat(String[] a, String[] b) {
