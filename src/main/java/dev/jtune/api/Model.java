@@ -69,7 +69,14 @@ public final class Model implements AutoCloseable {
         }
         HfTokenizer tok = HfTokenizer.load(AdapterLoader.tokenizerDir(base, adapter));
         try {
-            return new Model(AdapterLoader.load(base, adapter, ScalarType.Float, Devices.parse(device, "device"), Ops.AUTO), tok);
+            CausalLM m = AdapterLoader.load(base, adapter, ScalarType.Float, Devices.parse(device, "device"), Ops.AUTO);
+            try {
+                tok.requireFitsModel(m.config().vocabSize(), m.config().where());
+            } catch (RuntimeException e) {
+                m.close();
+                throw e;
+            }
+            return new Model(m, tok);
         } catch (RuntimeException e) {
             tok.close();
             throw e;

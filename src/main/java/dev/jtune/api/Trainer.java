@@ -151,6 +151,7 @@ public final class Trainer {
         try (HfTokenizer tok = HfTokenizer.load(exp.model().tokenizer());
              CausalLM m = AdapterLoader.load(adapter ? exp.model().path() : model, adapter ? model : null, ScalarType.Float, device,
                      Ops.of(exp.training().kernels()))) {
+            tok.requireFitsModel(m.config().vocabSize(), m.config().where());
             PreparedData data = DatasetPreparer.prepare(exp.data(), exp.training().seed(), tok, console,
                     exp.training().dataloaderNumWorkers());
             int bs = exp.training().perDeviceEvalBatchSize(), len = exp.data().maxSeqLength();

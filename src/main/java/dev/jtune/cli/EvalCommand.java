@@ -89,6 +89,7 @@ final class EvalCommand implements Runnable {
         Path modelDir = adapter ? exp.model().path() : dir;
         try (HfTokenizer tok = HfTokenizer.load(exp.model().tokenizer());
              CausalLM model = AdapterLoader.load(modelDir, adapter ? dir : null, ScalarType.Float, device, Ops.of(exp.training().kernels()))) {
+            tok.requireFitsModel(model.config().vocabSize(), model.config().where());
             PreparedData data = DatasetPreparer.prepareCached(exp.data(), exp.training().seed(), tok, log,
                     exp.training().dataloaderNumWorkers());
             long pad = tok.paddingId();

@@ -49,6 +49,7 @@ final class GenerateCommand implements Runnable {
         if (temperature < 0) throw new UserError("--temperature: must be >= 0, got " + temperature);
         if (!(topP > 0 && topP <= 1)) throw new UserError("--top-p: must be in (0, 1], got " + topP);
         try (HfTokenizer tok = HfTokenizer.load(model.tokenizerDir()); CausalLM m = model.load()) {
+            tok.requireFitsModel(m.config().vocabSize(), m.config().where());
             if (system != null && !chat) throw new UserError("--system: only with --chat");
             long[] ids;
             if (chat) {

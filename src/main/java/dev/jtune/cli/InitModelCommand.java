@@ -31,7 +31,7 @@ final class InitModelCommand implements Runnable {
             + "the tokenizer has fewer ids (for size and speed measurements).")
     String shape;
 
-    @Option(names = "--tokenizer", required = true, paramLabel = "DIR", description = "Directory with tokenizer.json; its files are copied and its vocabulary sizes the model.")
+    @Option(names = "--tokenizer", required = true, paramLabel = "DIR", description = "Directory with tokenizer.json; its files are copied and its highest id + 1 sizes the embedding.")
     Path tokenizer;
 
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output directory.")
@@ -50,7 +50,7 @@ final class InitModelCommand implements Runnable {
             Long bos = tok.bosTokenId().isPresent() ? tok.bosTokenId().getAsLong() : null;
             Long eos = tok.eosTokenIds().isEmpty() ? null : tok.eosTokenIds().iterator().next();
             if (shape == null && arch == null) throw new dev.jtune.util.UserError("init-model: give --arch (with --preset) or --shape");
-            ObjectNode raw = shape != null ? dev.jtune.bench.Shapes.raw(shape) : ModelInit.presetConfig(arch, preset, tok.vocabSize(), bos, eos);
+            ObjectNode raw = shape != null ? dev.jtune.bench.Shapes.raw(shape) : ModelInit.presetConfig(arch, preset, Math.toIntExact(tok.idUpperBound()), bos, eos);
             ModelConfig config = ModelConfig.parse(raw, out.resolve("config.json"));
             Map<String, Tensor> params = ModelInit.randomParameters(config, seed, st);
             ObjectNode gen = new ObjectMapper().createObjectNode();

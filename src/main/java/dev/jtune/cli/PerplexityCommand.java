@@ -41,6 +41,7 @@ final class PerplexityCommand implements Runnable {
         model.validate();
         String text = readText(textFile);
         try (HfTokenizer tok = HfTokenizer.load(model.tokenizerDir()); CausalLM m = model.load()) {
+            tok.requireFitsModel(m.config().vocabSize(), m.config().where());
             long[] ids = tok.encode(text, true).ids();
             int w = window != null ? window : Math.min(m.config().maxPositions(), 2048);
             if (w < 2 || w > m.config().maxPositions()) {

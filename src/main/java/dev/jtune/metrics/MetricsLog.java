@@ -91,21 +91,32 @@ public final class MetricsLog implements AutoCloseable {
 
     /** As above, followed by the method's own metrics, each prefixed {@code eval_} ({@code eval_rewards/accuracies}). */
     public void eval(EvalPoint p, Map<String, Double> extra) {
+        eval(p, extra, true);
+    }
+
+    /**
+     * As above; without {@code eval_perplexity} when {@code perplexity} is false (a preference method, whose loss is not
+     * a token cross-entropy).
+     */
+    public void eval(EvalPoint p, Map<String, Double> extra, boolean perplexity) {
         ObjectNode o = MAPPER.createObjectNode();
         o.put("step", p.step());
         boolean ok = put(o, "epoch", p.epoch());
         ok &= put(o, "eval_loss", p.loss());
-        ok &= put(o, "eval_perplexity", p.perplexity());
+        if (perplexity) ok &= put(o, "eval_perplexity", p.perplexity());
         for (Map.Entry<String, Double> e : extra.entrySet()) ok &= put(o, "eval_" + e.getKey(), e.getValue());
         write(o, ok);
     }
 
-    /** {@code {"step", "test_loss", "test_perplexity"}}: the final evaluation on the test split. */
-    public void test(double loss, double perplexity, long step) {
+    /**
+     * {@code {"step", "test_loss", "test_perplexity"}}: the final evaluation on the test split; without
+     * {@code test_perplexity} when {@code perplexity} is null (a preference method).
+     */
+    public void test(double loss, Double perplexity, long step) {
         ObjectNode o = MAPPER.createObjectNode();
         o.put("step", step);
         boolean ok = put(o, "test_loss", loss);
-        ok &= put(o, "test_perplexity", perplexity);
+        if (perplexity != null) ok &= put(o, "test_perplexity", perplexity);
         write(o, ok);
     }
 
@@ -225,7 +236,7 @@ public final class MetricsLog implements AutoCloseable {
                 eval.add(new EvalPoint(step, num(o, "epoch"), num(o, "eval_loss"), num(o, "eval_perplexity")));
             } else if (o.has("test_loss")) {
                 testLoss = num(o, "test_loss");
-                testPerplexity = num(o, "test_perplexity");
+                testPerplexity = o.has("test_perplexity") ? num(o, "test_perplexity") : null;   // none for a preference run
             }
         }
         return new History(List.copyOf(train), List.copyOf(eval), testLoss, testPerplexity, malformed, firstMalformed);

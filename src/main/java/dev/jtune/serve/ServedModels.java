@@ -62,6 +62,7 @@ public final class ServedModels implements AutoCloseable {
         try {
             HfTokenizer baseTok = HfTokenizer.load(modelDir);
             tokenizers.add(baseTok);
+            baseTok.requireFitsModel(model.config().vocabSize(), model.config().where());
             entries.put(baseId, new Entry(baseId, -1, baseTok, ChatTemplate.forTokenizer(baseTok)));
             for (Map.Entry<String, Path> a : adapters.entrySet()) {
                 String name = a.getKey();
@@ -75,6 +76,7 @@ public final class ServedModels implements AutoCloseable {
                 if (!tokDir.equals(modelDir)) {
                     tok = HfTokenizer.load(tokDir);
                     tokenizers.add(tok);
+                    tok.requireFitsModel(model.config().vocabSize(), model.config().where());
                 }
                 entries.put(name, new Entry(name, sets.size() - 1, tok, ChatTemplate.forTokenizer(tok)));
             }

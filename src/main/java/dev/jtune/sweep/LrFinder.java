@@ -42,6 +42,8 @@ final class LrFinder {
     public static Result run(Experiment exp, double start, double end, int steps, PrintStream out) {
         TrainingSection t = exp.training();
         try (HfTokenizer tok = HfTokenizer.load(exp.model().tokenizer())) {
+            dev.jtune.model.ModelConfig config = dev.jtune.model.ModelConfig.read(exp.model().path());
+            tok.requireFitsModel(config.vocabSize(), config.where());
             PreparedData data = DatasetPreparer.prepareCached(exp.data(), t.seed(), tok, out, t.dataloaderNumWorkers());
             if (data.train().isEmpty()) throw new UserError(exp.data().describeTraining() + ": no training examples left after cleaning and splitting");
             Batcher batcher = new Batcher(data.train(), t.perDeviceTrainBatchSize(), true, t.seed(), exp.data().packing(),

@@ -46,6 +46,10 @@ public final class SweepRunner {
             throw new UserError(spec.experiment() + ": a sweep ranks trials by " + spec.metric() + " on validation data: set "
                     + "data.validation_file, or data.validation_split > 0");
         }
+        if (spec.metric().equals("eval_perplexity") && base.training().method().preference()) {   // such runs log no perplexity
+            throw new UserError("--metric eval_perplexity: training.method " + base.training().method().name().toLowerCase(java.util.Locale.ROOT)
+                    + " logs no perplexity (its loss is not a token cross-entropy); rank by eval_loss or eval_rewards/accuracies (maximize)");
+        }
         List<Map<String, String>> values = TrialSampler.plan(spec);
         for (ParamSpec p : spec.params()) {   // the ends of each range, alone
             for (String end : p.ends()) check(spec, dir, 0, Map.of(p.key(), end), "the range's end " + end);

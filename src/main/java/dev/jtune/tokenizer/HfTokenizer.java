@@ -314,6 +314,25 @@ public final class HfTokenizer implements AutoCloseable {
         return vocab.idToToken.keySet().stream().mapToLong(Long::longValue).max().orElse(-1) + 1;
     }
 
+    /**
+     * Refuses a model whose embedding has fewer rows than this tokenizer has ids, before any token reaches it (the
+     * embedding lookup would fail with LibTorch's "index out of range"). A tokenizer with fewer ids than the model's
+     * {@code vocab_size} is fine: transformers pads embeddings to a multiple (those rows are never looked up).
+     *
+     * @param modelVocabSize the model's {@code vocab_size} (its embedding rows)
+     * @param modelConfig    where that comes from (the model's config.json), for the message
+     * @throws UserError naming both files, both sizes and what to do
+     */
+    public void requireFitsModel(long modelVocabSize, String modelConfig) {
+        long needed = idUpperBound();
+        if (needed <= modelVocabSize) return;
+        throw new UserError(tokenizerFile + ": the tokenizer's ids go up to " + (needed - 1) + " ('" + vocab.idToToken.get(needed - 1)
+                + "'), so it needs " + needed + " embedding rows (highest id + 1, added and special tokens included), but the model has vocab_size "
+                + modelVocabSize + " (" + modelConfig + "): this tokenizer does not belong to this model. Use the model's own tokenizer"
+                + " (model.tokenizer: the model's directory, or the tokenizer it was trained with), or resize the model's embeddings"
+                + " to at least " + needed + " rows (transformers: model.resize_token_embeddings(" + needed + "), then save_pretrained)");
+    }
+
     public OptionalLong tokenToId(String token) {
         Long id = vocab.tokenToId.get(token);
         return id == null ? OptionalLong.empty() : OptionalLong.of(id);

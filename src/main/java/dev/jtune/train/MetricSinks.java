@@ -74,8 +74,10 @@ final class MetricSinks implements TrainerCallback {
                     logs.get("tokens_per_second")), logs.getOrDefault("loss_scale", Double.NaN), logs.get("skipped_steps").longValue(),
                     extras(logs, "", TRAIN_KEYS));
         } else if (logs.containsKey("eval_loss")) {
-            eval(new EvalPoint(step, logs.get("epoch"), logs.get("eval_loss"), logs.get("eval_perplexity")),
-                    extras(logs, "eval_", EVAL_KEYS));
+            // a preference run logs no perplexity: its loss is not a token cross-entropy
+            boolean perplexity = logs.containsKey("eval_perplexity");
+            eval(new EvalPoint(step, logs.get("epoch"), logs.get("eval_loss"), perplexity ? logs.get("eval_perplexity") : Double.NaN),
+                    extras(logs, "eval_", EVAL_KEYS), perplexity);
         } else if (logs.containsKey("test_loss")) {
             test(logs.get("test_loss"), logs.get("test_perplexity"), step);
         }
@@ -127,26 +129,26 @@ final class MetricSinks implements TrainerCallback {
      * A validation evaluation, with the method's metrics: {@code eval_<name>} in metrics.jsonl, TensorBoard
      * {@code eval/<name>}, the report's curves.
      */
-    private void eval(EvalPoint p, java.util.Map<String, Double> extra) {
+    private void eval(EvalPoint p, java.util.Map<String, Double> extra, boolean perplexity) {
         evalLog.add(p);
         if (!extra.isEmpty()) evalExtras.put(p.step(), java.util.Map.copyOf(extra));
         if (metrics == null) return;
-        metrics.eval(p, extra);
+        metrics.eval(p, extra, perplexity);
         extra.forEach((k, v) -> tb.scalar("eval/" + k, p.step(), v));
         tb.scalar("eval/loss", p.step(), p.loss());
-        tb.scalar("eval/perplexity", p.step(), p.perplexity());
+        if (perplexity) tb.scalar("eval/perplexity", p.step(), p.perplexity());
         ObjectNode h = logHistory.addObject();
         h.put("step", p.step());
         h.put("epoch", p.epoch());
         h.put("eval_loss", p.loss());
     }
 
-    /** The test split's evaluation at the end. */
-    private void test(double loss, double perplexity, long step) {
+    /** The test split's evaluation at the end; {@code perplexity} is null for a preference run. */
+    private void test(double loss, Double perplexity, long step) {
         if (metrics == null) return;
         metrics.test(loss, perplexity, step);
         tb.scalar("test/loss", step, loss);
-        tb.scalar("test/perplexity", step, perplexity);
+        if (perplexity != null) tb.scalar("test/perplexity", step, perplexity);
     }
 
     /**

@@ -137,6 +137,7 @@ public final class Trainer {
 
         try (DistGroup group = launch.map(e -> DistGroup.join(e, device, Duration.ofSeconds(t.ddpTimeout()), out)).orElse(DistGroup.single());
              HfTokenizer tok = HfTokenizer.load(exp.model().tokenizer())) {
+            tok.requireFitsModel(config.vocabSize(), config.where());   // before any output is written or data read
             Path resumeFrom = prepareOutputDir(t, group);
             Map<String, String> dataHashes = RunManifest.dataHashes(exp.data());
             if (resumeFrom != null) RunManifest.checkSameData(resumeFrom, dataHashes);
@@ -345,7 +346,7 @@ public final class Trainer {
         RunRecord record = new RunRecord("jtune: " + exp.file().getFileName(), exp.toYaml(), data.report().lines(),
                 data.train().size(), trainTokens, data.validation().size(), data.test().size(), plan.totalSteps(), done.steps(),
                 done.epochs(), t.perDeviceTrainBatchSize() * plan.accumulation(), sinks.trainLog, sinks.evalLog,
-                done.test() == null ? null : done.test().loss(), done.test() == null ? null : done.test().perplexity(),
+                done.test() == null ? null : done.test().loss(), done.test() == null || t.method().preference() ? null : done.test().perplexity(),
                 done.bestStep(), done.bestLoss(), done.stopReason(), wall, facts);
         List<String> warnings = RunDiagnostics.warnings(record);
         Path report = t.outputDir().resolve("report.html");

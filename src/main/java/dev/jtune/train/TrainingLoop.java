@@ -264,11 +264,12 @@ final class TrainingLoop {
     private String evaluate() {
         long now = state.position.step;
         Evaluator.Result r = evaluation.run(data.validation(), "validation");
-        EvalPoint p = new EvalPoint(now, epochs(), r.loss(), r.perplexity());
+        boolean perplexity = hasPerplexity();
+        EvalPoint p = new EvalPoint(now, epochs(), r.loss(), perplexity ? r.perplexity() : Double.NaN);
         java.util.Map<String, Double> extra = evalMetrics.get();
         java.util.Map<String, Double> logs = new java.util.LinkedHashMap<>();
         logs.put("eval_loss", r.loss());
-        logs.put("eval_perplexity", r.perplexity());
+        if (perplexity) logs.put("eval_perplexity", r.perplexity());
         extra.forEach((k, v) -> logs.put("eval_" + k, v));   // a preference method's: eval_rewards/accuracies, ...
         logs.put("epoch", p.epoch());
         callbacks.log(logs);   // before a best-model checkpoint, whose log_history holds this evaluation
@@ -282,10 +283,8 @@ final class TrainingLoop {
         String mark = newBest && best.badEvals == 0 ? "best so far"
                 : (newBest ? "best so far, but not by more than early_stopping_threshold; " : "")
                 + "no improvement (" + best.badEvals + (patience == null ? "" : "/" + patience) + ")";
-        sinks.message(extra.containsKey("rewards/accuracies") || extra.containsKey("rewards/margins")
-                ? String.format(Locale.ROOT, "eval @ step %d (epoch %.2f): loss %.4f, rewards/accuracies %.3f, rewards/margins %.4f, %s",
-                        now, p.epoch(), r.loss(), extra.getOrDefault("rewards/accuracies", Double.NaN),
-                        extra.getOrDefault("rewards/margins", Double.NaN), mark)
+        sinks.message(!perplexity
+                ? String.format(Locale.ROOT, "eval @ step %d (epoch %.2f): loss %.4f, %s%s", now, p.epoch(), r.loss(), rewards(extra), mark)
                 : String.format(Locale.ROOT, "eval @ step %d (epoch %.2f): loss %.4f, perplexity %.2f, %s",
                         now, p.epoch(), r.loss(), r.perplexity(), mark));
         answers.eval(now, sinks);
@@ -294,6 +293,22 @@ final class TrainingLoop {
         callbacks.evaluate(metrics);
         if (patience != null && best.badEvals >= patience) return "early stopping: no improvement in " + patience + " evaluations";
         return null;
+    }
+
+    /**
+     * Whether the run's loss is a mean token cross-entropy, whose exp is a perplexity (supervised fine-tuning). A
+     * preference method's loss (DPO, ORPO, KTO, SimPO) is not: its exp means nothing, so it is neither logged nor shown.
+     */
+    boolean hasPerplexity() {
+        return !t.method().preference();
+    }
+
+    /** "rewards/accuracies 0.750, rewards/margins 0.1234, " for the preference metrics the method logs (KTO has no accuracies). */
+    private static String rewards(java.util.Map<String, Double> extra) {
+        StringBuilder b = new StringBuilder();
+        if (extra.containsKey("rewards/accuracies")) b.append(String.format(Locale.ROOT, "rewards/accuracies %.3f, ", extra.get("rewards/accuracies")));
+        if (extra.containsKey("rewards/margins")) b.append(String.format(Locale.ROOT, "rewards/margins %.4f, ", extra.get("rewards/margins")));
+        return b.toString();
     }
 
     /** A checkpoint of this step (see {@link CheckpointWriter}); callbacks are told once every rank has it. */
@@ -328,10 +343,14 @@ final class TrainingLoop {
             test = evaluation.run(data.test(), "test");
             java.util.Map<String, Double> logs = new java.util.LinkedHashMap<>();
             logs.put("test_loss", test.loss());
-            logs.put("test_perplexity", test.perplexity());
+            if (hasPerplexity()) logs.put("test_perplexity", test.perplexity());
             callbacks.log(logs);
-            out.printf(Locale.ROOT, "test: loss %.4f, perplexity %.2f over %,d tokens the model never trained on%n",
-                    test.loss(), test.perplexity(), test.tokens());
+            if (hasPerplexity()) {
+                out.printf(Locale.ROOT, "test: loss %.4f, perplexity %.2f over %,d tokens the model never trained on%n",
+                        test.loss(), test.perplexity(), test.tokens());
+            } else {
+                out.printf(Locale.ROOT, "test: loss %.4f over %,d tokens the model never trained on%n", test.loss(), test.tokens());
+            }
         }
         phase = "generating answers to the test prompts";
         answers.test(now, sinks);

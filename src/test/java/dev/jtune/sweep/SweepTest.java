@@ -189,6 +189,11 @@ class SweepTest {
                 tmp.resolve("no-trials").toString()), "--trials");
         SweepFixture.assertUserError(SweepFixture.sweep(yaml.toString(), "--param", "training.learning_rate=[1e-3]", "--trials", "1",
                 "--metric", "accuracy", "--out", tmp.resolve("bad-metric").toString()), "--metric accuracy");
+        // a preference run logs no perplexity (its loss is not a token cross-entropy): nothing to rank by
+        SweepFixture.assertUserError(SweepFixture.sweep(yaml.toString(), "--set", "training.method=dpo", "--set", "data.format=preference",
+                "--param", "training.learning_rate=[1e-3]", "--trials", "1", "--metric", "eval_perplexity",
+                "--out", tmp.resolve("dpo-perplexity").toString()), "--metric eval_perplexity", "training.method dpo logs no perplexity");
+        assertFalse(Files.exists(tmp.resolve("dpo-perplexity").resolve("trial-001")), "no trial ran");
         assertNotNull(yaml);
     }
 }

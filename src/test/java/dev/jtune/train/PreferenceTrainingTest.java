@@ -18,6 +18,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -108,6 +109,39 @@ class PreferenceTrainingTest {
         String report = Files.readString(tmp.resolve("full").resolve("report.html"));
         assertTrue(report.contains("<h2>Preferences</h2>") && report.contains("train-rewards-margins")
                 && report.contains("eval-rewards-accuracies"), "the report charts margins and accuracy");
+    }
+
+    /**
+     * Perplexity is the exp of a mean token cross-entropy: a supervised run logs it (eval and test), a DPO run, whose
+     * loss is not one, logs and shows none (metrics.jsonl, console, report).
+     */
+    @Test
+    void onlySupervisedRunsLogPerplexity() throws IOException {
+        String[] small = {"data.test_split=0.2", "training.max_steps=2", "training.eval_steps=2", "training.save_steps=2"};
+        String dpoConsole = trainCapturing(yaml("ppl-dpo"), small);
+        List<JsonNode> dpo = metrics("ppl-dpo");
+        assertTrue(dpo.stream().anyMatch(n -> n.has("eval_loss")) && dpo.stream().anyMatch(n -> n.has("test_loss")), dpo.toString());
+        for (JsonNode n : dpo) {
+            n.fieldNames().forEachRemaining(k -> assertFalse(k.contains("perplexity"), "no perplexity in a DPO run: " + n));
+        }
+        assertFalse(dpoConsole.contains("perplexity"), dpoConsole);
+        assertFalse(Files.readString(tmp.resolve("ppl-dpo").resolve("report.html")).contains("perplexity"), "report.html");
+
+        String[] sft = java.util.stream.Stream.concat(java.util.Arrays.stream(small),
+                java.util.stream.Stream.of("training.method=sft", "data.format=text", "data.text_column=chosen")).toArray(String[]::new);
+        String sftConsole = trainCapturing(yaml("ppl-sft"), sft);
+        List<JsonNode> lines = metrics("ppl-sft");
+        JsonNode eval = lines.stream().filter(n -> n.has("eval_loss")).findFirst().orElseThrow();
+        assertEquals(Math.exp(eval.get("eval_loss").asDouble()), eval.get("eval_perplexity").asDouble(), 1e-9 * eval.get("eval_perplexity").asDouble());
+        assertTrue(lines.stream().anyMatch(n -> n.has("test_perplexity")), lines.toString());
+        assertTrue(sftConsole.contains("perplexity"), sftConsole);
+    }
+
+    /** {@link #train}, returning what the run printed. */
+    static String trainCapturing(Path yaml, String... sets) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        new Trainer(Experiment.load(yaml, List.of(sets)), new PrintStream(out, true, StandardCharsets.UTF_8), null, false).run();
+        return out.toString(StandardCharsets.UTF_8);
     }
 
     /** ORPO, SimPO (no reference model) and KTO (labelled completions, KL rows) train through the same trainer. */
