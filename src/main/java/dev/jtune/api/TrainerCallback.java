@@ -27,7 +27,7 @@ public interface TrainerCallback {
     /**
      * A logged line: training every {@code logging_steps} ({@code loss}, {@code learning_rate}, {@code grad_norm},
      * {@code epoch}, {@code tokens_per_second}, {@code skipped_steps}, and under fp16 {@code loss_scale}), each
-     * evaluation ({@code eval_loss}, {@code eval_perplexity}, {@code epoch}) and the test split at the end
+     * evaluation ({@code eval_loss}, {@code eval_perplexity} in supervised runs, {@code epoch}) and the test split at the end
      * ({@code test_loss}, {@code test_perplexity}): the names of metrics.jsonl. jtune's own files (metrics.jsonl,
      * TensorBoard, trainer_state.json's log history) are written by a callback told before this one.
      *
@@ -47,7 +47,7 @@ public interface TrainerCallback {
      * After each evaluation of the validation split during training (and the final one), before early stopping is
      * decided: a stop asked here ends the run as early stopping does (final model, test split, report).
      *
-     * @param metrics {@code eval_loss} and {@code eval_perplexity}
+     * @param metrics {@code eval_loss}, and {@code eval_perplexity} in supervised runs (a preference run logs its reward metrics instead)
      */
     default void onEvaluate(TrainerState state, Map<String, Double> metrics, TrainerControl control) {}
 
