@@ -33,16 +33,21 @@ public class DecodeAB {
             if (s == 0) timer.getMethod("configure").invoke(null);
             timer.getMethod("load", Path.class).invoke(null, model);
             measure[s] = timer.getMethod("stepSeconds", int.class, int.class);
+            measure[s].invoke(null, 1, 2);                                         // warm-up: JIT, first-call costs
         }
         System.out.printf(Locale.ROOT, "A = %s%nB = %s%nmodel %s, %d steps per run after a 16-token prompt, load %s%n", classes[0], classes[1], model, steps, load());
         for (int b : batches) {
             List<double[]> runs = new ArrayList<>();
             for (int r = 0; r < rounds; r++) {
-                double[] t = new double[2];
-                for (int s = 0; s < 2; s++) t[s] = (double) measure[s].invoke(null, b, steps);
+                double[] t = new double[2], cpu = new double[2];
+                for (int s = 0; s < 2; s++) {
+                    double[] m = (double[]) measure[s].invoke(null, b, steps);
+                    t[s] = m[0];
+                    cpu[s] = m[1];
+                }
                 runs.add(t);
-                System.out.printf(Locale.ROOT, "batch %d round %d: A %.1f ms/step (%.2f tokens/s), B %.1f ms/step (%.2f tokens/s), A/B time %.2f, load %s%n",
-                        b, r + 1, t[0] * 1e3, b / t[0], t[1] * 1e3, b / t[1], t[0] / t[1], load());
+                System.out.printf(Locale.ROOT, "batch %d round %d: A %.1f ms/step (%.2f tokens/s, CPU %.1f ms), B %.1f ms/step (%.2f tokens/s, CPU %.1f ms), A/B time %.2f, load %s%n",
+                        b, r + 1, t[0] * 1e3, b / t[0], cpu[0] * 1e3, t[1] * 1e3, b / t[1], cpu[1] * 1e3, t[0] / t[1], load());
             }
             double[] best = {Double.MAX_VALUE, Double.MAX_VALUE};
             for (double[] t : runs) for (int s = 0; s < 2; s++) best[s] = Math.min(best[s], t[s]);

@@ -30,14 +30,15 @@ public class DecodeStepTimer {
         model = ModelLoader.load(dir, ScalarType.Float, new Device("cpu"), Ops.AUTO);
     }
 
-    /** Mean seconds per decode step of {@code batch} rows. */
-    public static double stepSeconds(int batch, int steps) {
+    /** Mean seconds per decode step of {@code batch} rows: wall clock, and CPU time of the whole process (all threads). */
+    public static double[] stepSeconds(int batch, int steps) {
+        com.sun.management.OperatingSystemMXBean os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
         try (NoGradGuard ng = new NoGradGuard(); KvCache cache = model.newCache(batch, 16 + steps + 1); PointerScope s = new PointerScope()) {
             long[][] prompt = new long[batch][16];
             for (int b = 0; b < batch; b++) for (int i = 0; i < 16; i++) prompt[b][i] = 100 + 7 * b + i;
             Tensor next = torch.argmax(model.forward(Tensors.longs(prompt), null, null, cache).select(1, 15), new org.bytedeco.pytorch.LongOptional(1), false).view(batch, 1);
             next.retainReference();
-            long t0 = System.nanoTime();
+            long t0 = System.nanoTime(), c0 = os.getProcessCpuTime();
             for (int i = 0; i < steps; i++) {
                 try (PointerScope step = new PointerScope()) {
                     Tensor logits = model.forward(next, null, null, cache);                       // (B, 1, V)
@@ -47,9 +48,9 @@ public class DecodeStepTimer {
                     next = n;
                 }
             }
-            double sec = (System.nanoTime() - t0) / 1e9 / steps;
+            double sec = (System.nanoTime() - t0) / 1e9 / steps, cpu = (os.getProcessCpuTime() - c0) / 1e9 / steps;
             next.releaseReference();
-            return sec;
+            return new double[] {sec, cpu};
         }
     }
 }

@@ -28,8 +28,11 @@ public final class CpuLinear {
     static final long MIN_SPLIT_ELEMENTS = 1L << 16;
     /** Row blocks start at multiples of this (cache lines of the output, aligned weight rows). */
     private static final long ALIGN = 16;
-    /** Tasks per thread in one pass: enough for a thread that loses its core to leave work for the others. */
-    static final int TASKS_PER_THREAD = 4;
+    /**
+     * Tasks per thread in one pass: a thread that loses its core leaves work for the others, but every task is a
+     * native call (a few microseconds; at 4 per thread the one-row step cost ~10% more CPU time at load 15-20).
+     */
+    static final int TASKS_PER_THREAD = 2;
     /** Fewest weight bytes a task reads: below this the per-task dispatch (a few microseconds) is not worth it. */
     static final long MIN_CHUNK_BYTES = 256 * 1024;
 

@@ -29,6 +29,13 @@ import java.util.function.IntConsumer;
 final class SplitWorkers {
     /** How long an idle thread spins before parking on a machine with free cores: longer than the gaps inside a decode step. */
     static final long SPIN_NANOS = 1_000_000L;
+    /**
+     * The caller spins at least this long for the workers' last chunks even on a busy box: what is left then is at
+     * most one chunk per worker (tens to hundreds of microseconds), and a thread that parks there loses its place in
+     * the run queue (measured at load 15-20: parking at once made the one-row step ~2x slower than the old 2,000-PAUSE
+     * spin; 30-300 microseconds recovered most of it).
+     */
+    static final long CALLER_SPIN_NANOS = 100_000L;
     /** How often the spin is re-decided from the runnable-task count. */
     static final long LOAD_CHECK_NANOS = 50_000_000L;
     /** JTUNE_SPIN_MICROS in nanoseconds, or -1: decide from the load. */
@@ -138,7 +145,7 @@ final class SplitWorkers {
             mine = t;
             nextTask.set(tasks);                      // the others stop claiming
         }
-        long spinUntil = System.nanoTime() + spinNanos;
+        long spinUntil = System.nanoTime() + Math.max(spinNanos, CALLER_SPIN_NANOS);
         for (int spin = 0; running.get() > 0; spin++) {
             if ((spin & 63) != 0 || System.nanoTime() < spinUntil) {
                 Thread.onSpinWait();

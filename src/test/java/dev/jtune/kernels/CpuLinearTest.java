@@ -81,10 +81,10 @@ class CpuLinearTest {
 
     @Test
     void chunksAreAlignedAndSizedForTheThreads() {
-        // the 448M decode shapes on 2 threads: gate (4864 x 896) in 8 chunks of 608 rows, q (896 x 896) in 8 of 112; a
+        // the 448M decode shapes on 2 threads: gate (4864 x 896) in 4 chunks of 1216 rows, q (896 x 896) in 4 of 224; a
         // 100-row weight in chunks of at least 256 KiB (74 rows of 896 floats, rounded up to 16)
-        assertEquals(608, CpuLinear.chunkRows(4864, 896, 2));
-        assertEquals(112, CpuLinear.chunkRows(896, 896, 2));
+        assertEquals(1216, CpuLinear.chunkRows(4864, 896, 2));
+        assertEquals(224, CpuLinear.chunkRows(896, 896, 2));
         assertEquals(80, CpuLinear.chunkRows(100, 896, 2));
         assertEquals(7, CpuLinear.chunkRows(7, 5, 2), "below the split threshold: one task");
         assertEquals(4864, CpuLinear.chunkRows(4864, 896, 1), "one thread: one task");
