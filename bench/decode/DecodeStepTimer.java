@@ -30,10 +30,22 @@ public class DecodeStepTimer {
         model = ModelLoader.load(dir, ScalarType.Float, new Device("cpu"), Ops.AUTO);
     }
 
+    /** CpuLinear.reorderedWeights(model weights) in builds that have it (reflection: the other build may not), else a no-op. */
+    static AutoCloseable decodingSession() {
+        try {
+            java.lang.reflect.Method m = Class.forName("dev.jtune.kernels.CpuLinear", true, DecodeStepTimer.class.getClassLoader())
+                    .getMethod("reorderedWeights", Iterable.class);
+            return (AutoCloseable) m.invoke(null, model.parameters().values());
+        } catch (ReflectiveOperationException e) {
+            return () -> {};
+        }
+    }
+
     /** Mean seconds per decode step of {@code batch} rows: wall clock, and CPU time of the whole process (all threads). */
-    public static double[] stepSeconds(int batch, int steps) {
+    public static double[] stepSeconds(int batch, int steps) throws Exception {
         com.sun.management.OperatingSystemMXBean os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
-        try (NoGradGuard ng = new NoGradGuard(); KvCache cache = model.newCache(batch, 16 + steps + 1); PointerScope s = new PointerScope()) {
+        AutoCloseable session = decodingSession();   // what BatchGenerator opens around a batched generation, where the build has it
+        try (NoGradGuard ng = new NoGradGuard(); KvCache cache = model.newCache(batch, 16 + steps + 1); PointerScope s = new PointerScope(); session) {
             long[][] prompt = new long[batch][16];
             for (int b = 0; b < batch; b++) for (int i = 0; i < 16; i++) prompt[b][i] = 100 + 7 * b + i;
             Tensor next = torch.argmax(model.forward(Tensors.longs(prompt), null, null, cache).select(1, 15), new org.bytedeco.pytorch.LongOptional(1), false).view(batch, 1);

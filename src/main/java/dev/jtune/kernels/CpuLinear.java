@@ -131,12 +131,20 @@ public final class CpuLinear {
         return true;
     }
 
+    /** A decoding session on a model's weights ({@link #reorderedWeights}); closing it frees the copies it allowed. */
+    public interface Session extends AutoCloseable {
+        @Override
+        void close();
+    }
+
     /**
-     * Lets {@link #applyAll} keep reordered copies of these weights for products of several rows (a model's
-     * parameters; the caller keeps them alive and calls {@link #forget} before freeing them).
+     * Lets {@link #applyAll} reorder these weights once for products of several rows (oneDNN, {@link PackedWeights})
+     * until the session closes: around one batched generation, whose steps reuse the copies. The caller keeps the
+     * weights alive and unchanged while it is open.
      */
-    public static void register(Iterable<Tensor> weights) {
-        PackedWeights.register(weights);
+    public static Session reorderedWeights(Iterable<Tensor> weights) {
+        PackedWeights.open(weights);
+        return () -> PackedWeights.close(weights);
     }
 
     /** Frees what {@link #applyAll} keeps for these weights (reordered copies): their model is closing. */

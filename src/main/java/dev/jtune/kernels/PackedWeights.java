@@ -24,11 +24,13 @@ import java.util.Map;
  *
  * <p>The cost is memory: a reordered copy of every weight used with several rows, kept until the model closes
  * ({@link #forget}): +1.8 GB for the 448M model in fp32. {@code JTUNE_PACKED_WEIGHTS=0} turns it off (sgemm as
- * before). Only a model's own parameters are reordered ({@link #register}, by the model; anything else takes sgemm):
- * the model keeps their memory alive until it closes and forgets them, so the address a copy is keyed by cannot be
- * reused by another tensor meanwhile. A copy is keyed by the weight's address, shape, strides and chunking and remade
- * when the weight's version counter moves (an optimizer step writes it in place), so evaluation between training
- * steps never sees stale weights.
+ * before). Only weights inside an open decoding session are reordered ({@link #open}, by {@code BatchGenerator}
+ * around one batched generation; anything else takes sgemm): the copies are freed when the last session on them
+ * closes, so a weight changed between generations (training, then answers scored, then training) is never served
+ * from a stale copy, and the address a copy is keyed by cannot be reused by another tensor while a session holds the
+ * weight. (Measured: keeping copies for a model's lifetime, checked by the tensors' version counter, served stale
+ * weights to the trainer's evaluation: its in-place updates do not all move the counter.) Within a session a copy is
+ * still remade if the version counter moves.
  */
 final class PackedWeights {
     /**
@@ -40,7 +42,7 @@ final class PackedWeights {
     static final long ROWS = 64;
     private static final boolean ENABLED = !"0".equals(System.getenv("JTUNE_PACKED_WEIGHTS"));
     private static final Map<Key, Entry> CACHE = new HashMap<>();
-    private static final java.util.Set<Long> REGISTERED = new java.util.HashSet<>();   // data addresses of live models' weights
+    private static final Map<Long, Integer> SESSIONS = new HashMap<>();   // data address of a weight -> open sessions on it
     private static volatile Boolean available;
 
     private record Key(long address, long n, long d, long stride0, long stride1, long chunkRows) {}
@@ -70,15 +72,38 @@ final class PackedWeights {
         return AtenOps.op("mkldnn::_reorder_linear_weight", "");
     }
 
-    /** Lets these weights (a model's parameters, alive until it calls {@link #forget}) be reordered. */
-    static synchronized void register(Iterable<Tensor> weights) {
+    /** Opens a session on these weights (a model's parameters, alive while it is open): they may be reordered. */
+    static synchronized void open(Iterable<Tensor> weights) {
         if (!ENABLED) return;
-        for (Tensor w : weights) if (w.is_cpu() && w.dim() == 2 && w.has_storage()) REGISTERED.add(w.data_ptr().address());
+        for (long a : addresses(weights)) SESSIONS.merge(a, 1, Integer::sum);
     }
 
-    /** True when w belongs to a registered model: {@link #chunks} may reorder it. */
+    /** Closes a session opened with the same weights; copies no session holds any more are freed. */
+    static synchronized void close(Iterable<Tensor> weights) {
+        if (!ENABLED) return;
+        java.util.Set<Long> freed = new java.util.HashSet<>();
+        for (long a : addresses(weights)) {
+            Integer n = SESSIONS.get(a);
+            if (n == null) continue;
+            if (n <= 1) {
+                SESSIONS.remove(a);
+                freed.add(a);
+            } else {
+                SESSIONS.put(a, n - 1);
+            }
+        }
+        drop(freed);
+    }
+
+    /** True when w is inside an open session: {@link #chunks} may reorder it. */
     static synchronized boolean registered(Tensor w) {
-        return !REGISTERED.isEmpty() && REGISTERED.contains(w.data_ptr().address());
+        return !SESSIONS.isEmpty() && SESSIONS.containsKey(w.data_ptr().address());
+    }
+
+    private static java.util.Set<Long> addresses(Iterable<Tensor> weights) {
+        java.util.Set<Long> out = new java.util.HashSet<>();
+        for (Tensor w : weights) if (w.is_cpu() && w.dim() == 2 && w.has_storage()) out.add(w.data_ptr().address());
+        return out;
     }
 
     /**
@@ -127,12 +152,16 @@ final class PackedWeights {
         return got.sub(want).abs().max().item_double() <= 1e-5 * scale;
     }
 
-    /** Frees the reordered copies of these weights (the model that owns them is closing). */
+    /** Frees the reordered copies of these weights and ends every session on them (their model is closing). */
     static synchronized void forget(Iterable<Tensor> weights) {
-        if (REGISTERED.isEmpty()) return;
-        java.util.Set<Long> addresses = new java.util.HashSet<>();
-        for (Tensor w : weights) if (w.is_cpu() && w.dim() == 2 && w.has_storage()) addresses.add(w.data_ptr().address());
-        REGISTERED.removeAll(addresses);
+        if (SESSIONS.isEmpty()) return;
+        java.util.Set<Long> gone = addresses(weights);
+        SESSIONS.keySet().removeAll(gone);
+        drop(gone);
+    }
+
+    private static void drop(java.util.Set<Long> addresses) {
+        if (addresses.isEmpty()) return;
         CACHE.entrySet().removeIf(e -> {
             if (!addresses.contains(e.getKey().address())) return false;
             release(e.getValue());
