@@ -52,7 +52,10 @@ public final class DecodeBench {
                 : o.kernels().equals("off") ? Ops.OFF : null;
         if (ops == null) throw new UserError("--kernels: expected auto or off, got '" + o.kernels() + "'");
         Device device = new Device(o.device() == null ? "cpu" : o.device());
-        try (CausalLM model = load(o, ops, device)) {
+        try (CausalLM model = load(o, ops, device);
+             // one decoding session over every run: the weights are reordered for batched products once (on CPU fp32),
+             // not once per BatchGenerator call (each opens its own, nested in this one)
+             dev.jtune.kernels.CpuLinear.Session weights = dev.jtune.kernels.CpuLinear.reorderedWeights(model.parameters().values())) {
             ModelConfig c = model.config();
             if (o.promptTokens() + o.newTokens() > c.maxPositions()) {
                 throw new UserError("--prompt-tokens + --new-tokens: " + (o.promptTokens() + o.newTokens()) + " exceed the model's " + c.maxPositions() + " positions");

@@ -40,6 +40,12 @@ final class PackedWeights {
      * is checked against sgemm once when it is made, and a last chunk's remaining rows go through sgemm.
      */
     static final long ROWS = 64;
+    /**
+     * The input rows oneDNN picks the blocked layout for. Fixed: a layout picked for a 128-row prompt made the 8-row
+     * decode steps after it 3x slower than sgemm (measured, load 12-15); one picked for 8 rows served 1, 16 and 64
+     * rows well (2.2-2.6x faster than sgemm for 16 and 64).
+     */
+    static final long ROWS_HINT = 8;
     private static final boolean ENABLED = !"0".equals(System.getenv("JTUNE_PACKED_WEIGHTS"));
     private static final Map<Key, Entry> CACHE = new HashMap<>();
     private static final Map<Long, Integer> SESSIONS = new HashMap<>();   // data address of a weight -> open sessions on it
@@ -127,7 +133,7 @@ final class PackedWeights {
             // every chunk after the first came out as the first)
             Tensor rowsCopy = torch.empty(new long[] {len, w.size(1)}, dev.jtune.util.Tensors.options(torch.ScalarType.Float), new org.bytedeco.pytorch.MemoryFormatOptional())
                     .copy_(w.narrow(0, start, len));                             // (len, d)
-            IValueVector stack = new IValueVector(new IValue(rowsCopy), new IValue(Math.max(2, rows)));
+            IValueVector stack = new IValueVector(new IValue(rowsCopy), new IValue(ROWS_HINT));
             reorderOp().callBoxed(stack);                                        // (len, d) in oneDNN's blocked layout
             chunks[c] = new Tensor(stack.get(0).toTensor());                     // a copy: toTensor() is a reference into the stack
             chunks[c].retainReference();
