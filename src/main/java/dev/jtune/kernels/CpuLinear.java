@@ -18,7 +18,8 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * across cores is done here: the weight rows are cut into chunks that the threads of {@link SplitWorkers} claim one
  * by one, each writing its own slice of the output, so the weights are still read once per step, by all cores at
  * once, and a thread that loses its core on a shared box delays only its current chunk. Several rows (batched decode,
- * a prompt) take the same chunks through oneDNN on weights reordered once ({@link PackedWeights}).
+ * a prompt) take the same chunks through oneDNN on weights reordered once inside a decoding session
+ * ({@link #reorderedWeights}, {@link PackedWeights}), through sgemm outside one.
  *
  * <p>The result equals {@code torch.linear} up to float rounding (the sums run in another order); the decode tests
  * compare it with the full forward.
