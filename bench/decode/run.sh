@@ -9,7 +9,9 @@
 # (e.g. from `jtune export --format gguf --type f32` once it exists). Each round runs `jtune bench --generate` and then
 # bench/peer/llamacpp/decode.mjs, batch 1 and 8 (BATCHES=...), NEW tokens (64) after a PROMPT-token prompt (16),
 # THREADS llama.cpp threads (2); jtune uses every core (JTUNE_NUM_THREADS). Both print the greedy ids of row 0, and the
-# summary checks they are equal. Results: WORK_DIR/results/round-N-{jtune,llamacpp}.json, a summary on stdout.
+# summary checks they are equal, and that each tool's row 0 at every batch size equals its own at the first batch size
+# (row 0's prompt is the same whatever the batch: a difference there is the tool's batching, not the weights).
+# Results: WORK_DIR/results/round-N-{jtune,llamacpp}.json, a summary on stdout.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -43,13 +45,17 @@ done
 /usr/bin/python3 - "$work/results" "$rounds" <<'PY'
 import json, sys
 d, rounds = sys.argv[1], int(sys.argv[2])
-print(f"{'round':>5} {'batch':>5} {'jtune tok/s':>12} {'llama.cpp tok/s':>16} {'ratio':>6} {'jtune GB/s':>10} {'llama GB/s':>10}  same greedy ids  load (jtune | llama.cpp)")
+print(f"{'round':>5} {'batch':>5} {'jtune tok/s':>12} {'llama.cpp tok/s':>16} {'ratio':>6} {'jtune GB/s':>10} {'llama GB/s':>10}  same greedy ids  row 0 as at the first batch (jtune, llama.cpp)  load (jtune | llama.cpp)")
 for r in range(1, rounds + 1):
     j = json.load(open(f"{d}/round-{r}-jtune.json"))
     l = json.load(open(f"{d}/round-{r}-llamacpp.json"))
     for jb, lb in zip(j["batches"], l["batches"]):
         same = jb["row0"] == lb["row0"]
+        own = (jb["row0"] == j["batches"][0]["row0"], lb["row0"] == l["batches"][0]["row0"])
         print(f"{r:>5} {jb['batch']:>5} {jb['tokensPerSecond']:>12.2f} {lb['tokensPerSecond']:>16.2f} "
               f"{jb['tokensPerSecond'] / lb['tokensPerSecond']:>6.2f} {jb['weightGBPerSecond']:>10.1f} {lb['weightGBPerSecond']:>10.1f}  "
-              f"{str(same):>15}  {j['load']} | {l['load']}")
+              f"{str(same):>15}  {str(own[0]):>5}, {str(own[1]):<5}  {j['load']} | {l['load']}")
+    if len(j["batches"]) > 1:
+        print(f"      jtune batch {j['batches'][-1]['batch']} / batch {j['batches'][0]['batch']}: "
+              f"{j['batches'][-1]['tokensPerSecond'] / j['batches'][0]['tokensPerSecond']:.2f}x tokens/s")
 PY

@@ -1,5 +1,6 @@
 package dev.jtune.infer;
 
+import dev.jtune.kernels.CpuLinear;
 import dev.jtune.model.CausalLM;
 import dev.jtune.model.KvCache;
 import dev.jtune.util.Tensors;
@@ -73,7 +74,9 @@ public final class BatchGenerator {
         boolean[] done = new boolean[b];
         int running = b;
 
-        try (NoGradGuard ng = new NoGradGuard(); PointerScope outer = new PointerScope(); KvCache cache = model.newCache(b, capacity)) {
+        // the weights are reordered once for this generation's several-row products (dev.jtune.kernels.PackedWeights)
+        try (NoGradGuard ng = new NoGradGuard(); PointerScope outer = new PointerScope(); KvCache cache = model.newCache(b, capacity);
+             CpuLinear.Session weights = CpuLinear.reorderedWeights(model.parameters().values())) {
             Tensor keyValid = Tensors.longs(valid).view(b, capacity).to(model.device(), ScalarType.Long).ne(new org.bytedeco.pytorch.Scalar(0));   // (B, capacity) bool
             Tensor causal = causalWithSelf(l, model.device());                        // (L, L)
             long[] input = null;

@@ -15,9 +15,11 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * which packs the whole weight before multiplying one row by it; {@code torch.mv} on the same (n, d) weight calls sgemv
  * and streams it once, 5 to 10× faster on the qwen2.5-0.5b shapes. OpenBLAS's own thread pool busy-waits and
  * fights LibTorch's for the cores (jtune keeps it at one thread, {@link dev.jtune.util.NativeRuntime}), so the split
- * across cores is done here: each worker multiplies a block of weight rows into its own slice of the output, so the
- * weights are still read once per step, by all cores at once. Several rows (batched decode, a prompt) take the same
- * split with sgemm on each block.
+ * across cores is done here: the weight rows are cut into chunks that the threads of {@link SplitWorkers} claim one
+ * by one, each writing its own slice of the output, so the weights are still read once per step, by all cores at
+ * once, and a thread that loses its core on a shared box delays only its current chunk. Several rows (batched decode,
+ * a prompt) take the same chunks through oneDNN on weights reordered once inside a decoding session
+ * ({@link #reorderedWeights}, {@link PackedWeights}), through sgemm outside one.
  *
  * <p>The result equals {@code torch.linear} up to float rounding (the sums run in another order); the decode tests
  * compare it with the full forward.
@@ -27,6 +29,13 @@ public final class CpuLinear {
     static final long MIN_SPLIT_ELEMENTS = 1L << 16;
     /** Row blocks start at multiples of this (cache lines of the output, aligned weight rows). */
     private static final long ALIGN = 16;
+    /**
+     * Tasks per thread in one pass: a thread that loses its core leaves work for the others, but every task is a
+     * native call (a few microseconds; at 4 per thread the one-row step cost ~10% more CPU time at load 15-20).
+     */
+    static final int TASKS_PER_THREAD = 2;
+    /** Fewest weight bytes a task reads: below this the per-task dispatch (a few microseconds) is not worth it. */
+    static final long MIN_CHUNK_BYTES = 256 * 1024;
 
     private CpuLinear() {}
 
@@ -45,36 +54,117 @@ public final class CpuLinear {
 
     /** x (..., d), w (n, d) any strides, bias (n) or null: (..., n). Callers check {@link #applies} first. */
     public static Tensor apply(Tensor x, Tensor w, Tensor bias) {
-        long d = x.size(-1), n = w.size(0);
-        if (w.size(1) != d) throw new IllegalArgumentException("linear: x (..., " + d + ") against weight " + n + "x" + w.size(1));
-        long rows = d == 0 ? 0 : x.numel() / d;
-        long[] outShape = x.sizes().vec().get();
-        outShape[outShape.length - 1] = n;
-        Tensor x2 = x.reshape(rows, d);                                           // (R, d)
-        Tensor out = torch.empty(new long[] {rows, n}, Tensors.options(ScalarType.Float), new MemoryFormatOptional());   // (R, n)
-        SplitWorkers pool = SplitWorkers.shared();
-        int parts = n * d < MIN_SPLIT_ELEMENTS ? 1 : (int) Math.max(1, Math.min(pool.parts(), n / ALIGN));
-        if (rows == 1) {
-            Tensor xv = x2.view(d);                                               // (d,)
-            Tensor ov = out.view(n);                                              // (n,)
-            pool.run(parts, p -> {
-                long[] r = block(n, p, parts);
-                if (r[1] > 0) torch.mv_out(ov.narrow(0, r[0], r[1]), w.narrow(0, r[0], r[1]), xv);
-            });
-        } else {
-            pool.run(parts, p -> {
-                long[] r = block(n, p, parts);
-                if (r[1] > 0) torch.mm_out(out.narrow(1, r[0], r[1]), x2, w.narrow(0, r[0], r[1]).t());   // (R, len): a column block, row stride n
-            });
-        }
-        if (bias != null) out.add_(bias);
-        return out.view(outShape);
+        return applyAll(x, new Tensor[] {w}, new Tensor[] {bias})[0];
     }
 
-    /** Start and length of output block p of parts over n features, starts aligned to {@link #ALIGN}. */
-    static long[] block(long n, int p, int parts) {
-        long start = p == 0 ? 0 : Math.min(n, (n * p / parts + ALIGN - 1) / ALIGN * ALIGN);
-        long end = p == parts - 1 ? n : Math.min(n, (n * (p + 1) / parts + ALIGN - 1) / ALIGN * ALIGN);
-        return new long[] {start, end - start};
+    /**
+     * Several products of the same input in one parallel pass: x (..., d) times each w[j] (n_j, d), plus bias[j]
+     * (n_j) where not null, gives out[j] (..., n_j). One pass instead of one per weight: the threads are handed work
+     * once, and a small weight (a 128-row k or v projection) no longer pays a hand-off of its own. q/k/v and gate/up
+     * go through here in decoding. One row: matrix-vector products on row chunks of the weights. Several rows: oneDNN
+     * on the chunks reordered once ({@link PackedWeights}), or sgemm where that is off.
+     */
+    public static Tensor[] applyAll(Tensor x, Tensor[] w, Tensor[] bias) {
+        long d = x.size(-1);
+        long rows = d == 0 ? 0 : x.numel() / d;
+        Tensor x2 = x.reshape(rows, d);                                           // (R, d)
+        Tensor[] out = new Tensor[w.length];
+        SplitWorkers pool = SplitWorkers.shared();
+        Tensor[][] packed = rows > 1 && PackedWeights.available() && allRegistered(w) ? new Tensor[w.length][] : null;
+        long[] chunk = new long[w.length];
+        int tasks = 0;
+        for (int j = 0; j < w.length; j++) {
+            if (w[j].size(1) != d) throw new IllegalArgumentException("linear: x (..., " + d + ") against weight " + w[j].size(0) + "x" + w[j].size(1));
+            out[j] = torch.empty(new long[] {rows, w[j].size(0)}, Tensors.options(ScalarType.Float), new MemoryFormatOptional());   // (R, n_j)
+            chunk[j] = chunkRows(w[j].size(0), d, pool.parts());
+            if (packed != null) chunk[j] = (chunk[j] + PackedWeights.ROWS - 1) / PackedWeights.ROWS * PackedWeights.ROWS;
+            tasks += (int) ((w[j].size(0) + chunk[j] - 1) / chunk[j]);
+        }
+        if (packed != null) {
+            for (int j = 0; j < w.length && packed != null; j++) {
+                packed[j] = PackedWeights.chunks(w[j], chunk[j], rows);
+                if (packed[j] == null) packed = null;                             // the reorder failed its check: sgemm
+            }
+        }
+        // the tasks: chunk c of weight j, none spanning two weights
+        int[] taskWeight = new int[tasks], taskChunk = new int[tasks];
+        for (int j = 0, t = 0; j < w.length; j++) {
+            for (int c = 0; c * chunk[j] < w[j].size(0); c++, t++) {
+                taskWeight[t] = j;
+                taskChunk[t] = c;
+            }
+        }
+        if (rows == 1) {
+            Tensor xv = x2.view(d);                                               // (d,)
+            pool.run(tasks, t -> {
+                int j = taskWeight[t];
+                long start = taskChunk[t] * chunk[j], len = Math.min(chunk[j], w[j].size(0) - start);
+                torch.mv_out(out[j].view(out[j].size(1)).narrow(0, start, len), w[j].narrow(0, start, len), xv);
+            });
+        } else if (packed != null) {
+            Tensor[][] p = packed;
+            Tensor xm = x2.contiguous().to_mkldnn();                              // (R, d), read by every task
+            pool.run(tasks, t -> {
+                int j = taskWeight[t], c = taskChunk[t];
+                long start = c * chunk[j], len = Math.min(chunk[j], w[j].size(0) - start);
+                long aligned = p[j][c] == null ? 0 : p[j][c].size(0);             // rows reordered; a last chunk's tail is not
+                if (aligned > 0) out[j].narrow(1, start, aligned).copy_(torch.mkldnn_linear(xm, p[j][c]).to_dense());   // (R, aligned)
+                if (aligned < len) torch.mm_out(out[j].narrow(1, start + aligned, len - aligned), x2, w[j].narrow(0, start + aligned, len - aligned).t());
+            });
+        } else if (rows > 1) {
+            pool.run(tasks, t -> {
+                int j = taskWeight[t];
+                long start = taskChunk[t] * chunk[j], len = Math.min(chunk[j], w[j].size(0) - start);
+                torch.mm_out(out[j].narrow(1, start, len), x2, w[j].narrow(0, start, len).t());   // (R, len): a column block, row stride n_j
+            });
+        }
+        for (int j = 0; j < w.length; j++) {
+            if (bias[j] != null) out[j].add_(bias[j]);
+            long[] outShape = x.sizes().vec().get();
+            outShape[outShape.length - 1] = w[j].size(0);
+            out[j] = out[j].view(outShape);
+        }
+        return out;
     }
+
+    private static boolean allRegistered(Tensor[] w) {
+        for (Tensor wj : w) if (!PackedWeights.registered(wj)) return false;
+        return true;
+    }
+
+    /** A decoding session on a model's weights ({@link #reorderedWeights}); closing it frees the copies it allowed. */
+    public interface Session extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    /**
+     * Lets {@link #applyAll} reorder these weights once for products of several rows (oneDNN, {@link PackedWeights})
+     * until the session closes: around one batched generation, whose steps reuse the copies. The caller keeps the
+     * weights alive and unchanged while it is open.
+     */
+    public static Session reorderedWeights(Iterable<Tensor> weights) {
+        PackedWeights.open(weights);
+        return () -> PackedWeights.close(weights);
+    }
+
+    /** Frees what {@link #applyAll} keeps for these weights (reordered copies): their model is closing. */
+    public static void forget(Iterable<Tensor> weights) {
+        PackedWeights.forget(weights);
+    }
+
+    /**
+     * Rows of weight per task for a weight of {@code total} output features over d inputs: about
+     * {@link #TASKS_PER_THREAD} tasks per thread, so a thread that loses its core leaves little for the others, but
+     * each task reads at least {@link #MIN_CHUNK_BYTES} of weights (a task costs a few microseconds of dispatch); a
+     * multiple of {@link #ALIGN}; the whole weight (one task, no hand-off) below {@link #MIN_SPLIT_ELEMENTS}.
+     */
+    static long chunkRows(long total, long d, int threads) {
+        if (total * d < MIN_SPLIT_ELEMENTS || threads <= 1) return Math.max(1, total);
+        long byCount = (total + (long) threads * TASKS_PER_THREAD - 1) / ((long) threads * TASKS_PER_THREAD);
+        long bySize = MIN_CHUNK_BYTES / (4 * Math.max(1, d));
+        long c = Math.max(byCount, bySize);
+        return Math.max(ALIGN, (c + ALIGN - 1) / ALIGN * ALIGN);
+    }
+
 }

@@ -63,6 +63,19 @@ public final class Ops {
         return torch.linear(x, w, bias == null ? new TensorOptional() : new TensorOptional(bias));
     }
 
+    /**
+     * {@link #linear} of one input by several weights (q/k/v, gate/up): out[j] = x · w[j]ᵀ + bias[j] (bias[j] may be
+     * null). Where {@link CpuLinear} applies, in one parallel pass over all the weights; otherwise one product each.
+     */
+    public Tensor[] linears(Tensor x, Tensor[] w, Tensor[] bias) {
+        boolean cpu = mode != KernelMode.OFF;
+        for (Tensor wj : w) cpu &= CpuLinear.applies(x, wj);
+        if (cpu) return CpuLinear.applyAll(x, w, bias);
+        Tensor[] out = new Tensor[w.length];
+        for (int j = 0; j < w.length; j++) out[j] = linear(x, w[j], bias[j]);
+        return out;
+    }
+
     /** RMSNorm as transformers' LlamaRMSNorm: x (..., D), weight (D). See {@link RmsNorm}. */
     public Tensor rmsNorm(Tensor x, Tensor weight, double eps) {
         return RmsNorm.apply(backendFor(x), x, weight, eps);

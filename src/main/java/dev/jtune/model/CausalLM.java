@@ -325,6 +325,7 @@ public abstract class CausalLM implements AutoCloseable {
         adapters = Map.of();
         for (FrozenLinear f : frozenLinears.values()) f.close();   // 4-bit layers hold their own tensors
         frozenLinears = Map.of();
+        dev.jtune.kernels.CpuLinear.forget(params.values());   // reordered copies of a decoding session still open
         // a tied head is the embedding's own Tensor object: release each object once
         java.util.Set<Tensor> released = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
         for (Tensor t : params.values()) if (released.add(t)) t.releaseReference();

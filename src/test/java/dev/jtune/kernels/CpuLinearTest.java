@@ -52,18 +52,51 @@ class CpuLinearTest {
     }
 
     @Test
-    void blocksCoverTheOutputOnceAlignedToSixteen() {
-        for (long n : new long[] {1, 15, 16, 100, 1003, 4864, 50257}) {
-            for (int parts = 1; parts <= 5; parts++) {
-                long next = 0;
-                for (int p = 0; p < parts; p++) {
-                    long[] r = CpuLinear.block(n, p, parts);
-                    assertEquals(next, r[0], "n " + n + " part " + p + "/" + parts);
-                    assertTrue(r[1] >= 0);
-                    if (p > 0 && r[0] < n) assertEquals(0, r[0] % 16);
-                    next = r[0] + r[1];
+    void severalWeightsInOnePassEqualTorchLinearEach() {
+        try (PointerScope scope = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
+            long d = 96;
+            // q/k/v-like: a large weight, two small ones (below a chunk), a bias on one only; rows 1 and several
+            Tensor[] w = {T.randn(ScalarType.Float, "cpu", 1000, d), T.randn(ScalarType.Float, "cpu", 40, d), T.randn(ScalarType.Float, "cpu", 2000, d)};
+            Tensor[] bias = {null, T.randn(ScalarType.Float, "cpu", 40), null};
+            // outside a decoding session weights take sgemm for several rows; inside one, oneDNN on reordered blocks of
+            // 64 rows, the tail rows (1000 = 3 x 256 + 192 + 40; 40; 2000 = ... + 16) through sgemm
+            CpuLinear.Session session = null;
+            for (boolean registered : new boolean[] {false, true}) {
+                if (registered) session = CpuLinear.reorderedWeights(java.util.List.of(w));
+                for (long[] shape : new long[][] {{1, 1, d}, {3, 2, d}, {8, 1, d}}) {
+                    Tensor x = T.randn(ScalarType.Float, "cpu", shape);
+                    Tensor[] got = CpuLinear.applyAll(x, w, bias);
+                    for (int j = 0; j < w.length; j++) {
+                        Tensor want = torch.linear(x, w[j], bias[j] == null ? new TensorOptional() : new TensorOptional(bias[j]));
+                        assertArrayEquals(want.sizes().vec().get(), got[j].sizes().vec().get());
+                        T.close(got[j], want, T.Tol.of(ScalarType.Float).times(20), "registered " + registered + ", weight " + j + ", x " + java.util.Arrays.toString(shape));
+                    }
                 }
-                assertEquals(n, next, "n " + n + " parts " + parts);
+                w[0].mul_(new org.bytedeco.pytorch.Scalar(-1.0));               // written in place (an optimizer step): the reordered copy must follow
+                Tensor x = T.randn(ScalarType.Float, "cpu", 4, d);
+                T.close(CpuLinear.applyAll(x, w, bias)[0], torch.linear(x, w[0]), T.Tol.of(ScalarType.Float).times(20), "after an in-place update");
+            }
+            session.close();
+            Tensor x = T.randn(ScalarType.Float, "cpu", 4, d);
+            w[2].add_(new org.bytedeco.pytorch.Scalar(1.0));                     // after the session: sgemm, never a stale copy
+            T.close(CpuLinear.applyAll(x, w, bias)[2], torch.linear(x, w[2]), T.Tol.of(ScalarType.Float).times(20), "after the session");
+        }
+    }
+
+    @Test
+    void chunksAreAlignedAndSizedForTheThreads() {
+        // the 448M decode shapes on 2 threads: gate (4864 x 896) in 4 chunks of 1216 rows, q (896 x 896) in 4 of 224; a
+        // 100-row weight in chunks of at least 256 KiB (74 rows of 896 floats, rounded up to 16)
+        assertEquals(1216, CpuLinear.chunkRows(4864, 896, 2));
+        assertEquals(224, CpuLinear.chunkRows(896, 896, 2));
+        assertEquals(80, CpuLinear.chunkRows(100, 896, 2));
+        assertEquals(7, CpuLinear.chunkRows(7, 5, 2), "below the split threshold: one task");
+        assertEquals(4864, CpuLinear.chunkRows(4864, 896, 1), "one thread: one task");
+        for (long n : new long[] {100, 1003, 4864, 50257}) {
+            for (int threads = 2; threads <= 5; threads++) {
+                long c = CpuLinear.chunkRows(n, 896, threads);
+                assertEquals(0, c % 16, "n " + n + " threads " + threads);
+                assertTrue((n + c - 1) / c <= (long) threads * CpuLinear.TASKS_PER_THREAD, "n " + n + " threads " + threads);
             }
         }
     }

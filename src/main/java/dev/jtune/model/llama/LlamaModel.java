@@ -60,9 +60,10 @@ public final class LlamaModel extends CausalLM {
         String pre = "model.layers." + i + ".self_attn.";
         long b = ctx.batch(), t = ctx.length();
         int h = config.numHeads(), kvh = config.numKvHeads(), hd = config.headDim();
-        Tensor q = linear(n, pre + "q_proj").view(b, t, h, hd);                     // (B, T, H, hd)
-        Tensor k = linear(n, pre + "k_proj").view(b, t, kvh, hd);                   // (B, T, KV, hd)
-        Tensor v = linear(n, pre + "v_proj").view(b, t, kvh, hd);
+        Tensor[] qkv = linears(n, pre + "q_proj", pre + "k_proj", pre + "v_proj");
+        Tensor q = qkv[0].view(b, t, h, hd);                                         // (B, T, H, hd)
+        Tensor k = qkv[1].view(b, t, kvh, hd);                                       // (B, T, KV, hd)
+        Tensor v = qkv[2].view(b, t, kvh, hd);
         if (config.qkNorm()) {                                                       // Qwen3: per head, before RoPE
             q = kernels.rmsNorm(q, p(pre + "q_norm.weight"), config.normEps());
             k = kernels.rmsNorm(k, p(pre + "k_norm.weight"), config.normEps());
@@ -84,7 +85,8 @@ public final class LlamaModel extends CausalLM {
     /** down(silu(gate(n)) * up(n)): (B, T, D) -> (B, T, I) -> (B, T, D). */
     private Tensor mlp(int i, Tensor n) {
         String pre = "model.layers." + i + ".mlp.";
-        Tensor act = kernels.swiglu(linear(n, pre + "gate_proj"), linear(n, pre + "up_proj"));   // (B, T, I)
+        Tensor[] gateUp = linears(n, pre + "gate_proj", pre + "up_proj");          // each (B, T, I)
+        Tensor act = kernels.swiglu(gateUp[0], gateUp[1]);                           // (B, T, I)
         return linear(act, pre + "down_proj");
     }
 
@@ -96,6 +98,28 @@ public final class LlamaModel extends CausalLM {
     @Override
     public Tensor outputWeight() {
         return lmHead;
+    }
+
+    /**
+     * The projections of one input (q/k/v, gate/up) in one pass over their weights ({@link Ops#linears}), each with
+     * its adapter; one by one when any of them is a 4-bit frozen linear.
+     */
+    private Tensor[] linears(Tensor x, String... prefixes) {
+        Tensor[] out = new Tensor[prefixes.length];
+        for (String prefix : prefixes) {
+            if (frozenLinear(prefix) != null) {
+                for (int j = 0; j < prefixes.length; j++) out[j] = linear(x, prefixes[j]);
+                return out;
+            }
+        }
+        Tensor[] w = new Tensor[prefixes.length], bias = new Tensor[prefixes.length];
+        for (int j = 0; j < prefixes.length; j++) {
+            w[j] = p(prefixes[j] + ".weight");
+            bias[j] = optionalParam(prefixes[j] + ".bias");
+        }
+        Tensor[] y = kernels.linears(x, w, bias);
+        for (int j = 0; j < prefixes.length; j++) out[j] = withAdapter(prefixes[j], x, y[j]);
+        return out;
     }
 
     private Tensor linear(Tensor x, String prefix) {
