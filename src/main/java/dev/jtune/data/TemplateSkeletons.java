@@ -19,8 +19,9 @@ import java.util.regex.Pattern;
  * by joining the pieces with its contents. Rendering with jinjava was most of data preparation's time.
  *
  * <p>Only used where it is proven to give jinjava's bytes: a skeleton is kept only when two renders with different
- * sentinels (one with whitespace and newlines at both ends, so {@code trim}/{@code strip}/{@code tojson} show) give
- * the same pieces with each sentinel verbatim, once, in order. Templates branch on content through string literals
+ * sentinels (one with whitespace and newlines at both ends, so {@code trim}/{@code strip}/{@code tojson} show), and a
+ * third one 5,000 characters long (a branch on {@code content|length}, {@code truncate}), give the same pieces with
+ * each sentinel verbatim, once, in order. Templates branch on content through string literals
  * ({@code '</think>' in content}, {@code startswith('<tool_response>')}): every string literal of the template is
  * tried inside each content (alone, at the start, at the end, in the middle; all of them together too) and the
  * literals that change the render are "unsafe": a row whose content holds one, or whose content is empty, is
@@ -32,6 +33,8 @@ final class TemplateSkeletons {
     /** Private-use characters: no template literal contains them. */
     private static final String SPACED = " \n\t\uE000%d\uE001 \n";
     private static final String PLAIN = "\uE002x%dy\uE003";
+    /** A long content: shows templates that branch on or cut a content by its length. */
+    private static final String LONG = "\uE004" + "long ".repeat(1000) + "%d\uE005";
     private static final Pattern STRING_LITERAL = Pattern.compile("'((?:[^'\\\\]|\\\\.)*)'|\"((?:[^\"\\\\]|\\\\.)*)\"");
 
     /** The pieces between contents (contents.size() + 1 of them) and the literals a content must not hold. */
@@ -95,7 +98,11 @@ final class TemplateSkeletons {
         List<String> plain = sentinels(PLAIN, n);
         String[] a = cutAt(renderOrNull(roles, spaced, agp), spaced);
         String[] b = cutAt(renderOrNull(roles, plain, agp), plain);
-        if (a == null || b == null || !java.util.Arrays.equals(a, b)) return null;
+        List<String> longOnes = sentinels(LONG, n);
+        String[] l = cutAt(renderOrNull(roles, longOnes, agp), longOnes);
+        if (a == null || b == null || l == null || !java.util.Arrays.equals(a, b) || !java.util.Arrays.equals(a, l)) {
+            return null;
+        }
         // Which literals change the render when a content holds them (one message at a time, others plain).
         Set<String> unsafe = new LinkedHashSet<>(JINJA_SYNTAX);
         for (String lit : literals) {

@@ -121,12 +121,18 @@ class TemplateSkeletonsTest {
         ChatTemplate branch = ChatTemplate.of("{% for m in messages %}{% if '<think>' in m.content %}T{% endif %}"
                 + "<{{ m.content }}>{% endfor %}", "branch", "", "");
         TemplateSkeletons s2 = new TemplateSkeletons(branch.source(), branch::renderWithJinjava);
+        // branches on the length: refused
+        ChatTemplate length = ChatTemplate.of("{% for m in messages %}{% if m.content|length > 99 %}L{% endif %}"
+                + "{{ m.content }}{% endfor %}", "length", "", "");
+        TemplateSkeletons s3 = new TemplateSkeletons(length.source(), length::renderWithJinjava);
         List<ChatTemplate.Message> plain = List.of(new ChatTemplate.Message("user", "hi"));
         List<ChatTemplate.Message> think = List.of(new ChatTemplate.Message("user", "a <think> b"));
         for (int i = 0; i < TemplateSkeletons.BUILD_AFTER + 1; i++) {
             s1.render(plain, false);
             s2.render(plain, false);
+            s3.render(plain, false);
         }
+        assertNull(s3.render(plain, false));
         assertNull(s1.render(plain, false));
         assertEquals("<hi>", s2.render(plain, false));
         assertNull(s2.render(think, false));
