@@ -69,6 +69,8 @@ public final class ChatTemplate {
     private final String name;
     private final String bosToken;
     private final String eosToken;
+    /** The fast path of {@link #render(List, boolean)}; jinjava stays the reference and renders what it refuses. */
+    private final TemplateSkeletons skeletons;
 
     private ChatTemplate(String source, String name, String bosToken, String eosToken) {
         this.source = source;
@@ -76,6 +78,7 @@ public final class ChatTemplate {
         this.name = name;
         this.bosToken = bosToken;
         this.eosToken = eosToken;
+        this.skeletons = new TemplateSkeletons(source, this::renderWithJinjava);
     }
 
     /** The tokenizer's chat_template, or {@link #DEFAULT_TEMPLATE} when it has none. */
@@ -115,6 +118,12 @@ public final class ChatTemplate {
 
     /** Renders the messages; with {@code addGenerationPrompt} the text ends where the assistant's answer begins. */
     public String render(List<Message> messages, boolean addGenerationPrompt) {
+        String fast = skeletons.render(messages, addGenerationPrompt);
+        return fast != null ? fast : renderWithJinjava(messages, addGenerationPrompt);
+    }
+
+    /** {@link #render(List, boolean)} always through jinjava (the reference the fast path is checked against). */
+    String renderWithJinjava(List<Message> messages, boolean addGenerationPrompt) {
         return render(messages, addGenerationPrompt, Map.of());
     }
 

@@ -81,4 +81,41 @@ class MultiTurnMaskTest {
             assertTrue(run.lines().stream().noneMatch(l -> l.contains("last assistant turn only")), name + ": " + run.lines());
         }
     }
+
+    /**
+     * Many rows prepared together go through the chat template's skeleton fast path once a role sequence has been
+     * seen often ({@link TemplateSkeletons}); each row prepared alone is rendered by jinjava. Ids and loss masks
+     * must be the same.
+     */
+    @Test
+    void masksOfManyRowsEqualThoseOfEachRowPreparedAlone() throws IOException {
+        JsonNode ref = JSON.readTree(TestData.resource("/chat-masking/reference.json").toFile());
+        int rows = TemplateSkeletons.BUILD_AFTER + 8;
+        List<String> lines = new ArrayList<>();
+        for (int r = 0; r < rows; r++) {
+            var msgs = JSON.createArrayNode();
+            for (JsonNode m : ref.get("conversation")) {
+                String c = m.get("content").asText();
+                msgs.addObject().put("role", m.get("role").asText()).put("content", r % 3 == 0 ? c + " " + r : r + " " + c);
+            }
+            lines.add(JSON.writeValueAsString(JSON.createObjectNode().set("messages", msgs)));
+        }
+        Path all = TestData.write(dir, "many.jsonl", String.join("\n", lines) + "\n");
+        List<Path> templates;
+        try (Stream<Path> s = Files.list(TestData.resource("/chat-templates"))) {
+            templates = s.filter(p -> p.toString().endsWith(".chat_template.jinja")).sorted().toList();
+        }
+        for (Path t : templates) {
+            HfTokenizer tok = tokenizer(t);
+            List<Example> together = new ArrayList<>(
+                    TestData.prepare(TestData.whole(all, DataSection.Format.CHAT, 1024), tok).data().train());
+            List<Example> alone = new ArrayList<>();
+            for (int r = 0; r < rows; r++) {
+                Path one = TestData.write(dir, "one.jsonl", lines.get(r) + "\n");
+                alone.addAll(TestData.prepare(TestData.whole(one, DataSection.Format.CHAT, 1024), tok).data().train());
+            }
+            assertEquals(rows, together.size(), t.toString());
+            assertEquals(new java.util.HashSet<>(alone), new java.util.HashSet<>(together), t.toString());
+        }
+    }
 }
