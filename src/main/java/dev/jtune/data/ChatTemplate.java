@@ -213,6 +213,7 @@ public final class ChatTemplate {
         JinjavaConfig config = JinjavaConfig.newBuilder()
                 .withTrimBlocks(true)
                 .withLstripBlocks(true)
+                .withNestedInterpretationEnabled(false)   // a content is data: jinja2 never renders an expression's output again
                 .withLegacyOverrides(LegacyOverrides.newBuilder()
                         .withUseTrimmingForNotesAndExpressions(true)
                         .withUseNaturalOperatorPrecedence(true)

@@ -37,13 +37,13 @@ final class TemplateSkeletons {
     private static final String LONG = "\uE004" + "long ".repeat(1000) + "%d\uE005";
     private static final Pattern STRING_LITERAL = Pattern.compile("'((?:[^'\\\\]|\\\\.)*)'|\"((?:[^\"\\\\]|\\\\.)*)\"");
 
-    /** The pieces between contents (contents.size() + 1 of them) and the literals a content must not hold. */
     /**
-     * jinjava renders Jinja syntax found in an expression's output again (nested interpretation: a content
-     * {@code "{{{# x #}"} comes out as {@code "{{"}): a content holding any of these is always rendered by jinjava.
+     * A content holding Jinja syntax is always rendered by jinjava: ChatTemplate turns jinjava's nested
+     * interpretation off (it rendered such a content again), and the fast path stays out of that question entirely.
      */
     private static final List<String> JINJA_SYNTAX = List.of("{{", "{%", "{#", "}}", "%}", "#}");
 
+    /** The pieces between contents (contents.size() + 1 of them) and the literals a content must not hold. */
     private record Skeleton(String[] pieces, List<String> unsafe) {}
 
     private final BiFunction<List<ChatTemplate.Message>, Boolean, String> jinjava;

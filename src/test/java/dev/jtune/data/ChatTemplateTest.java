@@ -56,6 +56,18 @@ class ChatTemplateTest {
         assertEquals(expected, t.render(messages(ctx), ctx.get("add_generation_prompt").asBoolean()));
     }
 
+    /**
+     * A message's content is data, never template: Python's jinja2 (as transformers renders) writes it verbatim, so a
+     * row about Jinja itself must not be rendered again (jinjava's nested interpretation turned "{{{# x #}" into "{{").
+     */
+    @Test
+    void jinjaSyntaxInsideAContentIsCopiedVerbatim() throws IOException {
+        ChatTemplate t = ChatTemplate.of(resource("qwen2.5.chat_template.jinja"), "qwen2.5", "", "<|im_end|>");
+        String content = "{{{# x #} and {{ 1 + 1 }} and {% if true %}yes{% endif %} and {# note #}";
+        String out = t.render(List.of(new ChatTemplate.Message("user", content)), true);
+        assertTrue(out.contains("<|im_start|>user\n" + content + "<|im_end|>"), out);
+    }
+
     @Test
     void raiseExceptionAndRenderErrorsBecomeUserErrorsNamingTheTemplate() {
         ChatTemplate t = ChatTemplate.of("{% if messages[0]['role'] != 'user' %}{{ raise_exception('Conversation must"
