@@ -73,10 +73,13 @@ public record BenchResult(String tool, int schema, String time, Config config, S
 
     public record Loss(double first, double last) {}
 
-    /** One rank of a data-parallel bench: its rate, the all-reduce's cost and the scaling against the rank alone. */
+    /**
+     * One rank of a data-parallel bench: its rate, the all-reduce's cost and the scaling against the rank alone. A
+     * one-letter word ("s" for seconds) is named by hand: Jackson's snake case would glue it to the next ("sper").
+     */
     @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
     public record Distributed(int rank, int worldSize, String backend, int gradientBuckets, int zeroStage, long optimizerStateBytesRank,
-                              long optimizerStateBytesAllRanks, double tokensPerSRank, double tokensPerSGlobal, double allreduceSPerStep,
-                              double allreduceShare, double allreduceExposedSPerStep, double allreduceExposedShare,
-                              double bucketsStartedDuringBackward, double tokensPerSAlone, double scalingEfficiency, String note) {}
+                              long optimizerStateBytesAllRanks, @JsonProperty("tokens_per_s_rank") double tokensPerSRank, @JsonProperty("tokens_per_s_global") double tokensPerSGlobal, @JsonProperty("allreduce_s_per_step") double allreduceSPerStep,
+                              double allreduceShare, @JsonProperty("allreduce_exposed_s_per_step") double allreduceExposedSPerStep, double allreduceExposedShare,
+                              double bucketsStartedDuringBackward, @JsonProperty("tokens_per_s_alone") double tokensPerSAlone, double scalingEfficiency, String note) {}
 }
