@@ -35,7 +35,10 @@ final class TemplateSkeletons {
     private static final String PLAIN = "\uE002x%dy\uE003";
     /** A long content: shows templates that branch on or cut a content by its length. */
     private static final String LONG = "\uE004" + "long ".repeat(1000) + "%d\uE005";
-    private static final Pattern STRING_LITERAL = Pattern.compile("'((?:[^'\\\\]|\\\\.)*)'|\"((?:[^\"\\\\]|\\\\.)*)\"");
+    // runs of plain characters matched possessively, one loop turn per escape only: (?:[^']|\\.)* recursed once per
+    // character in java.util.regex and overflowed the stack on a long literal
+    private static final Pattern STRING_LITERAL =
+            Pattern.compile("'([^'\\\\]*+(?:\\\\.[^'\\\\]*+)*+)'|\"([^\"\\\\]*+(?:\\\\.[^\"\\\\]*+)*+)\"");
 
     /**
      * A content holding Jinja syntax is always rendered by jinjava: ChatTemplate turns jinjava's nested

@@ -70,6 +70,22 @@ class TemplateSkeletonsTest {
         return rng.nextInt(4) == 0 ? sb.toString() : sb.toString().strip();
     }
 
+    /**
+     * A template's literals are found without recursion per character: a 200,000-character literal (or an apostrophe in
+     * template text that opens a long "literal") overflowed java.util.regex's stack in a fresh test JVM.
+     */
+    @Test
+    void literalsOfALongStringDoNotOverflowTheStack() throws Exception {
+        String longText = "a".repeat(200_000);
+        String source = "{{ '" + longText + "' }}{{ \"it\\\"s\" }}";
+        List<String>[] found = new List[1];
+        Thread small = new Thread(null, () -> found[0] = TemplateSkeletons.literals(source), "small-stack", 256 * 1024);
+        small.start();
+        small.join();
+        assertTrue(found[0] != null && found[0].contains(longText), "the long literal");
+        assertTrue(found[0].contains("it\\\"s"), "an escaped quote stays inside its literal: " + found[0]);
+    }
+
     @Test
     void fastRenderEqualsJinjavaByteForByteOnAdversarialRows() throws IOException {
         Random rng = new Random(28);
