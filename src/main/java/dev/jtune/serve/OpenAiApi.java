@@ -142,9 +142,20 @@ public final class OpenAiApi implements AutoCloseable {
      * them, so the thread that owns the model spends its time on the model.
      */
     private abstract class Answer implements TokenSink {
+        final ApiExchange ex;
+        final CompletionRequest r;
+        final String id;          // chatcmpl-… or cmpl-…
+        final long createdAt;     // seconds since the epoch
         private final Queue<Object> pending = new ConcurrentLinkedQueue<>();   // text pieces, then the outcome
         private final AtomicBoolean scheduled = new AtomicBoolean();
         private volatile boolean open;
+
+        Answer(ApiExchange ex, CompletionRequest r, String id, long createdAt) {
+            this.ex = ex;
+            this.r = r;
+            this.id = id;
+            this.createdAt = createdAt;
+        }
 
         /** Called once the batcher accepted the request, on the request's thread; then what comes is written. */
         void open() {
@@ -192,16 +203,8 @@ public final class OpenAiApi implements AutoCloseable {
 
     /** One JSON response when the sequence ends. */
     private final class WholeAnswer extends Answer {
-        private final ApiExchange ex;
-        private final CompletionRequest r;
-        private final String id;
-        private final long createdAt;
-
         WholeAnswer(ApiExchange ex, CompletionRequest r, String id, long createdAt) {
-            this.ex = ex;
-            this.r = r;
-            this.id = id;
-            this.createdAt = createdAt;
+            super(ex, r, id, createdAt);
         }
 
         @Override
@@ -230,16 +233,8 @@ public final class OpenAiApi implements AutoCloseable {
 
     /** Server-sent events: one chunk per piece of text, a last chunk with the finish reason, then {@code data: [DONE]}. */
     private final class EventStream extends Answer {
-        private final ApiExchange ex;
-        private final CompletionRequest r;
-        private final String id;
-        private final long createdAt;
-
         EventStream(ApiExchange ex, CompletionRequest r, String id, long createdAt) {
-            this.ex = ex;
-            this.r = r;
-            this.id = id;
-            this.createdAt = createdAt;
+            super(ex, r, id, createdAt);
         }
 
         @Override
