@@ -94,7 +94,25 @@ public final class CpuLinear {
                 taskChunk[t] = c;
             }
         }
-        if (rows == 1) {
+        boolean biasAdded = false;
+        if (rows == 1 && CpuKernelLibrary.available() && rowMajor(w, bias)) {
+            // jtune's kernel (kernels/cpu/matvec.cpp) on raw addresses: no tensor views per task, the bias added in it
+            Tensor xv = x2.contiguous();                                          // (1, d)
+            long xa = xv.data_ptr().address();
+            long[] wa = new long[w.length], ldw = new long[w.length], oa = new long[w.length], ba = new long[w.length];
+            for (int j = 0; j < w.length; j++) {
+                wa[j] = w[j].data_ptr().address();
+                ldw[j] = w[j].stride(0);
+                oa[j] = out[j].data_ptr().address();
+                ba[j] = bias[j] == null ? 0 : bias[j].data_ptr().address();
+            }
+            pool.run(tasks, t -> {
+                int j = taskWeight[t];
+                long start = taskChunk[t] * chunk[j], len = Math.min(chunk[j], w[j].size(0) - start);
+                CpuKernelNative.matvec(CpuKernelNative.ISA_BEST, wa[j] + 4 * start * ldw[j], ldw[j], xa, ba[j] == 0 ? 0 : ba[j] + 4 * start, oa[j] + 4 * start, len, d);
+            });
+            biasAdded = true;
+        } else if (rows == 1) {
             Tensor xv = x2.view(d);                                               // (d,)
             pool.run(tasks, t -> {
                 int j = taskWeight[t];
@@ -119,12 +137,21 @@ public final class CpuLinear {
             });
         }
         for (int j = 0; j < w.length; j++) {
-            if (bias[j] != null) out[j].add_(bias[j]);
+            if (bias[j] != null && !biasAdded) out[j].add_(bias[j]);
             long[] outShape = x.sizes().vec().get();
             outShape[outShape.length - 1] = w[j].size(0);
             out[j] = out[j].view(outShape);
         }
         return out;
+    }
+
+    /** Weights with unit column stride (any row stride) and contiguous biases: what the CPU kernel reads by address. */
+    private static boolean rowMajor(Tensor[] w, Tensor[] bias) {
+        for (int j = 0; j < w.length; j++) {
+            if (w[j].stride(1) != 1 || w[j].stride(0) < w[j].size(1)) return false;
+            if (bias[j] != null && (bias[j].dim() != 1 || bias[j].size(0) != w[j].size(0) || !bias[j].is_contiguous() || bias[j].scalar_type().intern() != ScalarType.Float)) return false;
+        }
+        return true;
     }
 
     private static boolean allRegistered(Tensor[] w) {

@@ -54,6 +54,7 @@ public final class LibTorchNatives {
      */
     public static synchronized Path ensureLoaded() {
         if (loadedFrom != null) return loadedFrom;
+        noPhysicalMemoryPolling();
         Path dir = extractPresetNatives();
         refuseForeign(mappedTorchLibraries(), dir);
         if (isLinux()) {
@@ -72,6 +73,27 @@ public final class LibTorchNatives {
         refuseForeign(mappedTorchLibraries(), dir);
         loadedFrom = dir;
         return dir;
+    }
+
+    /** JavaCPP's system property for its resident-memory ceiling ({@link org.bytedeco.javacpp.Pointer#maxPhysicalBytes()}). */
+    public static final String MAX_PHYSICAL_BYTES = "org.bytedeco.javacpp.maxPhysicalBytes";
+
+    /**
+     * Turns off JavaCPP's resident-memory check, unless the user set it ({@code -Dorg.bytedeco.javacpp.maxPhysicalBytes}):
+     * must run before JavaCPP's {@code Pointer} class initialises.
+     *
+     * <p>Why: with the check on (JavaCPP's default, 4 × the Java heap), every native object JavaCPP wraps (each tensor
+     * an op returns, each optional and options argument) first reads the process's resident size from the kernel. On
+     * the 2-core build box that read cost ~35 µs of a ~44 µs small CPU linear, and a decode step makes ~2,000 such
+     * objects (bench/RESULTS.md, "Issue 31, third pass"). Past the ceiling JavaCPP calls {@code System.gc()} and sleeps
+     * 100 ms, up to 10 times per allocation, then throws OutOfMemoryError: a 7B model mapped in memory with a small
+     * heap would crawl and then fail. jtune frees its tensors itself (PointerScope, explicit releases) and plans
+     * memory ahead ({@code jtune plan}, the trainer's memory check), so it does not need that safety net.
+     */
+    static void noPhysicalMemoryPolling() {
+        if (System.getProperty(MAX_PHYSICAL_BYTES) == null && System.getProperty(MAX_PHYSICAL_BYTES.toLowerCase(Locale.ROOT)) == null) {
+            System.setProperty(MAX_PHYSICAL_BYTES, "0");
+        }
     }
 
     /** The directory the preset's natives were loaded from, or null before {@link #ensureLoaded()}. */

@@ -1,0 +1,151 @@
+// y = W x + b for one fp32 row x (decoding one token): W (rows, d) row-major, each weight row read once.
+// The product is bound by memory (one multiply-add per 4 bytes of weight), so the kernel's job is to keep the loads
+// streaming: four rows at a time share each load of x, with one accumulator per row (four independent FMA chains
+// hide the FMA latency), and the row tail is a masked load (AVX-512) or a scalar loop. Threads split the rows
+// (dev.jtune.kernels.CpuLinear); this file is one thread's work.
+// GCC 12's AVX-512 headers initialise a placeholder from itself (`__m512 __Y = __Y;`), which -Wall reports at every
+// use of an intrinsic that takes an undefined source; the warning is about the header, not this file.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#include "jtune_cpu.h"
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------------------------
+// AVX-512F: 16 floats per load
+
+__attribute__((target("avx512f")))
+inline float hsum512(__m512 v) {
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));   // 256-bit halves
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));   // 128-bit lanes
+    __m128 s = _mm512_castps512_ps128(v);
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx512f")))
+void matvec_avx512(const float *w, int64_t ldw, const float *x, const float *bias, float *y, int64_t rows, int64_t d) {
+    const int64_t dv = d & ~int64_t(15);
+    const __mmask16 tail = (__mmask16) ((1u << (d - dv)) - 1);
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const float *w0 = w + r * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        int64_t k = 0;
+        for (; k < dv; k += 16) {
+            __m512 xv = _mm512_loadu_ps(x + k);
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + k), xv, a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + k), xv, a1);
+            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w2 + k), xv, a2);
+            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + k), xv, a3);
+        }
+        if (tail) {
+            __m512 xv = _mm512_maskz_loadu_ps(tail, x + k);
+            a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w0 + k), xv, a0);
+            a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w1 + k), xv, a1);
+            a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w2 + k), xv, a2);
+            a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w3 + k), xv, a3);
+        }
+        float s0 = hsum512(a0), s1 = hsum512(a1);
+        float s2 = hsum512(a2), s3 = hsum512(a3);
+        if (bias) { s0 += bias[r]; s1 += bias[r + 1]; s2 += bias[r + 2]; s3 += bias[r + 3]; }
+        y[r] = s0; y[r + 1] = s1; y[r + 2] = s2; y[r + 3] = s3;
+    }
+    for (; r < rows; r++) {
+        const float *w0 = w + r * ldw;
+        __m512 a0 = _mm512_setzero_ps();
+        int64_t k = 0;
+        for (; k < dv; k += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + k), _mm512_loadu_ps(x + k), a0);
+        if (tail) a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w0 + k), _mm512_maskz_loadu_ps(tail, x + k), a0);
+        y[r] = hsum512(a0) + (bias ? bias[r] : 0.0f);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// AVX2 + FMA: 8 floats per load
+
+__attribute__((target("avx2,fma")))
+inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma")))
+void matvec_avx2(const float *w, int64_t ldw, const float *x, const float *bias, float *y, int64_t rows, int64_t d) {
+    const int64_t dv = d & ~int64_t(7);
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const float *w0 = w + r * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t k = 0; k < dv; k += 8) {
+            __m256 xv = _mm256_loadu_ps(x + k);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), xv, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k), xv, a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), xv, a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), xv, a3);
+        }
+        float s0 = hsum256(a0), s1 = hsum256(a1), s2 = hsum256(a2), s3 = hsum256(a3);
+        for (int64_t k = dv; k < d; k++) {
+            s0 += w0[k] * x[k]; s1 += w1[k] * x[k]; s2 += w2[k] * x[k]; s3 += w3[k] * x[k];
+        }
+        if (bias) { s0 += bias[r]; s1 += bias[r + 1]; s2 += bias[r + 2]; s3 += bias[r + 3]; }
+        y[r] = s0; y[r + 1] = s1; y[r + 2] = s2; y[r + 3] = s3;
+    }
+    for (; r < rows; r++) {
+        const float *w0 = w + r * ldw;
+        __m256 a0 = _mm256_setzero_ps();
+        for (int64_t k = 0; k < dv; k += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), _mm256_loadu_ps(x + k), a0);
+        float s = hsum256(a0);
+        for (int64_t k = dv; k < d; k++) s += w0[k] * x[k];
+        y[r] = s + (bias ? bias[r] : 0.0f);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Portable C++: any x86-64 (the compiler vectorises what it can for the baseline ISA)
+
+void matvec_generic(const float *w, int64_t ldw, const float *x, const float *bias, float *y, int64_t rows, int64_t d) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *w0 = w + r * ldw;
+        float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t k = 0;
+        for (; k + 8 <= d; k += 8)
+            for (int j = 0; j < 8; j++) s[j] += w0[k + j] * x[k + j];
+        float t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+        for (; k < d; k++) t += w0[k] * x[k];
+        y[r] = t + (bias ? bias[r] : 0.0f);
+    }
+}
+
+using MatvecFn = void (*)(const float *, int64_t, const float *, const float *, float *, int64_t, int64_t);
+
+// the variant for an instruction set (jtune_cpu.h's JTC_ISA_*), or null where this CPU lacks it
+MatvecFn variant(int isa) {
+    __builtin_cpu_init();
+    bool avx512 = __builtin_cpu_supports("avx512f"), avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    switch (isa) {
+        case JTC_ISA_BEST: return avx512 ? matvec_avx512 : avx2 ? matvec_avx2 : matvec_generic;
+        case JTC_ISA_AVX512: return avx512 ? matvec_avx512 : nullptr;
+        case JTC_ISA_AVX2: return avx2 ? matvec_avx2 : nullptr;
+        case JTC_ISA_GENERIC: return matvec_generic;
+        default: return nullptr;
+    }
+}
+
+const MatvecFn best = variant(JTC_ISA_BEST);   // chosen once, when the library loads
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------------
+// launcher
+
+extern "C" int jtc_matvec_f32(int isa, const float *w, int64_t ldw, const float *x, const float *bias, float *y,
+                              int64_t rows, int64_t d) {
+    MatvecFn f = isa == JTC_ISA_BEST ? best : variant(isa);
+    if (f == nullptr) return JTC_ERR_ISA;
+    if (rows > 0) f(w, ldw, x, bias, y, rows, d);
+    return JTC_OK;
+}

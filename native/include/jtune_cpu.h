@@ -1,0 +1,36 @@
+// The C ABI of jtune's CPU kernels (libjtunecpu.so): plain functions on host pointers and sizes in elements.
+// Built by native/build-cpu.sh with the host C++ compiler (no CUDA needed); each op picks its instruction set once,
+// at load (AVX-512, AVX2 + FMA, or portable C++), and jtc_isa() says which.
+#pragma once
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define JTC_ABI_VERSION 1
+
+int jtc_abi_version(void);
+
+// "avx512f", "avx2+fma" or "generic": the instruction set the kernels run with on this CPU.
+const char *jtc_isa(void);
+
+// Instruction sets a kernel can be asked for: BEST (what jtc_isa names) in use; the others let the tests run every
+// variant this CPU has.
+#define JTC_ISA_BEST 0
+#define JTC_ISA_AVX512 1
+#define JTC_ISA_AVX2 2
+#define JTC_ISA_GENERIC 3
+
+#define JTC_OK 0
+#define JTC_ERR_ISA 1   // this CPU lacks the instruction set asked for
+
+// y[r] = dot(w[r * ldw .. r * ldw + d), x[0 .. d)) (+ bias[r] when bias is not null), for r in [0, rows).
+// fp32, w row-major with row stride ldw >= d, x and y contiguous. One weight row is read once: the matrix-vector
+// product of one decoded token, called on a chunk of rows by each thread.
+int jtc_matvec_f32(int isa, const float *w, int64_t ldw, const float *x, const float *bias, float *y, int64_t rows,
+                   int64_t d);
+
+#ifdef __cplusplus
+}
+#endif
