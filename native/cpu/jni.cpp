@@ -20,4 +20,10 @@ JNIEXPORT jint JNICALL Java_dev_jtune_kernels_CpuKernelNative_matvec(JNIEnv *, j
     return jtc_matvec_f32(isa, F(w), ldw, F(x), F(bias), F(y), rows, d);
 }
 
+JNIEXPORT jint JNICALL Java_dev_jtune_kernels_CpuKernelNative_linearRows(JNIEnv *, jclass, jint isa, jlong w, jlong ldw,
+                                                                         jlong x, jlong ldx, jlong rows, jlong bias,
+                                                                         jlong y, jlong ldy, jlong n, jlong d) {
+    return jtc_linear_rows_f32(isa, F(w), ldw, F(x), ldx, rows, F(bias), F(y), ldy, n, d);
+}
+
 }  // extern "C"

@@ -9,7 +9,9 @@ final class CpuKernelNative {
     /** Instruction sets (jtune_cpu.h's JTC_ISA_*): BEST is what {@link #isa()} names; the others are for the tests. */
     static final int ISA_BEST = 0, ISA_AVX512 = 1, ISA_AVX2 = 2, ISA_GENERIC = 3;
     /** Status codes: OK, or this CPU lacks the instruction set asked for. */
-    static final int OK = 0, ERR_ISA = 1;
+    static final int OK = 0, ERR_ISA = 1, ERR_ARG = 2;
+    /** The most rows of x {@link #linearRows} takes in one call. */
+    static final int LINEAR_ROWS_MAX = 8;
 
     private CpuKernelNative() {}
 
@@ -24,4 +26,11 @@ final class CpuKernelNative {
      * {@code isa}.
      */
     static native int matvec(int isa, long w, long ldw, long x, long bias, long y, long rows, long d);
+
+    /**
+     * y[i, r] = w[r, :] · x[i, :] (+ bias[r]) for i in [0, rows), r in [0, n): 1 to {@link #LINEAR_ROWS_MAX} rows of x
+     * (row stride ldx) times the weight (row stride ldw), y with row stride ldy; each weight row read once for all rows
+     * (kernels/cpu/linear_rows.cpp). Returns {@link #OK}, {@link #ERR_ISA} or {@link #ERR_ARG} (rows out of range).
+     */
+    static native int linearRows(int isa, long w, long ldw, long x, long ldx, long rows, long bias, long y, long ldy, long n, long d);
 }

@@ -8,18 +8,22 @@ import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
- * {@code x · Wᵀ + b} in fp32 on the CPU without autograd (decoding, evaluation), as matrix-vector products when x has
- * one row, split by output features across {@link SplitWorkers}.
+ * {@code x · Wᵀ + b} in fp32 on the CPU without autograd (decoding, evaluation), split by output features across
+ * {@link SplitWorkers}: jtune's CPU kernels for up to 8 rows (one decoded token, or one of each of 8 sequences),
+ * oneDNN or sgemm for more (a prompt).
  *
- * <p>Why (bench/RESULTS.md, "decode"): for a (1, d) × (d, n) product {@code torch.linear} goes to OpenBLAS's sgemm,
- * which packs the whole weight before multiplying one row by it; {@code torch.mv} on the same (n, d) weight calls sgemv
- * and streams it once, 5 to 10× faster on the qwen2.5-0.5b shapes. OpenBLAS's own thread pool busy-waits and
- * fights LibTorch's for the cores (jtune keeps it at one thread, {@link dev.jtune.util.NativeRuntime}), so the split
- * across cores is done here: the weight rows are cut into chunks that the threads of {@link SplitWorkers} claim one
- * by one, each writing its own slice of the output, so the weights are still read once per step, by all cores at
- * once, and a thread that loses its core on a shared box delays only its current chunk. Several rows (batched decode,
- * a prompt) take the same chunks through oneDNN on weights reordered once inside a decoding session
- * ({@link #reorderedWeights}, {@link PackedWeights}), through sgemm outside one.
+ * <p>Why (bench/RESULTS.md, "decode"): decoding is bound by reading the weights, and LibTorch reads them badly for
+ * a few rows: {@code torch.linear} of one row goes to OpenBLAS's sgemm, which packs the whole weight before
+ * multiplying; {@code torch.mv} (sgemv) streams it once but at ~0.75 of one core's read rate; several rows through
+ * sgemm pack the weight again on every call. jtune's kernels (kernels/cpu/matvec.cpp, linear_rows.cpp, through
+ * {@link CpuKernelNative}) read each weight row once for all rows at the core's read rate, called by address, so a
+ * task makes no tensor views. OpenBLAS's own thread pool busy-waits and fights LibTorch's for the cores (jtune keeps
+ * it at one thread, {@link dev.jtune.util.NativeRuntime}), so the split across cores is done here: the weight rows
+ * are cut into chunks that the threads of {@link SplitWorkers} claim one by one, each writing its own slice of the
+ * output, so the weights are read once per step, by all cores at once, and a thread that loses its core on a shared
+ * box delays only its current chunk. Without the kernel library (a build without a C++ compiler, or
+ * {@code JTUNE_CPU_KERNELS=0}) one row takes sgemv on the same chunks, and several rows take oneDNN on weights
+ * reordered once inside a decoding session ({@link #reorderedWeights}, {@link PackedWeights}), sgemm outside one.
  *
  * <p>The result equals {@code torch.linear} up to float rounding (the sums run in another order); the decode tests
  * compare it with the full forward.
@@ -61,8 +65,8 @@ public final class CpuLinear {
      * Several products of the same input in one parallel pass: x (..., d) times each w[j] (n_j, d), plus bias[j]
      * (n_j) where not null, gives out[j] (..., n_j). One pass instead of one per weight: the threads are handed work
      * once, and a small weight (a 128-row k or v projection) no longer pays a hand-off of its own. q/k/v and gate/up
-     * go through here in decoding. One row: matrix-vector products on row chunks of the weights. Several rows: oneDNN
-     * on the chunks reordered once ({@link PackedWeights}), or sgemm where that is off.
+     * go through here in decoding. Up to 8 rows: jtune's kernels on row chunks of the weights. More: oneDNN on the
+     * chunks reordered once ({@link PackedWeights}), or sgemm where that is off.
      */
     public static Tensor[] applyAll(Tensor x, Tensor[] w, Tensor[] bias) {
         long d = x.size(-1);
@@ -70,7 +74,9 @@ public final class CpuLinear {
         Tensor x2 = x.reshape(rows, d);                                           // (R, d)
         Tensor[] out = new Tensor[w.length];
         SplitWorkers pool = SplitWorkers.shared();
-        Tensor[][] packed = rows > 1 && PackedWeights.available() && allRegistered(w) ? new Tensor[w.length][] : null;
+        // up to 8 rows (one token, or one of each of 8 sequences): jtune's kernels; more (a prompt): oneDNN or sgemm
+        boolean kernel = rows >= 1 && rows <= CpuKernelNative.LINEAR_ROWS_MAX && CpuKernelLibrary.available() && rowMajor(w, bias);
+        Tensor[][] packed = !kernel && rows > 1 && PackedWeights.available() && allRegistered(w) ? new Tensor[w.length][] : null;
         long[] chunk = new long[w.length];
         int tasks = 0;
         for (int j = 0; j < w.length; j++) {
@@ -94,24 +100,26 @@ public final class CpuLinear {
                 taskChunk[t] = c;
             }
         }
-        boolean biasAdded = false;
-        if (rows == 1 && CpuKernelLibrary.available() && rowMajor(w, bias)) {
-            // jtune's kernel (kernels/cpu/matvec.cpp) on raw addresses: no tensor views per task, the bias added in it
-            Tensor xv = x2.contiguous();                                          // (1, d)
-            long xa = xv.data_ptr().address();
-            long[] wa = new long[w.length], ldw = new long[w.length], oa = new long[w.length], ba = new long[w.length];
+        if (kernel) {
+            // kernels/cpu/{matvec,linear_rows}.cpp on raw addresses: no tensor views per task, the bias added in them
+            Tensor xc = x2.contiguous();                                          // (R, d)
+            long xa = xc.data_ptr().address();
+            long[] wa = new long[w.length], ldw = new long[w.length], oa = new long[w.length], ba = new long[w.length], n = new long[w.length];
             for (int j = 0; j < w.length; j++) {
                 wa[j] = w[j].data_ptr().address();
                 ldw[j] = w[j].stride(0);
                 oa[j] = out[j].data_ptr().address();
                 ba[j] = bias[j] == null ? 0 : bias[j].data_ptr().address();
+                n[j] = w[j].size(0);
             }
             pool.run(tasks, t -> {
                 int j = taskWeight[t];
-                long start = taskChunk[t] * chunk[j], len = Math.min(chunk[j], w[j].size(0) - start);
-                CpuKernelNative.matvec(CpuKernelNative.ISA_BEST, wa[j] + 4 * start * ldw[j], ldw[j], xa, ba[j] == 0 ? 0 : ba[j] + 4 * start, oa[j] + 4 * start, len, d);
+                long start = taskChunk[t] * chunk[j], len = Math.min(chunk[j], n[j] - start);
+                long wj = wa[j] + 4 * start * ldw[j], bj = ba[j] == 0 ? 0 : ba[j] + 4 * start, oj = oa[j] + 4 * start;
+                int st = rows == 1 ? CpuKernelNative.matvec(CpuKernelNative.ISA_BEST, wj, ldw[j], xa, bj, oj, len, d)
+                        : CpuKernelNative.linearRows(CpuKernelNative.ISA_BEST, wj, ldw[j], xa, d, rows, bj, oj, n[j], len, d);
+                if (st != CpuKernelNative.OK) throw new IllegalStateException("CPU linear kernel failed with status " + st);
             });
-            biasAdded = true;
         } else if (rows == 1) {
             Tensor xv = x2.view(d);                                               // (d,)
             pool.run(tasks, t -> {
@@ -137,7 +145,7 @@ public final class CpuLinear {
             });
         }
         for (int j = 0; j < w.length; j++) {
-            if (bias[j] != null && !biasAdded) out[j].add_(bias[j]);
+            if (bias[j] != null && !kernel) out[j].add_(bias[j]);
             long[] outShape = x.sizes().vec().get();
             outShape[outShape.length - 1] = w[j].size(0);
             out[j] = out[j].view(outShape);

@@ -66,6 +66,62 @@ class CpuKernelsTest {
         assertTrue(variants >= 2, "the best variant and at least the generic one run everywhere");
     }
 
+    @Test
+    void linearRowsEqualsAFloat64ReferenceOnEveryInstructionSetHere() {
+        assumeTrue(CpuKernelLibrary.available(), CpuKernelLibrary.reason());
+        int variants = 0;
+        try (PointerScope scope = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
+            for (int isa : new int[] {CpuKernelNative.ISA_BEST, CpuKernelNative.ISA_AVX512, CpuKernelNative.ISA_AVX2, CpuKernelNative.ISA_GENERIC}) {
+                if (CpuKernelNative.linearRows(isa, 0, 1, 0, 1, 1, 0, 0, 1, 0, 1) == CpuKernelNative.ERR_ISA) continue;
+                variants++;
+                for (long d : new long[] {1, 15, 17, 896}) {
+                    for (int rows = 1; rows <= CpuKernelNative.LINEAR_ROWS_MAX; rows++) {
+                        for (long n : new long[] {1, 2, 7}) checkRows(isa, rows, n, d, n % 2 == 1);
+                    }
+                }
+                checkRows(isa, 8, 64, 4867, true);
+            }
+            assertEquals(CpuKernelNative.ERR_ARG, CpuKernelNative.linearRows(CpuKernelNative.ISA_BEST, 0, 1, 0, 1, 0, 0, 0, 1, 1, 1), "0 rows");
+            assertEquals(CpuKernelNative.ERR_ARG, CpuKernelNative.linearRows(CpuKernelNative.ISA_BEST, 0, 1, 0, 1, 9, 0, 0, 1, 1, 1), "9 rows");
+        }
+        assertTrue(variants >= 2, "the best variant and at least the generic one run everywhere");
+    }
+
+    /**
+     * rows of x (row stride d + 3) times the column block [2, 2 + n) of a (n + 4, d) weight, written into the same
+     * columns of y (rows, n + 4): the block a thread gets. The columns outside it must stay untouched.
+     */
+    private static void checkRows(int isa, int rows, long n, long d, boolean withBias) {
+        long total = n + 4, r0 = 2, ldx = d + 3;
+        Tensor w = T.randn(ScalarType.Float, "cpu", total, d);
+        Tensor x = T.randn(ScalarType.Float, "cpu", rows, ldx);
+        Tensor bias = withBias ? T.randn(ScalarType.Float, "cpu", total) : null;
+        Tensor y = torch.full(new long[] {rows, total}, new org.bytedeco.pytorch.Scalar(Float.NaN), T.opts(ScalarType.Float, "cpu"));
+        int st = CpuKernelNative.linearRows(isa, w.data_ptr().address() + 4 * r0 * d, d, x.data_ptr().address(), ldx, rows,
+                bias == null ? 0 : bias.data_ptr().address() + 4 * r0, y.data_ptr().address() + 4 * r0, total, n, d);
+        assertEquals(CpuKernelNative.OK, st);
+        Tensor wd = w.narrow(0, r0, n).to(ScalarType.Double), xd = x.narrow(1, 0, d).to(ScalarType.Double);
+        Tensor want = xd.matmul(wd.t()), magnitude = xd.abs().matmul(wd.abs().t());      // (rows, n)
+        if (bias != null) {
+            want = want.add(bias.narrow(0, r0, n).to(ScalarType.Double));
+            magnitude = magnitude.add(bias.narrow(0, r0, n).to(ScalarType.Double).abs());
+        }
+        double eps = Math.ulp(1.0f) / 2;
+        String what = "isa " + isa + ", rows " + rows + ", n " + n + ", d " + d + (withBias ? ", bias" : "");
+        for (int i = 0; i < rows; i++) {
+            for (int c = 0; c < total; c++) {
+                float got = y.select(0, i).select(0, c).item_float();
+                if (c < r0 || c >= r0 + n) {
+                    assertTrue(Float.isNaN(got), what + ": wrote y[" + i + ", " + c + "] outside its columns");
+                    continue;
+                }
+                double ref = want.select(0, i).select(0, c - r0).item_double();
+                double tol = (d / 8.0 + 17) * eps * magnitude.select(0, i).select(0, c - r0).item_double() + 1e-30;
+                assertTrue(Math.abs(got - ref) <= tol, what + ": y[" + i + ", " + c + "] = " + got + ", want " + ref + " within " + tol);
+            }
+        }
+    }
+
     /** One product: y (rows + 2 guard elements) against w·x in float64; the guards must stay untouched. */
     private static void check(int isa, long rows, long d, long ldw, boolean withBias) {
         Tensor w = T.randn(ScalarType.Float, "cpu", rows, ldw);                // row stride ldw, the first d columns used

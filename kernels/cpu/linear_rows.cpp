@@ -1,0 +1,186 @@
+// Y = X Wᵀ + b for a few fp32 rows of X (batched decoding: one token of each of R ≤ 8 sequences): W (n, d)
+// row-major, X (R, d), Y (R, n), each weight row read once for all R rows. Like matvec.cpp the product is bound by
+// memory while R is small (R multiply-adds per 4 bytes of weight), so the weights stream once and the R rows of X
+// stay in L1/L2: four weight rows at a time share each load of X, with one accumulator per (weight row, X row).
+// Threads split the weight rows (dev.jtune.kernels.CpuLinear); this file is one thread's work.
+// GCC 12's AVX-512 headers initialise a placeholder from itself (`__m512 __Y = __Y;`), which -Wall reports at every
+// use of an intrinsic that takes an undefined source; the warning is about the header, not this file.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+#include "jtune_cpu.h"
+
+namespace {
+
+constexpr int MAX_ROWS = JTC_LINEAR_ROWS_MAX;
+
+// ---------------------------------------------------------------------------------------------------------------
+// AVX-512F: 16 floats per load
+
+__attribute__((target("avx512f")))
+inline float hsum512(__m512 v) {
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+    __m128 s = _mm512_castps512_ps128(v);
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// four weight rows × R ≤ 4 X rows: 4R ≤ 16 accumulators. Four weight rows stream at once, as in matvec.cpp (two were
+// measured at ~0.55 of the read rate: too few streams in flight for one core to reach memory's rate).
+template <int R>
+__attribute__((target("avx512f")))
+void block4_avx512(const float *w0, int64_t ldw, const float *x, int64_t ldx, const float *bias, float *y, int64_t ldy,
+                   int64_t dv, __mmask16 tail) {
+    const float *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+    __m512 a[4][R];
+    for (int i = 0; i < R; i++) a[0][i] = a[1][i] = a[2][i] = a[3][i] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < dv; k += 16) {
+        __m512 v0 = _mm512_loadu_ps(w0 + k), v1 = _mm512_loadu_ps(w1 + k), v2 = _mm512_loadu_ps(w2 + k), v3 = _mm512_loadu_ps(w3 + k);
+        for (int i = 0; i < R; i++) {
+            __m512 xv = _mm512_loadu_ps(x + i * ldx + k);
+            a[0][i] = _mm512_fmadd_ps(v0, xv, a[0][i]);
+            a[1][i] = _mm512_fmadd_ps(v1, xv, a[1][i]);
+            a[2][i] = _mm512_fmadd_ps(v2, xv, a[2][i]);
+            a[3][i] = _mm512_fmadd_ps(v3, xv, a[3][i]);
+        }
+    }
+    if (tail) {
+        __m512 v0 = _mm512_maskz_loadu_ps(tail, w0 + dv), v1 = _mm512_maskz_loadu_ps(tail, w1 + dv);
+        __m512 v2 = _mm512_maskz_loadu_ps(tail, w2 + dv), v3 = _mm512_maskz_loadu_ps(tail, w3 + dv);
+        for (int i = 0; i < R; i++) {
+            __m512 xv = _mm512_maskz_loadu_ps(tail, x + i * ldx + dv);
+            a[0][i] = _mm512_fmadd_ps(v0, xv, a[0][i]);
+            a[1][i] = _mm512_fmadd_ps(v1, xv, a[1][i]);
+            a[2][i] = _mm512_fmadd_ps(v2, xv, a[2][i]);
+            a[3][i] = _mm512_fmadd_ps(v3, xv, a[3][i]);
+        }
+    }
+    for (int i = 0; i < R; i++)
+        for (int c = 0; c < 4; c++) y[i * ldy + c] = hsum512(a[c][i]) + (bias ? bias[c] : 0.0f);
+}
+
+// one weight row × R ≤ 8 X rows (the last n % 4 rows)
+template <int R>
+__attribute__((target("avx512f")))
+void row1_avx512(const float *w0, const float *x, int64_t ldx, const float *bias, float *y, int64_t ldy, int64_t dv,
+                 __mmask16 tail) {
+    __m512 a[R];
+    for (int i = 0; i < R; i++) a[i] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < dv; k += 16) {
+        __m512 v0 = _mm512_loadu_ps(w0 + k);
+        for (int i = 0; i < R; i++) a[i] = _mm512_fmadd_ps(v0, _mm512_loadu_ps(x + i * ldx + k), a[i]);
+    }
+    if (tail) {
+        __m512 v0 = _mm512_maskz_loadu_ps(tail, w0 + dv);
+        for (int i = 0; i < R; i++) a[i] = _mm512_fmadd_ps(v0, _mm512_maskz_loadu_ps(tail, x + i * ldx + dv), a[i]);
+    }
+    for (int i = 0; i < R; i++) y[i * ldy] = hsum512(a[i]) + (bias ? bias[0] : 0.0f);
+}
+
+// R ≤ 8 X rows: per block of four weight rows, X's rows in groups of at most four; a second group re-reads the block
+// from cache (4 rows × d floats: L1 at d = 896, L2 at 4864), not from memory
+template <int R>
+__attribute__((target("avx512f")))
+void rows_avx512(const float *w, int64_t ldw, const float *x, int64_t ldx, const float *bias, float *y, int64_t ldy,
+                 int64_t n, int64_t d) {
+    const int64_t dv = d & ~int64_t(15);
+    const __mmask16 tail = (__mmask16) ((1u << (d - dv)) - 1);
+    constexpr int FIRST = R > 4 ? 4 : R, SECOND = R > 4 ? R - 4 : 1;
+    int64_t r = 0;
+    for (; r + 4 <= n; r += 4) {
+        const float *b = bias ? bias + r : nullptr;
+        block4_avx512<FIRST>(w + r * ldw, ldw, x, ldx, b, y + r, ldy, dv, tail);
+        if (R > 4) block4_avx512<SECOND>(w + r * ldw, ldw, x + 4 * ldx, ldx, b, y + 4 * ldy + r, ldy, dv, tail);
+    }
+    for (; r < n; r++) row1_avx512<R>(w + r * ldw, x, ldx, bias ? bias + r : nullptr, y + r, ldy, dv, tail);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// AVX2 + FMA: 8 floats per load; one weight row × R ≤ 8 X rows (16 registers in all)
+
+__attribute__((target("avx2,fma")))
+inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+template <int R>
+__attribute__((target("avx2,fma")))
+void rows_avx2(const float *w, int64_t ldw, const float *x, int64_t ldx, const float *bias, float *y, int64_t ldy,
+               int64_t n, int64_t d) {
+    const int64_t dv = d & ~int64_t(7);
+    for (int64_t r = 0; r < n; r++) {
+        const float *w0 = w + r * ldw;
+        __m256 a[R];
+        for (int i = 0; i < R; i++) a[i] = _mm256_setzero_ps();
+        for (int64_t k = 0; k < dv; k += 8) {
+            __m256 v0 = _mm256_loadu_ps(w0 + k);
+            for (int i = 0; i < R; i++) a[i] = _mm256_fmadd_ps(v0, _mm256_loadu_ps(x + i * ldx + k), a[i]);
+        }
+        for (int i = 0; i < R; i++) {
+            float s = hsum256(a[i]);
+            for (int64_t k = dv; k < d; k++) s += w0[k] * x[i * ldx + k];
+            y[i * ldy + r] = s + (bias ? bias[r] : 0.0f);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Portable C++
+
+void rows_generic(int rows, const float *w, int64_t ldw, const float *x, int64_t ldx, const float *bias, float *y,
+                  int64_t ldy, int64_t n, int64_t d) {
+    for (int64_t r = 0; r < n; r++) {
+        const float *w0 = w + r * ldw;
+        for (int i = 0; i < rows; i++) {
+            const float *xi = x + i * ldx;
+            float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            int64_t k = 0;
+            for (; k + 8 <= d; k += 8)
+                for (int j = 0; j < 8; j++) s[j] += w0[k + j] * xi[k + j];
+            float t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+            for (; k < d; k++) t += w0[k] * xi[k];
+            y[i * ldy + r] = t + (bias ? bias[r] : 0.0f);
+        }
+    }
+}
+
+using RowsFn = void (*)(const float *, int64_t, const float *, int64_t, const float *, float *, int64_t, int64_t, int64_t);
+
+#define TABLE(fn) {fn<1>, fn<2>, fn<3>, fn<4>, fn<5>, fn<6>, fn<7>, fn<8>}
+const RowsFn AVX512[MAX_ROWS] = TABLE(rows_avx512);
+const RowsFn AVX2[MAX_ROWS] = TABLE(rows_avx2);
+
+int pick_best() {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return JTC_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return JTC_ISA_AVX2;
+    return JTC_ISA_GENERIC;
+}
+
+const int best = pick_best();   // chosen once, when the library loads
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------------
+// launcher
+
+extern "C" int jtc_linear_rows_f32(int isa, const float *w, int64_t ldw, const float *x, int64_t ldx, int64_t rows,
+                                   const float *bias, float *y, int64_t ldy, int64_t n, int64_t d) {
+    if (rows < 1 || rows > MAX_ROWS) return JTC_ERR_ARG;
+    if (isa == JTC_ISA_BEST) isa = best;
+    __builtin_cpu_init();
+    if (isa == JTC_ISA_AVX512 && !__builtin_cpu_supports("avx512f")) return JTC_ERR_ISA;
+    if (isa == JTC_ISA_AVX2 && !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return JTC_ERR_ISA;
+    if (n <= 0) return JTC_OK;
+    switch (isa) {
+        case JTC_ISA_AVX512: AVX512[rows - 1](w, ldw, x, ldx, bias, y, ldy, n, d); return JTC_OK;
+        case JTC_ISA_AVX2: AVX2[rows - 1](w, ldw, x, ldx, bias, y, ldy, n, d); return JTC_OK;
+        case JTC_ISA_GENERIC: rows_generic((int) rows, w, ldw, x, ldx, bias, y, ldy, n, d); return JTC_OK;
+        default: return JTC_ERR_ISA;
+    }
+}
