@@ -1,5 +1,6 @@
 package dev.jtune.cli;
 
+import dev.jtune.kernels.CpuKernelLibrary;
 import dev.jtune.kernels.KernelLibrary;
 import dev.jtune.kernels.Ops;
 import dev.jtune.util.CudaDecision;
@@ -25,8 +26,8 @@ import java.util.stream.Stream;
  * What a bug report needs to know about this installation, as {@code transformers env} and
  * {@code python -m torch.utils.collect_env} give it: jtune's version and commit, Java, the OS and CPU, the LibTorch
  * that loaded (version, CPU or CUDA build, and from where), every native library mapped into the process with its
- * path, CUDA's runtime and driver, cuDNN and NCCL, the GPUs with their memory, jtune's kernel library and the ops it
- * serves, and JavaCPP's cache with its free space. Every value is read at run time; what cannot be read says why.
+ * path, CUDA's runtime and driver, cuDNN and NCCL, the GPUs with their memory, jtune's kernel libraries (CUDA, CPU) and the ops
+ * they serve, and JavaCPP's cache with its free space. Every value is read at run time; what cannot be read says why.
  */
 final class EnvironmentReport {
     private EnvironmentReport() {}
@@ -48,6 +49,8 @@ final class EnvironmentReport {
         java.put("vendor", System.getProperty("java.vendor"));
         java.put("home", System.getProperty("java.home"));
         java.put("max_heap_bytes", Runtime.getRuntime().maxMemory());
+        // 0: JavaCPP reads no resident size per allocation (LibTorchNatives.noPhysicalMemoryPolling says why)
+        java.put("javacpp_max_physical_bytes", org.bytedeco.javacpp.Pointer.maxPhysicalBytes());
         r.put("java", java);
 
         Map<String, Object> os = new LinkedHashMap<>();
@@ -69,6 +72,7 @@ final class EnvironmentReport {
 
         r.put("cuda", cuda(gpuBuild));
         r.put("kernels", kernels());
+        r.put("cpu_kernels", cpuKernels());
 
         Map<String, Object> cache = new LinkedHashMap<>();
         try {
@@ -138,6 +142,14 @@ final class EnvironmentReport {
         k.put("available", KernelLibrary.available());
         k.put("status", KernelLibrary.reason());
         k.put("ops_on_cuda", Ops.AUTO.paths(true));
+        return k;
+    }
+
+    private static Map<String, Object> cpuKernels() {
+        Map<String, Object> k = new LinkedHashMap<>();
+        k.put("available", CpuKernelLibrary.available());
+        k.put("status", CpuKernelLibrary.reason());
+        k.put("ops_on_cpu", Ops.AUTO.paths(false));
         return k;
     }
 

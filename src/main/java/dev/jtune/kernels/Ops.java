@@ -161,12 +161,24 @@ public final class Ops {
         else path = "LibTorch (CUDA kernels unavailable)";
         boolean kernel = path.startsWith("CUDA");
         Map<String, String> m = new LinkedHashMap<>();
+        if (!cuda) m.put("linear", linearPathOnCpu());
         m.put("rmsNorm", path + (kernel ? ", dim <= " + RmsNorm.MAX_DIM : ""));
         m.put("rope", path + (kernel ? ", in place" : ""));
         m.put("swiglu", path);
         m.put("crossEntropySum", path + ", chunked over tokens");
         m.put("dequantize4bit", path + (kernel ? " (4-bit base only)" : ""));
         return m;
+    }
+
+    /** How fp32 linears without autograd run on the CPU under this policy ({@link CpuLinear}). */
+    private String linearPathOnCpu() {
+        if (mode == KernelMode.OFF) return "LibTorch (kernels: off): torch.linear";
+        String split = "split across " + SplitWorkers.defaultParts() + " threads";
+        if (CpuKernelLibrary.available()) {
+            return "jtune CPU kernel (" + CpuKernelLibrary.status().isa() + ") for fp32 products of up to "
+                    + CpuKernelNative.LINEAR_ROWS_MAX + " rows without autograd, " + split + "; LibTorch otherwise";
+        }
+        return "LibTorch sgemv/sgemm " + split + " for fp32 products without autograd (" + CpuKernelLibrary.reason() + ")";
     }
 
     /** {@link #paths} as lines for the run log, headed by the mode and (on CUDA) whether the kernel library loaded. */

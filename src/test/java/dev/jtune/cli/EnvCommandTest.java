@@ -37,6 +37,10 @@ class EnvCommandTest {
         }
         assertTrue(torchCpu, "libtorch_cpu.so is listed: " + libs);
         assertTrue(env.at("/kernels/ops_on_cuda").has("rmsNorm"));
+        assertTrue(env.at("/cpu_kernels/ops_on_cpu").has("linear"), env.toPrettyString());
+        assertFalse(env.at("/cpu_kernels/status").asText().isEmpty());
+        // JavaCPP reads no resident size per allocation: set by the natives' loader before JavaCPP initialised
+        assertEquals(0, env.at("/java/javacpp_max_physical_bytes").asLong(), env.toPrettyString());
 
         CliTest.Run text = CliTest.run("env");
         assertEquals(0, text.code(), text.err());
