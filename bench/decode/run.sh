@@ -8,7 +8,8 @@
 # qwen2.5-0.5b decoder with the GPT-2 vocabulary, 448M parameters); GGUF=path uses another GGUF of the same weights
 # (e.g. from `jtune export --format gguf --type f32` once it exists). Each round runs `jtune bench --generate` and then
 # bench/peer/llamacpp/decode.mjs, batch 1 and 8 (BATCHES=...), NEW tokens (64) after a PROMPT-token prompt (16),
-# THREADS llama.cpp threads (2); jtune uses every core (JTUNE_NUM_THREADS). Both print the greedy ids of row 0, and the
+# THREADS llama.cpp threads (2); jtune uses every core (JTUNE_NUM_THREADS); REPEATS timed runs per batch size in
+# each tool, the best reported (1). Both print the greedy ids of row 0, and the
 # summary checks they are equal, and that each tool's row 0 at every batch size equals its own at the first batch size
 # (row 0's prompt is the same whatever the batch: a difference there is the tool's batching, not the weights).
 # Results: WORK_DIR/results/round-N-{jtune,llamacpp}.json, a summary on stdout.
@@ -21,6 +22,7 @@ batches="${BATCHES:-1,8}"
 new="${NEW:-64}"
 prompt="${PROMPT:-16}"
 threads="${THREADS:-2}"
+repeats="${REPEATS:-1}"
 mkdir -p "$work/results"
 if [ ! -f "$work/hf/model.safetensors" ] || [ ! -f "$work/model-f32.gguf" ]; then
   /usr/bin/python3 "$here/make_model.py" "$work"
@@ -37,10 +39,10 @@ fi
 for r in $(seq 1 "$rounds"); do
   echo "round $r: jtune (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
   java -Xmx4g -cp "$JTUNE_CP" dev.jtune.cli.Main bench --generate --model "$work/hf" --batch "$batches" \
-      --new-tokens "$new" --prompt-tokens "$prompt" --json > "$work/results/round-$r-jtune.json"
+      --new-tokens "$new" --prompt-tokens "$prompt" --repeats "$repeats" --json > "$work/results/round-$r-jtune.json"
   echo "round $r: llama.cpp (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
   (cd "$repo/bench/peer/llamacpp" && node decode.mjs --gguf "$gguf" --batch "$batches" --new-tokens "$new" \
-      --prompt-tokens "$prompt" --threads "$threads") > "$work/results/round-$r-llamacpp.json"
+      --prompt-tokens "$prompt" --threads "$threads" --repeats "$repeats") > "$work/results/round-$r-llamacpp.json"
 done
 /usr/bin/python3 - "$work/results" "$rounds" <<'PY'
 import json, sys
