@@ -3,6 +3,7 @@
 // JavaCPP's Loader (extraction from the jar, caching).
 #include <jni.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include "jtune_cpu.h"
 
 #define F(x) ((float *) (intptr_t) (x))
@@ -24,6 +25,21 @@ JNIEXPORT jint JNICALL Java_dev_jtune_kernels_CpuKernelNative_linearRows(JNIEnv 
                                                                          jlong x, jlong ldx, jlong rows, jlong bias,
                                                                          jlong y, jlong ldy, jlong n, jlong d) {
     return jtc_linear_rows_f32(isa, F(w), ldw, F(x), ldx, rows, F(bias), F(y), ldy, n, d);
+}
+
+JNIEXPORT jint JNICALL Java_dev_jtune_kernels_CpuKernelNative_decodeAttention(
+        JNIEnv *, jclass, jint isa, jlong q, jlong qsb, jlong qsh, jlong k, jlong ksb, jlong ksh, jlong kss, jlong v,
+        jlong vsb, jlong vsh, jlong vss, jlong mask, jlong msb, jlong out, jlong osb, jlong osh, jlong batch, jlong heads,
+        jlong kvHeads, jlong keys, jlong headDim, jfloat scale, jlong p0, jlong p1) {
+    jtc_decode_attention_args a = {F(q), qsb, qsh, F(k), ksb, ksh, kss, F(v), vsb, vsh, vss,
+                                   (const unsigned char *) (intptr_t) mask, msb, F(out), osb, osh,
+                                   batch, heads, kvHeads, keys, headDim, scale};
+    float stack[4096];                                 // the scores of one (b, h) pair; longer contexts on the heap
+    float *scores = keys <= 4096 ? stack : (float *) malloc(sizeof(float) * (size_t) keys);
+    if (scores == nullptr) return JTC_ERR_ARG;
+    jint st = jtc_decode_attention_f32(isa, &a, p0, p1, scores);
+    if (scores != stack) free(scores);
+    return st;
 }
 
 }  // extern "C"

@@ -41,6 +41,23 @@ int jtc_matvec_f32(int isa, const float *w, int64_t ldw, const float *x, const f
 int jtc_linear_rows_f32(int isa, const float *w, int64_t ldw, const float *x, int64_t ldx, int64_t rows, const float *bias,
                         float *y, int64_t ldy, int64_t n, int64_t d);
 
+// Decoding attention (one query per sequence) over cached keys and values: fp32, last dimensions contiguous, strides
+// in elements. q (B, H, hd); k, v (B, KV, S, hd); mask (B or 1, S) bytes, nonzero = visible, or null (all visible;
+// mask_stride_b 0 broadcasts one row); out (B, H, hd). Query head h reads key/value head h / (H / KV).
+typedef struct {
+    const float *q; int64_t q_stride_b, q_stride_h;
+    const float *k; int64_t k_stride_b, k_stride_h, k_stride_s;
+    const float *v; int64_t v_stride_b, v_stride_h, v_stride_s;
+    const unsigned char *mask; int64_t mask_stride_b;
+    float *out; int64_t out_stride_b, out_stride_h;
+    int64_t batch, heads, kv_heads, keys, head_dim;
+    float scale;
+} jtc_decode_attention_args;
+
+// o = softmax(scale · K q, masked) V for the (b, h) pairs [p0, p1) (p = b · H + h); scores: S floats of scratch
+// for this call. A pair with no visible key gets zeros. JTC_ISA_AVX2 is not built (AVX-512 or generic).
+int jtc_decode_attention_f32(int isa, const jtc_decode_attention_args *a, int64_t p0, int64_t p1, float *scores);
+
 #ifdef __cplusplus
 }
 #endif

@@ -33,4 +33,15 @@ final class CpuKernelNative {
      * (kernels/cpu/linear_rows.cpp). Returns {@link #OK}, {@link #ERR_ISA} or {@link #ERR_ARG} (rows out of range).
      */
     static native int linearRows(int isa, long w, long ldw, long x, long ldx, long rows, long bias, long y, long ldy, long n, long d);
+
+    /**
+     * Decoding attention, one query per sequence (kernels/cpu/attention_decode.cpp): for the (b, h) pairs [p0, p1)
+     * (p = b * heads + h), out[b, h] = softmax(scale * K[b, h / (heads / kvHeads)] q[b, h], masked) V[...]. fp32 addresses
+     * and strides in elements, last dimensions contiguous; mask: bytes (B or 1, keys), nonzero visible, or 0 for all
+     * visible (msb 0 broadcasts one row). A pair with no visible key gets zeros. Returns {@link #OK}, {@link #ERR_ISA}
+     * ({@link #ISA_AVX2} is not built) or {@link #ERR_ARG}.
+     */
+    static native int decodeAttention(int isa, long q, long qsb, long qsh, long k, long ksb, long ksh, long kss, long v,
+                                      long vsb, long vsh, long vss, long mask, long msb, long out, long osb, long osh,
+                                      long batch, long heads, long kvHeads, long keys, long headDim, float scale, long p0, long p1);
 }

@@ -76,6 +76,16 @@ public final class Ops {
         return out;
     }
 
+    /**
+     * Attention of one new token per sequence over the cache, no dropout: q (B, H, 1, hd), k, v (B, KV, S, hd) (H a
+     * multiple of KV), mask bool broadcastable to (B, 1, 1, S) (true = visible) or null. jtune's CPU kernel on fp32 CPU
+     * tensors without autograd, LibTorch's scaled_dot_product_attention otherwise and under {@code kernels: off}.
+     * See {@link DecodeAttention}.
+     */
+    public Tensor oneQueryAttention(Tensor q, Tensor k, Tensor v, Tensor mask, double scale) {
+        return DecodeAttention.apply(mode != KernelMode.OFF, q, k, v, mask, scale);
+    }
+
     /** RMSNorm as transformers' LlamaRMSNorm: x (..., D), weight (D). See {@link RmsNorm}. */
     public Tensor rmsNorm(Tensor x, Tensor weight, double eps) {
         return RmsNorm.apply(backendFor(x), x, weight, eps);
@@ -161,7 +171,11 @@ public final class Ops {
         else path = "LibTorch (CUDA kernels unavailable)";
         boolean kernel = path.startsWith("CUDA");
         Map<String, String> m = new LinkedHashMap<>();
-        if (!cuda) m.put("linear", linearPathOnCpu());
+        if (!cuda) {
+            m.put("linear", linearPathOnCpu());
+            m.put("oneQueryAttention", mode == KernelMode.OFF ? "LibTorch (kernels: off)" : CpuKernelLibrary.available()
+                    ? "jtune CPU kernel for fp32 decode steps without autograd; LibTorch's SDPA otherwise" : "LibTorch's SDPA (" + CpuKernelLibrary.reason() + ")");
+        }
         m.put("rmsNorm", path + (kernel ? ", dim <= " + RmsNorm.MAX_DIM : ""));
         m.put("rope", path + (kernel ? ", in place" : ""));
         m.put("swiglu", path);

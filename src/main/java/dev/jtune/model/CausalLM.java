@@ -270,7 +270,8 @@ public abstract class CausalLM implements AutoCloseable {
     /**
      * Scaled dot-product attention over q (B, H, T, hd) and k, v (B, KV, S, hd) with S = past + T.
      * Uses LibTorch's fused kernel with its causal flag when that is exact (no past, no window), and an
-     * explicit boolean mask otherwise. Grouped-query attention is handled by SDPA's enable_gqa. In training mode the
+     * explicit boolean mask otherwise; a decode step (one query per row, no dropout) goes through the op layer's
+     * {@link Ops#oneQueryAttention} (jtune's CPU kernel on fp32 CPU tensors). Grouped-query attention is handled by SDPA's enable_gqa. In training mode the
      * attention probabilities get the model's attention dropout (SDPA's dropout_p, drawn from the default generator).
      *
      * <p>A sliding window (Mistral's {@code sliding_window} W) follows transformers' masking_utils: query i sees
@@ -291,10 +292,12 @@ public abstract class CausalLM implements AutoCloseable {
                 return torch.scaled_dot_product_attention(q, k, v, new TensorOptional(), p, true, new DoubleOptional(scale), gqa);
             }
             if (t == 1 && !windowBites) {   // one new token sees everything cached
+                if (p == 0) return kernels.oneQueryAttention(q, k, v, null, scale);
                 return torch.scaled_dot_product_attention(q, k, v, new TensorOptional(), p, false, new DoubleOptional(scale), gqa);
             }
             mask = causalMask(t, past, window, q.device());
         }
+        if (t == 1 && p == 0) return kernels.oneQueryAttention(q, k, v, mask, scale);   // a decode step (batched: padding masked)
         return torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), p, false, new DoubleOptional(scale), gqa);
     }
 
