@@ -63,7 +63,10 @@ public final class DecodeBench {
             long weightBytes = ModelLoader.bytesIn(model.parameterCount(), ScalarType.Float)
                     + (c.tied() ? (long) c.vocabSize() * c.hiddenSize() * 4 : 0);   // a tied head is read twice per step: embedding row + head
             List<Batch> out = new ArrayList<>();
-            generate(model, prompts(1, Math.min(4, o.promptTokens()), c.vocabSize(), o.seed()), 3);   // warm-up: first-call costs
+            // warm-up: first-call costs, and the JIT: 32 steps so that the decode path is compiled before the first
+            // timing (the JIT's compiler threads share the cores with the decode threads; with a 3-step warm-up the first
+            // batch size timed was the one that varied most between runs)
+            generate(model, prompts(1, Math.min(4, o.promptTokens()), c.vocabSize(), o.seed()), Math.max(1, Math.min(32, c.maxPositions() - 4)));
             for (int b : o.batches()) {
                 List<long[]> ps = prompts(b, o.promptTokens(), c.vocabSize(), o.seed());
                 List<Double> rates = new ArrayList<>();

@@ -21,9 +21,10 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * it at one thread, {@link dev.jtune.util.NativeRuntime}), so the split across cores is done here: the weight rows
  * are cut into chunks that the threads of {@link SplitWorkers} claim one by one, each writing its own slice of the
  * output, so the weights are read once per step, by all cores at once, and a thread that loses its core on a shared
- * box delays only its current chunk. Without the kernel library (a build without a C++ compiler, or
- * {@code JTUNE_CPU_KERNELS=0}) one row takes sgemv on the same chunks, and several rows take oneDNN on weights
- * reordered once inside a decoding session ({@link #reorderedWeights}, {@link PackedWeights}), sgemm outside one.
+ * box delays only its current chunk. More than 8 rows (a prompt) take sgemm on the same chunks. Without the kernel
+ * library (a build without a C++ compiler, or {@code JTUNE_CPU_KERNELS=0}) one row takes sgemv on the same chunks, and
+ * several rows take oneDNN on weights reordered once inside a decoding session ({@link #reorderedWeights},
+ * {@link PackedWeights}), sgemm outside one.
  *
  * <p>The result equals {@code torch.linear} up to float rounding (the sums run in another order); the decode tests
  * compare it with the full forward.
@@ -176,9 +177,13 @@ public final class CpuLinear {
     /**
      * Lets {@link #applyAll} reorder these weights once for products of several rows (oneDNN, {@link PackedWeights})
      * until the session closes: around one batched generation, whose steps reuse the copies. The caller keeps the
-     * weights alive and unchanged while it is open.
+     * weights alive and unchanged while it is open. Where jtune's CPU kernels run, the session does nothing: the decode
+     * steps (up to 8 rows) take the kernels on the weights as they are, and reordering every weight (seconds for the
+     * 448M model, +1 copy of the weights) would only serve the prompt, which sgemm takes well enough (a JFR profile of
+     * `jtune bench --generate --batch 1` spent two thirds of the main thread's samples in the reorder).
      */
     public static Session reorderedWeights(Iterable<Tensor> weights) {
+        if (CpuKernelLibrary.available()) return () -> {};
         PackedWeights.open(weights);
         return () -> PackedWeights.close(weights);
     }

@@ -58,12 +58,16 @@ class CpuLinearTest {
             // q/k/v-like: a large weight, two small ones (below a chunk), a bias on one only; rows 1 and several
             Tensor[] w = {T.randn(ScalarType.Float, "cpu", 1000, d), T.randn(ScalarType.Float, "cpu", 40, d), T.randn(ScalarType.Float, "cpu", 2000, d)};
             Tensor[] bias = {null, T.randn(ScalarType.Float, "cpu", 40), null};
-            // up to 8 rows take jtune's kernels (when built); more rows, outside a decoding session, sgemm; inside one,
-            // oneDNN on reordered blocks of 64 rows, the tail rows (1000 = 3 x 256 + 192 + 40; 40; 2000 = ... + 16)
-            // through sgemm
-            CpuLinear.Session session = null;
+            // up to 8 rows take jtune's kernels (when built); more rows, unregistered, sgemm; registered (the session a
+            // build without the kernels opens: opened here directly, since CpuLinear.reorderedWeights does nothing where
+            // the kernels run), oneDNN on reordered blocks of 64 rows, the tail rows (1000 = 3 x 256 + 192 + 40; 40;
+            // 2000 = ... + 16) through sgemm
+            java.util.List<Tensor> weights = java.util.List.of(w);
+            try (CpuLinear.Session viaCpuLinear = CpuLinear.reorderedWeights(weights)) {
+                assertEquals(!CpuKernelLibrary.available(), PackedWeights.registered(w[0]), "a session reorders only without the kernels");
+            }
             for (boolean registered : new boolean[] {false, true}) {
-                if (registered) session = CpuLinear.reorderedWeights(java.util.List.of(w));
+                if (registered) PackedWeights.open(weights);
                 for (long[] shape : new long[][] {{1, 1, d}, {3, 2, d}, {8, 1, d}, {3, 4, d}}) {
                     Tensor x = T.randn(ScalarType.Float, "cpu", shape);
                     Tensor[] got = CpuLinear.applyAll(x, w, bias);
@@ -79,7 +83,7 @@ class CpuLinearTest {
                     T.close(CpuLinear.applyAll(x, w, bias)[0], torch.linear(x, w[0]), T.Tol.of(ScalarType.Float).times(20), "after an in-place update, " + r + " rows");
                 }
             }
-            session.close();
+            PackedWeights.close(weights);
             Tensor x = T.randn(ScalarType.Float, "cpu", 12, d);
             w[2].add_(new org.bytedeco.pytorch.Scalar(1.0));                     // after the session: sgemm, never a stale copy
             T.close(CpuLinear.applyAll(x, w, bias)[2], torch.linear(x, w[2]), T.Tol.of(ScalarType.Float).times(20), "after the session");
