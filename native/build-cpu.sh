@@ -36,7 +36,7 @@ mkdir -p "$OUT" "$OBJ"
 start=$(date +%s)
 # -ffp-contract=off: a * b + c stays two roundings outside the explicit FMA intrinsics, as written
 "$CXX" -O3 -std=c++17 -fPIC -shared -Wall -Wextra -ffp-contract=off -fno-exceptions -fno-rtti \
-    -Inative/include -I"$JHOME/include" -I"$JHOME/include/linux" \
+    -Inative/include -Ikernels/cpu -I"$JHOME/include" -I"$JHOME/include/linux" \
     -static-libstdc++ -static-libgcc -Wl,-z,defs -o "$LIB.tmp" "${SOURCES[@]}"
 mv "$LIB.tmp" "$LIB"
 echo "$WANT" > "$STAMP"

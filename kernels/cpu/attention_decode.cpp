@@ -5,11 +5,8 @@
 // (nonzero = visible) or none. LibTorch's scaled_dot_product_attention costs ~70 µs at batch 1 and ~440 µs at batch 8
 // for this (allocations, the GQA expansion, dispatch) against a few microseconds of arithmetic.
 // One call does the (b, h) pairs [p0, p1) in order b-major, so the caller can split long contexts across threads.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#include <immintrin.h>
 #include <math.h>
-#include "jtune_cpu.h"
+#include "common.h"
 
 namespace {
 
@@ -98,10 +95,8 @@ extern "C" int jtc_decode_attention_f32(int isa, const jtc_decode_attention_args
     if (a->heads <= 0 || a->kv_heads <= 0 || a->heads % a->kv_heads != 0 || p0 < 0 || p1 > a->batch * a->heads) {
         return JTC_ERR_ARG;
     }
-    __builtin_cpu_init();
-    bool avx512 = __builtin_cpu_supports("avx512f");
-    if (isa == JTC_ISA_BEST) isa = avx512 ? JTC_ISA_AVX512 : JTC_ISA_GENERIC;
-    if (isa == JTC_ISA_AVX512 && !avx512) return JTC_ERR_ISA;
+    if (isa == JTC_ISA_BEST) isa = jtc::has_avx512() ? JTC_ISA_AVX512 : JTC_ISA_GENERIC;
+    if (isa == JTC_ISA_AVX512 && !jtc::has_avx512()) return JTC_ERR_ISA;
     if (isa == JTC_ISA_AVX512) attend<dot_avx512, axpy_avx512>(a, p0, p1, scores);
     else if (isa == JTC_ISA_GENERIC) attend<dot_generic, axpy_generic>(a, p0, p1, scores);
     else return JTC_ERR_ISA;

@@ -3,29 +3,17 @@
 // memory while R is small (R multiply-adds per 4 bytes of weight), so the weights stream once and the R rows of X
 // stay in L1/L2: eight weight rows at a time share each load of X, with one accumulator per (weight row, X row).
 // Threads split the weight rows (dev.jtune.kernels.CpuLinear); this file is one thread's work.
-// GCC 12's AVX-512 headers initialise a placeholder from itself (`__m512 __Y = __Y;`), which -Wall reports at every
-// use of an intrinsic that takes an undefined source; the warning is about the header, not this file.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#include <immintrin.h>
-#include "jtune_cpu.h"
+#include "common.h"
 
 namespace {
+
+using jtc::hsum256;
+using jtc::hsum512;
 
 constexpr int MAX_ROWS = JTC_LINEAR_ROWS_MAX;
 
 // ---------------------------------------------------------------------------------------------------------------
 // AVX-512F: 16 floats per load
-
-__attribute__((target("avx512f")))
-inline float hsum512(__m512 v) {
-    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
-    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
-    __m128 s = _mm512_castps512_ps128(v);
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 // M weight rows × R X rows: M·R accumulators, each weight load shared by R rows of X and each X load by M weight rows.
 template <int M, int R>
@@ -80,14 +68,6 @@ void rows_avx512(const float *w, int64_t ldw, const float *x, int64_t ldx, const
 // ---------------------------------------------------------------------------------------------------------------
 // AVX2 + FMA: 8 floats per load; one weight row × R ≤ 8 X rows (16 registers in all)
 
-__attribute__((target("avx2,fma")))
-inline float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 template <int R>
 __attribute__((target("avx2,fma")))
 void rows_avx2(const float *w, int64_t ldw, const float *x, int64_t ldx, const float *bias, float *y, int64_t ldy,
@@ -135,15 +115,6 @@ using RowsFn = void (*)(const float *, int64_t, const float *, int64_t, const fl
 const RowsFn AVX512[MAX_ROWS] = TABLE(rows_avx512);
 const RowsFn AVX2[MAX_ROWS] = TABLE(rows_avx2);
 
-int pick_best() {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return JTC_ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return JTC_ISA_AVX2;
-    return JTC_ISA_GENERIC;
-}
-
-const int best = pick_best();   // chosen once, when the library loads
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -152,10 +123,8 @@ const int best = pick_best();   // chosen once, when the library loads
 extern "C" int jtc_linear_rows_f32(int isa, const float *w, int64_t ldw, const float *x, int64_t ldx, int64_t rows,
                                    const float *bias, float *y, int64_t ldy, int64_t n, int64_t d) {
     if (rows < 1 || rows > MAX_ROWS) return JTC_ERR_ARG;
-    if (isa == JTC_ISA_BEST) isa = best;
-    __builtin_cpu_init();
-    if (isa == JTC_ISA_AVX512 && !__builtin_cpu_supports("avx512f")) return JTC_ERR_ISA;
-    if (isa == JTC_ISA_AVX2 && !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return JTC_ERR_ISA;
+    if (isa == JTC_ISA_BEST) isa = jtc::best_isa();
+    if (!jtc::supports(isa)) return JTC_ERR_ISA;
     if (n <= 0) return JTC_OK;
     switch (isa) {
         case JTC_ISA_AVX512: AVX512[rows - 1](w, ldw, x, ldx, bias, y, ldy, n, d); return JTC_OK;

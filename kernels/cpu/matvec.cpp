@@ -3,27 +3,15 @@
 // streaming: eight rows at a time (AVX-512; four with AVX2) share each load of x, with one accumulator per row
 // (independent FMA chains hide the FMA latency), and the row tail is a masked load (AVX-512) or a scalar loop.
 // Threads split the rows (dev.jtune.kernels.CpuLinear); this file is one thread's work.
-// GCC 12's AVX-512 headers initialise a placeholder from itself (`__m512 __Y = __Y;`), which -Wall reports at every
-// use of an intrinsic that takes an undefined source; the warning is about the header, not this file.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#include <immintrin.h>
-#include "jtune_cpu.h"
+#include "common.h"
 
 namespace {
 
+using jtc::hsum256;
+using jtc::hsum512;
+
 // ---------------------------------------------------------------------------------------------------------------
 // AVX-512F: 16 floats per load
-
-__attribute__((target("avx512f")))
-inline float hsum512(__m512 v) {
-    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));   // 256-bit halves
-    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));   // 128-bit lanes
-    __m128 s = _mm512_castps512_ps128(v);
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 // M rows at a time, one accumulator each
 template <int M>
@@ -54,14 +42,6 @@ void matvec_avx512(const float *w, int64_t ldw, const float *x, const float *bia
 
 // ---------------------------------------------------------------------------------------------------------------
 // AVX2 + FMA: 8 floats per load
-
-__attribute__((target("avx2,fma")))
-inline float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 __attribute__((target("avx2,fma")))
 void matvec_avx2(const float *w, int64_t ldw, const float *x, const float *bias, float *y, int64_t rows, int64_t d) {
@@ -114,12 +94,11 @@ using MatvecFn = void (*)(const float *, int64_t, const float *, const float *, 
 
 // the variant for an instruction set (jtune_cpu.h's JTC_ISA_*), or null where this CPU lacks it
 MatvecFn variant(int isa) {
-    __builtin_cpu_init();
-    bool avx512 = __builtin_cpu_supports("avx512f"), avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (isa == JTC_ISA_BEST) isa = jtc::best_isa();
+    if (!jtc::supports(isa)) return nullptr;
     switch (isa) {
-        case JTC_ISA_BEST: return avx512 ? matvec_avx512 : avx2 ? matvec_avx2 : matvec_generic;
-        case JTC_ISA_AVX512: return avx512 ? matvec_avx512 : nullptr;
-        case JTC_ISA_AVX2: return avx2 ? matvec_avx2 : nullptr;
+        case JTC_ISA_AVX512: return matvec_avx512;
+        case JTC_ISA_AVX2: return matvec_avx2;
         case JTC_ISA_GENERIC: return matvec_generic;
         default: return nullptr;
     }

@@ -1,11 +1,12 @@
 // Library-wide functions of libjtunecpu.so: the ABI version and the instruction set the kernels picked.
-#include "jtune_cpu.h"
+#include "common.h"
 
 extern "C" int jtc_abi_version(void) { return JTC_ABI_VERSION; }
 
 extern "C" const char *jtc_isa(void) {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return "avx512f";
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2+fma";
-    return "generic";
+    switch (jtc::best_isa()) {
+        case JTC_ISA_AVX512: return "avx512f";
+        case JTC_ISA_AVX2: return "avx2+fma";
+        default: return "generic";
+    }
 }
