@@ -40,16 +40,6 @@ void axpy_avx512(float *o, float p, const float *v, int64_t n) {
     }
 }
 
-float dot_generic(const float *a, const float *b, int64_t n) {
-    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t k = 0;
-    for (; k + 8 <= n; k += 8)
-        for (int j = 0; j < 8; j++) s[j] += a[k + j] * b[k + j];
-    float t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-    for (; k < n; k++) t += a[k] * b[k];
-    return t;
-}
-
 void axpy_generic(float *o, float p, const float *v, int64_t n) {
     for (int64_t k = 0; k < n; k++) o[k] += p * v[k];
 }
@@ -98,7 +88,7 @@ extern "C" int jtc_decode_attention_f32(int isa, const jtc_decode_attention_args
     if (isa == JTC_ISA_BEST) isa = jtc::has_avx512() ? JTC_ISA_AVX512 : JTC_ISA_GENERIC;
     if (isa == JTC_ISA_AVX512 && !jtc::has_avx512()) return JTC_ERR_ISA;
     if (isa == JTC_ISA_AVX512) attend<dot_avx512, axpy_avx512>(a, p0, p1, scores);
-    else if (isa == JTC_ISA_GENERIC) attend<dot_generic, axpy_generic>(a, p0, p1, scores);
+    else if (isa == JTC_ISA_GENERIC) attend<jtc::dot_generic, axpy_generic>(a, p0, p1, scores);
     else return JTC_ERR_ISA;
     return JTC_OK;
 }

@@ -53,4 +53,16 @@ inline float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+// dot(a, b) over n floats in portable C++: eight partial sums (the compiler vectorises them for the baseline ISA),
+// added pairwise, then the tail
+inline float dot_generic(const float *a, const float *b, int64_t n) {
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int j = 0; j < 8; j++) s[j] += a[k + j] * b[k + j];
+    float t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    for (; k < n; k++) t += a[k] * b[k];
+    return t;
+}
+
 }  // namespace jtc

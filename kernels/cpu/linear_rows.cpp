@@ -94,19 +94,8 @@ void rows_avx2(const float *w, int64_t ldw, const float *x, int64_t ldx, const f
 
 void rows_generic(int rows, const float *w, int64_t ldw, const float *x, int64_t ldx, const float *bias, float *y,
                   int64_t ldy, int64_t n, int64_t d) {
-    for (int64_t r = 0; r < n; r++) {
-        const float *w0 = w + r * ldw;
-        for (int i = 0; i < rows; i++) {
-            const float *xi = x + i * ldx;
-            float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            int64_t k = 0;
-            for (; k + 8 <= d; k += 8)
-                for (int j = 0; j < 8; j++) s[j] += w0[k + j] * xi[k + j];
-            float t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-            for (; k < d; k++) t += w0[k] * xi[k];
-            y[i * ldy + r] = t + (bias ? bias[r] : 0.0f);
-        }
-    }
+    for (int64_t r = 0; r < n; r++)
+        for (int i = 0; i < rows; i++) y[i * ldy + r] = jtc::dot_generic(w + r * ldw, x + i * ldx, d) + (bias ? bias[r] : 0.0f);
 }
 
 using RowsFn = void (*)(const float *, int64_t, const float *, int64_t, const float *, float *, int64_t, int64_t, int64_t);

@@ -78,16 +78,7 @@ void matvec_avx2(const float *w, int64_t ldw, const float *x, const float *bias,
 // Portable C++: any x86-64 (the compiler vectorises what it can for the baseline ISA)
 
 void matvec_generic(const float *w, int64_t ldw, const float *x, const float *bias, float *y, int64_t rows, int64_t d) {
-    for (int64_t r = 0; r < rows; r++) {
-        const float *w0 = w + r * ldw;
-        float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        int64_t k = 0;
-        for (; k + 8 <= d; k += 8)
-            for (int j = 0; j < 8; j++) s[j] += w0[k + j] * x[k + j];
-        float t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-        for (; k < d; k++) t += w0[k] * x[k];
-        y[r] = t + (bias ? bias[r] : 0.0f);
-    }
+    for (int64_t r = 0; r < rows; r++) y[r] = jtc::dot_generic(w + r * ldw, x, d) + (bias ? bias[r] : 0.0f);
 }
 
 using MatvecFn = void (*)(const float *, int64_t, const float *, const float *, float *, int64_t, int64_t);
