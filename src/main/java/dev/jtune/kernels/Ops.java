@@ -201,7 +201,7 @@ public final class Ops {
         String lib = !cuda ? "a CPU run" : KernelLibrary.available() ? "CUDA kernels available: " + KernelLibrary.reason()
                 : "CUDA kernels unavailable: " + KernelLibrary.reason();
         StringBuilder b = new StringBuilder("kernels: " + mode.key() + "; " + lib);
-        paths(cuda).forEach((op, path) -> b.append(String.format(Locale.ROOT, "%n  %-16s %s", op, path)));
+        paths(cuda).forEach((op, path) -> b.append(String.format(Locale.ROOT, "%n  %-17s %s", op, path)));
         return b.toString();
     }
 
