@@ -45,7 +45,7 @@ class TrainCliTest {
         assertTrue(train.out().contains("test: loss"), train.out());
         // the run says which path each op of the op layer takes (training.kernels: auto, on the CPU)
         assertTrue(train.out().contains("kernels: auto; a CPU run"), train.out());
-        assertTrue(train.out().contains("  rope             LibTorch (CPU tensors)"), train.out());
+        assertTrue(train.out().contains("  rope              LibTorch (CPU tensors)"), train.out());
         assertTrue(Files.isRegularFile(out.resolve("final/model.safetensors")));
 
         CliTest.Run eval = run("eval", "configs/demo.yaml", "--set", "model.path=" + base, "--set", "training.output_dir=" + out, "--json");
