@@ -15,7 +15,7 @@ batch="${2:-1}"
 new="${3:-64}"
 out="$(mktemp -d)"
 if [ -z "${JTUNE_CP:-}" ]; then
-  (cd "$repo" && mvn -B -ntp -q -o -DskipTests -Djtune.kernels=skip compile dependency:build-classpath -Dmdep.outputFile=target/decode-bench.cp >&2)
+  bash "$here/build.sh"
   JTUNE_CP="$repo/target/classes:$(cat "$repo/target/decode-bench.cp")"
 fi
 java -Xmx4g -XX:StartFlightRecording=filename="$out/decode.jfr",settings=profile -cp "$JTUNE_CP" dev.jtune.cli.Main bench \

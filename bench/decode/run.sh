@@ -32,7 +32,7 @@ if [ ! -d "$repo/bench/peer/llamacpp/node_modules/node-llama-cpp" ]; then
   (cd "$repo/bench/peer/llamacpp" && npm ci --no-audit --no-fund >&2)   # .npmrc: no optional packages, no install scripts
 fi
 if [ -z "${JTUNE_CP:-}" ]; then
-  (cd "$repo" && mvn -B -ntp -q -o -DskipTests -Djtune.kernels=skip compile dependency:build-classpath -Dmdep.outputFile=target/decode-bench.cp >&2)
+  bash "$here/build.sh"
   rm -rf "$work/classes" && cp -r "$repo/target/classes" "$work/classes"   # a snapshot: rebuilding the checkout mid-run must not change it
   JTUNE_CP="$work/classes:$(cat "$repo/target/decode-bench.cp")"
 fi
